@@ -1,0 +1,80 @@
+// Command orchestrator runs tasker-sim's orchestration service: the REST API, step-result
+// processing and the background loops. `orchestrator migrate` only applies migrations.
+// Configuration comes from the environment; see the README's configuration table.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/spf13/cobra"
+
+	"github.com/tasker-sim/tasker-sim/internal/envconfig"
+	"github.com/tasker-sim/tasker-sim/migrations"
+	"github.com/tasker-sim/tasker-sim/pkg/orchestrator"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := command().ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "orchestrator:", err)
+		os.Exit(1)
+	}
+}
+
+func command() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "orchestrator",
+		Short: "Run the tasker-sim orchestration service (REST API on TASKER_WEB_BIND_ADDRESS)",
+		Long: `Run the tasker-sim orchestration service.
+
+It applies migrations (under an advisory lock, so several processes may start at once),
+creates the orchestration queues, serves the REST API on TASKER_WEB_BIND_ADDRESS
+(default 127.0.0.1:8080) and processes step results until SIGINT or SIGTERM.
+
+Required: TASKER_DATABASE_URL.`,
+		SilenceUsage: true,
+		Args:         cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := envconfig.Logger("tasker-orchestration")
+			if err != nil {
+				return err
+			}
+			cfg, err := envconfig.Orchestrator(log)
+			if err != nil {
+				return err
+			}
+			return orchestrator.Run(cmd.Context(), cfg)
+		},
+	}
+	root.AddCommand(&cobra.Command{
+		Use:          "migrate",
+		Short:        "Apply database migrations to TASKER_DATABASE_URL and exit",
+		SilenceUsage: true,
+		Args:         cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			url := os.Getenv(envconfig.DatabaseURL)
+			if url == "" {
+				return fmt.Errorf("%s is required", envconfig.DatabaseURL)
+			}
+			pool, err := pgxpool.New(cmd.Context(), url)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			mode := migrations.PGMQMode(os.Getenv(envconfig.PGMQMode))
+			res, err := migrations.Migrate(cmd.Context(), pool, &migrations.Config{PGMQ: mode})
+			if err != nil {
+				return err
+			}
+			fmt.Printf("migrations applied: %v (pgmq provided by %s)\n", res.Applied, res.PGMQProvider)
+			return nil
+		},
+	})
+	return root
+}

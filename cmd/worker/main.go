@@ -1,0 +1,50 @@
+// Command worker runs a tasker-sim worker: it registers the shipped templates (plus any
+// in TASKER_TEMPLATE_PATH), claims steps from its namespaces' queues and runs their
+// handlers. Configuration comes from the environment; see the README's configuration table.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tasker-sim/tasker-sim/internal/envconfig"
+	"github.com/tasker-sim/tasker-sim/pkg/worker"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Run a tasker-sim worker (health on TASKER_WORKER_BIND_ADDRESS)",
+		Long: `Run a tasker-sim worker.
+
+It applies migrations if needed, registers its templates, creates worker_<namespace>_queue
+for each namespace it serves (TASKER_WORKER_NAMESPACES, comma-separated; default all),
+and claims steps by LISTEN/NOTIFY with a polling fallback until SIGINT or SIGTERM.
+
+Required: TASKER_DATABASE_URL.`,
+		SilenceUsage: true,
+		Args:         cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := envconfig.Logger("tasker-worker")
+			if err != nil {
+				return err
+			}
+			cfg, err := envconfig.Worker(log)
+			if err != nil {
+				return err
+			}
+			return worker.Run(cmd.Context(), *cfg)
+		},
+	}
+	if err := cmd.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,154 @@
+// Package envconfig reads the processes' configuration from environment variables (the
+// pinned interface in DESIGN §7) and builds their loggers. Every error names the variable
+// and the rule it broke.
+package envconfig
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tasker-sim/tasker-sim/migrations"
+	"github.com/tasker-sim/tasker-sim/pkg/orchestrator"
+	"github.com/tasker-sim/tasker-sim/pkg/worker"
+	"github.com/tasker-sim/tasker-sim/pkg/workflow"
+)
+
+// Variables read by the processes.
+const (
+	DatabaseURL         = "TASKER_DATABASE_URL"
+	WebBindAddress      = "TASKER_WEB_BIND_ADDRESS"
+	WorkerBindAddress   = "TASKER_WORKER_BIND_ADDRESS"
+	PollIntervalMS      = "TASKER_POLL_INTERVAL_MS"
+	VisibilityTimeoutMS = "TASKER_VISIBILITY_TIMEOUT_MS"
+	PGMQMode            = "TASKER_PGMQ_MODE"
+	BackoffBaseMS       = "TASKER_BACKOFF_BASE_MS"
+	BackoffMaxMS        = "TASKER_BACKOFF_MAX_MS"
+	WorkerID            = "TASKER_WORKER_ID"
+	WorkerNamespaces    = "TASKER_WORKER_NAMESPACES"
+	TemplatePath        = "TASKER_TEMPLATE_PATH"
+	MaxHandlers         = "TASKER_MAX_CONCURRENT_HANDLERS"
+	LogLevel            = "LOG_LEVEL"
+)
+
+// Logger returns a JSON slog logger on stderr at LOG_LEVEL (debug, info, warn, error;
+// default info).
+func Logger(service string) (*slog.Logger, error) {
+	var level slog.Level
+	if v := os.Getenv(LogLevel); v != "" {
+		if err := level.UnmarshalText([]byte(v)); err != nil {
+			return nil, fmt.Errorf("%s=%q: must be debug, info, warn or error", LogLevel, v)
+		}
+	}
+	h := slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})
+	return slog.New(h).With("service", service), nil
+}
+
+func duration(name string, dst *time.Duration) error {
+	v := os.Getenv(name)
+	if v == "" {
+		return nil
+	}
+	ms, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || ms <= 0 {
+		return fmt.Errorf("%s=%q: must be a positive whole number of milliseconds", name, v)
+	}
+	*dst = time.Duration(ms) * time.Millisecond
+	return nil
+}
+
+func required(name string) (string, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return "", fmt.Errorf("%s is required: set it to a PostgreSQL URL such as postgres://user@127.0.0.1:5432/tasker", name)
+	}
+	return v, nil
+}
+
+func pgmqMode() (migrations.PGMQMode, error) {
+	m := migrations.PGMQMode(os.Getenv(PGMQMode))
+	switch m {
+	case "", migrations.PGMQAuto, migrations.PGMQExtension, migrations.PGMQCompat:
+		return m, nil
+	}
+	return "", fmt.Errorf("%s=%q: must be auto, extension or compat", PGMQMode, m)
+}
+
+// Orchestrator builds an orchestrator config from the environment.
+func Orchestrator(log *slog.Logger) (*orchestrator.Config, error) {
+	url, err := required(DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &orchestrator.Config{DatabaseURL: url, BindAddress: os.Getenv(WebBindAddress), Logger: log}
+	if cfg.PGMQMode, err = pgmqMode(); err != nil {
+		return nil, err
+	}
+	for _, d := range []struct {
+		name string
+		dst  *time.Duration
+	}{
+		{PollIntervalMS, &cfg.PollInterval},
+		{VisibilityTimeoutMS, &cfg.VisibilityTimeout},
+		{BackoffBaseMS, &cfg.Backoff.Base},
+		{BackoffMaxMS, &cfg.Backoff.Max},
+	} {
+		if err := duration(d.name, d.dst); err != nil {
+			return nil, err
+		}
+	}
+	return cfg, nil
+}
+
+// Worker builds a worker config from the environment.
+func Worker(log *slog.Logger) (*worker.Config, error) {
+	url, err := required(DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &worker.Config{DatabaseURL: url, BindAddress: os.Getenv(WorkerBindAddress), WorkerID: os.Getenv(WorkerID), Logger: log}
+	if cfg.PGMQMode, err = pgmqMode(); err != nil {
+		return nil, err
+	}
+	if v := os.Getenv(WorkerNamespaces); v != "" {
+		for _, ns := range strings.Split(v, ",") {
+			if ns = strings.TrimSpace(ns); ns != "" {
+				cfg.Namespaces = append(cfg.Namespaces, ns)
+			}
+		}
+	}
+	if dir := os.Getenv(TemplatePath); dir != "" {
+		extra, err := workflow.LoadDir(dir)
+		if err != nil {
+			return nil, fmt.Errorf("%s=%q: %w", TemplatePath, dir, err)
+		}
+		embedded, err := workflow.Embedded()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Templates = append(embedded, extra...)
+	}
+	if v := os.Getenv(MaxHandlers); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return nil, fmt.Errorf("%s=%q: must be a whole number from 1 to 1000", MaxHandlers, v)
+		}
+		cfg.Concurrency = n
+	}
+	for _, d := range []struct {
+		name string
+		dst  *time.Duration
+	}{
+		{PollIntervalMS, &cfg.PollInterval},
+		{VisibilityTimeoutMS, &cfg.VisibilityTimeout},
+	} {
+		if err := duration(d.name, d.dst); err != nil {
+			return nil, err
+		}
+	}
+	return cfg, nil
+}
+

@@ -1,0 +1,111 @@
+// Package api defines the JSON bodies of the orchestration REST API, shared by the server
+// (pkg/orchestrator) and the client (pkg/client).
+package api
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// TaskRequest is the body of POST /v1/tasks.
+type TaskRequest struct {
+	Name          string          `json:"name"`
+	Namespace     string          `json:"namespace"`
+	Version       string          `json:"version"`
+	Context       json.RawMessage `json:"context"`
+	Initiator     string          `json:"initiator"`
+	SourceSystem  string          `json:"source_system"`
+	Reason        string          `json:"reason"`
+	CorrelationID string          `json:"correlation_id,omitempty"`
+	// ParentCorrelationID links a nested workflow to the one that started it.
+	ParentCorrelationID string `json:"parent_correlation_id,omitempty"`
+	// Priority is in [-100, 100]; default 0.
+	Priority *int `json:"priority,omitempty"`
+	// IdempotencyKey, when set, replaces the context in the task's identity.
+	IdempotencyKey string   `json:"idempotency_key,omitempty"`
+	Tags           []string `json:"tags,omitempty"`
+}
+
+// TaskResponse describes a task and the state of its steps.
+type TaskResponse struct {
+	TaskUUID            string          `json:"task_uuid"`
+	Name                string          `json:"name"`
+	Namespace           string          `json:"namespace"`
+	Version             string          `json:"version"`
+	Status              string          `json:"status"`
+	CorrelationID       string          `json:"correlation_id"`
+	ParentCorrelationID *string         `json:"parent_correlation_id"`
+	Context             json.RawMessage `json:"context"`
+	Initiator           string          `json:"initiator"`
+	SourceSystem        string          `json:"source_system"`
+	Reason              string          `json:"reason"`
+	Priority            int             `json:"priority"`
+	Tags                []string        `json:"tags"`
+	CreatedAt           time.Time       `json:"created_at"`
+	UpdatedAt           time.Time       `json:"updated_at"`
+	CompletedAt         *time.Time      `json:"completed_at"`
+	TotalSteps          int             `json:"total_steps"`
+	PendingSteps        int             `json:"pending_steps"`
+	InProgressSteps     int             `json:"in_progress_steps"`
+	CompletedSteps      int             `json:"completed_steps"`
+	FailedSteps         int             `json:"failed_steps"`
+	ReadySteps          int             `json:"ready_steps"`
+	ExecutionStatus     string          `json:"execution_status"`
+	RecommendedAction   string          `json:"recommended_action"`
+	CompletionPct       float64         `json:"completion_percentage"`
+	HealthStatus        string          `json:"health_status"`
+}
+
+// TaskList is the body of GET /v1/tasks.
+type TaskList struct {
+	Tasks      []TaskResponse `json:"tasks"`
+	Pagination Pagination     `json:"pagination"`
+}
+
+// Pagination describes one page of a listing.
+type Pagination struct {
+	Page       int `json:"page"`
+	PerPage    int `json:"per_page"`
+	TotalCount int `json:"total_count"`
+	TotalPages int `json:"total_pages"`
+}
+
+// StepResponse describes one workflow step, from GET /v1/tasks/{uuid}/workflow_steps.
+type StepResponse struct {
+	StepUUID              string          `json:"step_uuid"`
+	TaskUUID              string          `json:"task_uuid"`
+	Name                  string          `json:"name"`
+	CurrentState          string          `json:"current_state"`
+	Dependencies          []string        `json:"dependencies"`
+	DependenciesSatisfied bool            `json:"dependencies_satisfied"`
+	ReadyForExecution     bool            `json:"ready_for_execution"`
+	Attempts              int             `json:"attempts"`
+	MaxAttempts           int             `json:"max_attempts"`
+	Retryable             bool            `json:"retryable"`
+	LastAttemptedAt       *time.Time      `json:"last_attempted_at"`
+	NextRetryAt           *time.Time      `json:"next_retry_at"`
+	Results               json.RawMessage `json:"results"`
+}
+
+// ErrorResponse is the body of every 4xx and 5xx answer.
+type ErrorResponse struct {
+	// Error is a short code: bad_request, not_found, conflict, payload_too_large, internal.
+	Error string `json:"error"`
+	// Message says what was wrong; for validation it names the field and the rule.
+	Message string `json:"message"`
+}
+
+// Health is the body of the /health endpoints.
+type Health struct {
+	Status    string            `json:"status"`
+	Timestamp time.Time         `json:"timestamp"`
+	Checks    map[string]Check  `json:"checks,omitempty"`
+	Info      map[string]string `json:"info,omitempty"`
+}
+
+// Check is one named health check.
+type Check struct {
+	Status     string  `json:"status"`
+	Message    string  `json:"message"`
+	DurationMS float64 `json:"duration_ms"`
+}

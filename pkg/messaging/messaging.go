@@ -1,0 +1,153 @@
+// Package messaging holds what orchestration and workers share about PGMQ queues: queue
+// names, the step message, sending with notification, and a LISTEN connection that
+// survives reconnects.
+package messaging
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Orchestration queues.
+const (
+	QueueTaskRequests      = "orchestration_task_requests"
+	QueueStepResults       = "orchestration_step_results"
+	QueueTaskFinalizations = "orchestration_task_finalizations"
+)
+
+// OrchestrationQueues lists the queues orchestration owns and creates at start.
+var OrchestrationQueues = []string{QueueTaskRequests, QueueStepResults, QueueTaskFinalizations}
+
+// ChannelPrefix starts every readiness channel: pgmq_message_ready.<namespace>.
+const ChannelPrefix = "pgmq_message_ready."
+
+// OrchestrationChannel is the channel orchestration listens on.
+const OrchestrationChannel = ChannelPrefix + "orchestration"
+
+// Channel returns the LISTEN channel for a namespace's queue.
+func Channel(namespace string) string { return ChannelPrefix + namespace }
+
+// StepMessage travels in both directions: to a worker queue to ask for a step, and to
+// orchestration_step_results to say a step has a result. The result itself is in
+// tasker.workflow_steps.results, never in the queue.
+type StepMessage struct {
+	TaskUUID      uuid.UUID `json:"task_uuid"`
+	StepUUID      uuid.UUID `json:"step_uuid"`
+	CorrelationID uuid.UUID `json:"correlation_id"`
+}
+
+// Notification is the JSON that tasker.pgmq_send_with_notify publishes.
+type Notification struct {
+	EventType      string          `json:"event_type"`
+	MsgID          int64           `json:"msg_id"`
+	QueueName      string          `json:"queue_name"`
+	Namespace      string          `json:"namespace"`
+	Message        json.RawMessage `json:"message,omitempty"`
+	PayloadOmitted bool            `json:"payload_omitted,omitempty"`
+}
+
+// Event types of a Notification.
+const (
+	EventMessageWithPayload = "message_with_payload"
+	EventMessageReady       = "message_ready"
+)
+
+// DecodeStepMessage parses and checks a step message. Poison messages (not JSON, or
+// missing ids) give an error so the caller can archive them.
+func DecodeStepMessage(raw []byte) (StepMessage, error) {
+	var m StepMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return m, fmt.Errorf("step message: %w", err)
+	}
+	if m.TaskUUID == uuid.Nil || m.StepUUID == uuid.Nil {
+		return m, errors.New("step message: task_uuid and step_uuid are required")
+	}
+	return m, nil
+}
+
+// Listener holds one LISTEN connection and hands each notification to Handle. When the
+// connection breaks it reconnects with backoff, and calls OnConnect after every (re)connect,
+// so the owner can poll for anything sent while nobody was listening.
+type Listener struct {
+	// ConnConfig is how to connect; required.
+	ConnConfig *pgx.ConnConfig
+	// Channels to LISTEN on; required.
+	Channels []string
+	// Handle receives every notification, on the listener's goroutine: keep it short.
+	Handle func(ctx context.Context, n *pgconn.Notification)
+	// OnConnect, when set, runs after each successful LISTEN.
+	OnConnect func(ctx context.Context)
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+}
+
+// Run listens until ctx ends. It returns nil on cancellation.
+func (l *Listener) Run(ctx context.Context) error {
+	logger := l.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	delay := 50 * time.Millisecond
+	for {
+		err := l.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		logger.Warn("listener connection lost; reconnecting", "error", err, "retry_in", delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+func (l *Listener) session(ctx context.Context) error {
+	conn, err := pgx.ConnectConfig(ctx, l.ConnConfig)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
+	for _, ch := range l.Channels {
+		if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{ch}.Sanitize()); err != nil {
+			return fmt.Errorf("listen %s: %w", ch, err)
+		}
+	}
+	if l.OnConnect != nil {
+		l.OnConnect(ctx)
+	}
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		l.Handle(ctx, n)
+	}
+}
+
+// Send sends msg to queue with a readiness notification, inside db's transaction when db
+// is a transaction.
+func Send(ctx context.Context, db interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}, queue string, msg any) (int64, error) {
+	body, err := json.Marshal(msg)
+	if err != nil {
+		return 0, err
+	}
+	var id int64
+	if err := db.QueryRow(ctx, "SELECT tasker.pgmq_send_with_notify($1, $2, 0)", queue, body).Scan(&id); err != nil {
+		return 0, fmt.Errorf("send to %s: %w", queue, err)
+	}
+	return id, nil
+}

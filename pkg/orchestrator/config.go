@@ -1,0 +1,96 @@
+// Package orchestrator is tasker-sim's orchestration process: the REST API that creates
+// tasks, the result processor that finalizes steps and enqueues what became ready, and the
+// background loops that retry, recover orphaned steps and catch missed notifications.
+//
+// cmd/orchestrator is a thin main over Run; tests and the harness call Start to run the
+// real service in-process.
+package orchestrator
+
+import (
+	"cmp"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tasker-sim/tasker-sim/migrations"
+	"github.com/tasker-sim/tasker-sim/pkg/lifecycle"
+)
+
+// Defaults for Config.
+const (
+	BindAddressDefault       = "127.0.0.1:8080"
+	PollIntervalDefault      = time.Second
+	ResultConcurrencyDefault = 4
+	MaxRequestBytesDefault   = 1 << 20
+	MaxContextBytesDefault   = 64 << 10
+	VisibilityTimeoutDefault = 30 * time.Second
+	ShutdownTimeoutDefault   = 5 * time.Second
+	MaxConnsDefault          = 20
+	resultChannelCapacity    = 1000
+	maintenanceBatchSize     = 50
+	pollBatchSize            = 50
+	maxPerPage               = 100
+	defaultPerPage           = 20
+)
+
+// Config configures an orchestrator. Zero fields take the documented defaults.
+type Config struct {
+	// DatabaseURL is the PostgreSQL URL (TASKER_DATABASE_URL). Required.
+	DatabaseURL string
+	// BindAddress is the REST listener (TASKER_WEB_BIND_ADDRESS). Default 127.0.0.1:8080;
+	// use 127.0.0.1:0 for a free port.
+	BindAddress string
+	// ProcessorUUID identifies this orchestrator in transition audit rows. Default: random.
+	ProcessorUUID uuid.UUID
+	// PollInterval paces the fallback loops: reading missed results, re-enqueuing steps
+	// whose retry backoff has run out, and recovering orphaned steps. Default 1 s.
+	PollInterval time.Duration
+	// ResultConcurrency is how many step results are processed at once. Default 4.
+	ResultConcurrency int
+	// VisibilityTimeout is how long a polled result stays hidden from other pollers.
+	// Default 30 s.
+	VisibilityTimeout time.Duration
+	// Backoff shapes retry delays; see lifecycle.BackoffConfig for its defaults.
+	Backoff lifecycle.BackoffConfig
+	// MaxRequestBytes caps a request body. Default 1 MiB.
+	MaxRequestBytes int64
+	// MaxContextBytes caps a task's context JSON. Default 64 KiB.
+	MaxContextBytes int
+	// MaxConns caps the database pool. Default 20.
+	MaxConns int32
+	// SkipMigrate skips running migrations at start (they are safe to run concurrently).
+	SkipMigrate bool
+	// PGMQMode picks the pgmq provider for migrations. Default auto.
+	PGMQMode migrations.PGMQMode
+	// ShutdownTimeout bounds a graceful stop. Default 5 s.
+	ShutdownTimeout time.Duration
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) withDefaults() (*Config, error) {
+	out := *c
+	if out.DatabaseURL == "" {
+		return nil, fmt.Errorf("orchestrator config: DatabaseURL (TASKER_DATABASE_URL) is required")
+	}
+	out.BindAddress = cmp.Or(out.BindAddress, BindAddressDefault)
+	if out.ProcessorUUID == uuid.Nil {
+		out.ProcessorUUID = uuid.New()
+	}
+	out.PollInterval = cmp.Or(out.PollInterval, PollIntervalDefault)
+	out.ResultConcurrency = cmp.Or(out.ResultConcurrency, ResultConcurrencyDefault)
+	out.VisibilityTimeout = cmp.Or(out.VisibilityTimeout, VisibilityTimeoutDefault)
+	out.MaxRequestBytes = cmp.Or(out.MaxRequestBytes, MaxRequestBytesDefault)
+	out.MaxContextBytes = cmp.Or(out.MaxContextBytes, MaxContextBytesDefault)
+	out.MaxConns = cmp.Or(out.MaxConns, MaxConnsDefault)
+	out.ShutdownTimeout = cmp.Or(out.ShutdownTimeout, ShutdownTimeoutDefault)
+	if out.Logger == nil {
+		out.Logger = slog.Default()
+	}
+	if out.PollInterval < 0 || out.ResultConcurrency < 0 || out.MaxConns < 0 {
+		return nil, fmt.Errorf("orchestrator config: PollInterval, ResultConcurrency and MaxConns must not be negative")
+	}
+	return &out, nil
+}

@@ -1,0 +1,253 @@
+package orchestrator
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tasker-sim/tasker-sim/pkg/api"
+	"github.com/tasker-sim/tasker-sim/pkg/lifecycle"
+)
+
+func (o *Orchestrator) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/tasks", o.handleCreate)
+	mux.HandleFunc("GET /v1/tasks", o.handleList)
+	mux.HandleFunc("GET /v1/tasks/{uuid}", o.handleGet)
+	mux.HandleFunc("DELETE /v1/tasks/{uuid}", o.handleCancel)
+	mux.HandleFunc("GET /v1/tasks/{uuid}/workflow_steps", o.handleSteps)
+	mux.HandleFunc("GET /health", o.handleHealth)
+	mux.HandleFunc("GET /health/live", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, api.Health{Status: "alive", Timestamp: time.Now().UTC()})
+	})
+	mux.HandleFunc("GET /health/ready", o.handleReady)
+	mux.HandleFunc("GET /health/detailed", o.handleDetailed)
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, status int, body any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, api.ErrorResponse{Error: code, Message: msg})
+}
+
+// writeFailure maps an error to its status code. Internal errors are logged, and the
+// client gets a generic message rather than SQL details.
+func (o *Orchestrator) writeFailure(w http.ResponseWriter, r *http.Request, err error) {
+	var ve *ValidationError
+	switch {
+	case errors.As(err, &ve):
+		writeError(w, http.StatusBadRequest, "bad_request", ve.Error())
+	case errors.Is(err, ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", err.Error())
+	case errors.Is(err, ErrDuplicate):
+		writeError(w, http.StatusConflict, "conflict", err.Error())
+	case errors.Is(err, ErrConflict):
+		writeError(w, http.StatusConflict, "conflict", err.Error())
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		// The client went away; nobody reads an answer.
+	default:
+		o.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+		writeError(w, http.StatusInternalServerError, "internal", "internal error; see the orchestrator log")
+	}
+}
+
+func (o *Orchestrator) handleCreate(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, o.cfg.MaxRequestBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, "payload_too_large",
+				fmt.Sprintf("request body: must be at most %d bytes", o.cfg.MaxRequestBytes))
+			return
+		}
+		writeError(w, http.StatusBadRequest, "bad_request", "request body: "+err.Error())
+		return
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	var req api.TaskRequest
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "request body: malformed JSON: "+err.Error())
+		return
+	}
+	if dec.More() {
+		writeError(w, http.StatusBadRequest, "bad_request", "request body: must hold exactly one JSON object")
+		return
+	}
+	id, err := o.CreateTask(r.Context(), &req)
+	if err != nil {
+		o.writeFailure(w, r, err)
+		return
+	}
+	task, err := o.GetTask(r.Context(), id)
+	if err != nil {
+		o.writeFailure(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/v1/tasks/"+id.String())
+	writeJSON(w, http.StatusCreated, task)
+}
+
+func parseTaskUUID(w http.ResponseWriter, r *http.Request) (uuid.UUID, bool) {
+	id, err := uuid.Parse(r.PathValue("uuid"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "task uuid: must be a UUID")
+		return uuid.Nil, false
+	}
+	return id, true
+}
+
+func (o *Orchestrator) handleGet(w http.ResponseWriter, r *http.Request) {
+	id, ok := parseTaskUUID(w, r)
+	if !ok {
+		return
+	}
+	task, err := o.GetTask(r.Context(), id)
+	if err != nil {
+		o.writeFailure(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, task)
+}
+
+func (o *Orchestrator) handleCancel(w http.ResponseWriter, r *http.Request) {
+	id, ok := parseTaskUUID(w, r)
+	if !ok {
+		return
+	}
+	if err := o.CancelTask(r.Context(), id); err != nil {
+		o.writeFailure(w, r, err)
+		return
+	}
+	task, err := o.GetTask(r.Context(), id)
+	if err != nil {
+		o.writeFailure(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, task)
+}
+
+func (o *Orchestrator) handleSteps(w http.ResponseWriter, r *http.Request) {
+	id, ok := parseTaskUUID(w, r)
+	if !ok {
+		return
+	}
+	steps, err := o.ListSteps(r.Context(), id)
+	if err != nil {
+		o.writeFailure(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, steps)
+}
+
+func (o *Orchestrator) handleList(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := ListFilter{Namespace: q.Get("namespace"), Status: q.Get("status"), Page: 1, PerPage: defaultPerPage}
+	for _, p := range []struct {
+		name string
+		dst  *int
+		max  int
+	}{{"page", &f.Page, 1 << 30}, {"per_page", &f.PerPage, maxPerPage}} {
+		if v := q.Get(p.name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > p.max {
+				writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("%s: must be an integer from 1 to %d", p.name, p.max))
+				return
+			}
+			*p.dst = n
+		}
+	}
+	if f.Status != "" && !lifecycle.TaskState(f.Status).Valid() {
+		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("status: must be one of %v", lifecycle.TaskStates))
+		return
+	}
+	list, err := o.ListTasks(r.Context(), f)
+	if err != nil {
+		o.writeFailure(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+func (o *Orchestrator) dbCheck(ctx context.Context) api.Check {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	err := o.pool.Ping(ctx)
+	c := api.Check{Status: "healthy", Message: "database reachable", DurationMS: msSince(start)}
+	if err != nil {
+		c.Status, c.Message = "unhealthy", "database unreachable: "+err.Error()
+	}
+	return c
+}
+
+func msSince(t time.Time) float64 { return float64(time.Since(t).Microseconds()) / 1000 }
+
+func (o *Orchestrator) handleHealth(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, api.Health{Status: "healthy", Timestamp: time.Now().UTC()})
+}
+
+func (o *Orchestrator) handleReady(w http.ResponseWriter, r *http.Request) {
+	c := o.dbCheck(r.Context())
+	h := api.Health{Status: "ready", Timestamp: time.Now().UTC(), Checks: map[string]api.Check{"web_database": c}}
+	status := http.StatusOK
+	if c.Status != "healthy" {
+		h.Status, status = "not_ready", http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, h)
+}
+
+func (o *Orchestrator) handleDetailed(w http.ResponseWriter, r *http.Request) {
+	checks := map[string]api.Check{"web_database": o.dbCheck(r.Context())}
+	st := o.pool.Stat()
+	util := float64(st.AcquiredConns()) / float64(max(st.MaxConns(), 1)) * 100
+	checks["pool_utilization"] = api.Check{Status: "healthy",
+		Message: fmt.Sprintf("%d of %d connections in use (%.0f%%)", st.AcquiredConns(), st.MaxConns(), util)}
+	start := time.Now()
+	rows, err := o.pool.Query(r.Context(), `SELECT queue_name, queue_length FROM pgmq.metrics_all()`)
+	qc := api.Check{Status: "healthy"}
+	if err != nil {
+		qc.Status, qc.Message = "unhealthy", "queue metrics: "+err.Error()
+	} else {
+		var worst int64
+		var worstQ string
+		for rows.Next() {
+			var q string
+			var n int64
+			if err := rows.Scan(&q, &n); err == nil && n >= worst {
+				worst, worstQ = n, q
+			}
+		}
+		rows.Close()
+		qc.Message = fmt.Sprintf("deepest queue %s holds %d messages", worstQ, worst)
+	}
+	qc.DurationMS = msSince(start)
+	checks["queue_depth"] = qc
+	checks["result_channel"] = api.Check{Status: "healthy",
+		Message: fmt.Sprintf("%d of %d slots used", len(o.results), cap(o.results))}
+	overall, code := "healthy", http.StatusOK
+	for _, c := range checks {
+		if c.Status != "healthy" {
+			overall, code = "unhealthy", http.StatusServiceUnavailable
+		}
+	}
+	writeJSON(w, code, api.Health{Status: overall, Timestamp: time.Now().UTC(), Checks: checks,
+		Info: map[string]string{
+			"processor_uuid": o.cfg.ProcessorUUID.String(),
+			"pgmq_provider":  o.pgmqProvider,
+			"uptime_seconds": strconv.FormatFloat(time.Since(o.started).Seconds(), 'f', 0, 64),
+		}})
+}

@@ -1,0 +1,436 @@
+package orchestrator
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/tasker-sim/tasker-sim/pkg/api"
+	"github.com/tasker-sim/tasker-sim/pkg/lifecycle"
+	"github.com/tasker-sim/tasker-sim/pkg/workflow"
+)
+
+// Errors the API maps to status codes.
+var (
+	// ErrNotFound: no such task, or no such template.
+	ErrNotFound = errors.New("not found")
+	// ErrDuplicate: a task with the same identity exists.
+	ErrDuplicate = errors.New("duplicate task")
+	// ErrConflict: the request is valid but the task's state forbids it.
+	ErrConflict = errors.New("conflict")
+)
+
+// ValidationError is bad input; Field names the field and Rule the rule it broke.
+type ValidationError struct {
+	Field string
+	Rule  string
+}
+
+func (e *ValidationError) Error() string { return e.Field + ": " + e.Rule }
+
+const identifierRule = `must match ^[a-z][a-z0-9_]{0,63}$`
+
+var (
+	identifierRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
+	versionRE    = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+$`)
+)
+
+// validateRequest checks everything that needs no database. It returns the parsed
+// correlation ids and priority.
+func (o *Orchestrator) validateRequest(req *api.TaskRequest) (corr, parent uuid.UUID, priority int, err error) {
+	switch {
+	case req.Name == "":
+		return corr, parent, 0, &ValidationError{"name", "is required"}
+	case !identifierRE.MatchString(req.Name):
+		return corr, parent, 0, &ValidationError{"name", identifierRule}
+	case req.Namespace == "":
+		return corr, parent, 0, &ValidationError{"namespace", "is required"}
+	case !identifierRE.MatchString(req.Namespace):
+		return corr, parent, 0, &ValidationError{"namespace", identifierRule}
+	case req.Version == "":
+		return corr, parent, 0, &ValidationError{"version", "is required"}
+	case !versionRE.MatchString(req.Version):
+		return corr, parent, 0, &ValidationError{"version", "must be MAJOR.MINOR.PATCH, e.g. 1.0.0"}
+	case len(bytes.TrimSpace(req.Context)) == 0 || string(bytes.TrimSpace(req.Context)) == "null":
+		return corr, parent, 0, &ValidationError{"context", "is required and must be a JSON object"}
+	case bytes.TrimSpace(req.Context)[0] != '{':
+		return corr, parent, 0, &ValidationError{"context", "must be a JSON object"}
+	case len(req.Context) > o.cfg.MaxContextBytes:
+		return corr, parent, 0, &ValidationError{"context", fmt.Sprintf("must be at most %d bytes of JSON, got %d", o.cfg.MaxContextBytes, len(req.Context))}
+	}
+	for _, f := range []struct{ name, value string }{
+		{"initiator", req.Initiator}, {"source_system", req.SourceSystem}, {"reason", req.Reason},
+	} {
+		if f.value == "" {
+			return corr, parent, 0, &ValidationError{f.name, "is required"}
+		}
+		if len(f.value) > 255 {
+			return corr, parent, 0, &ValidationError{f.name, "must be at most 255 characters"}
+		}
+	}
+	if len(req.IdempotencyKey) > 255 {
+		return corr, parent, 0, &ValidationError{"idempotency_key", "must be at most 255 characters"}
+	}
+	if req.Priority != nil {
+		priority = *req.Priority
+		if priority < -100 || priority > 100 {
+			return corr, parent, 0, &ValidationError{"priority", "must be between -100 and 100"}
+		}
+	}
+	if len(req.Tags) > 50 {
+		return corr, parent, 0, &ValidationError{"tags", "must list at most 50 tags"}
+	}
+	corr, err = uuid.NewV7()
+	if err != nil {
+		return corr, parent, 0, err
+	}
+	if req.CorrelationID != "" {
+		if corr, err = uuid.Parse(req.CorrelationID); err != nil {
+			return corr, parent, 0, &ValidationError{"correlation_id", "must be a UUID"}
+		}
+	}
+	if req.ParentCorrelationID != "" {
+		if parent, err = uuid.Parse(req.ParentCorrelationID); err != nil {
+			return corr, parent, 0, &ValidationError{"parent_correlation_id", "must be a UUID"}
+		}
+	}
+	return corr, parent, priority, nil
+}
+
+// namedTask is a registered template as orchestration sees it.
+type namedTask struct {
+	uuid      uuid.UUID
+	updatedAt time.Time
+	template  *workflow.Template
+	stepUUIDs map[string]uuid.UUID // step name → named_step_uuid
+}
+
+// templateCache keeps parsed templates (and their compiled input schemas) by named task,
+// re-reading one only when its row changed.
+type templateCache struct {
+	mu     sync.Mutex
+	byTask map[uuid.UUID]*namedTask
+}
+
+func newTemplateCache() *templateCache { return &templateCache{byTask: map[uuid.UUID]*namedTask{}} }
+
+func (o *Orchestrator) lookupTemplate(ctx context.Context, namespace, name, version string) (*namedTask, error) {
+	var id uuid.UUID
+	var updated time.Time
+	err := o.pool.QueryRow(ctx, `
+		SELECT nt.named_task_uuid, nt.updated_at
+		  FROM tasker.named_tasks AS nt
+		  JOIN tasker.task_namespaces AS tn ON tn.task_namespace_uuid = nt.task_namespace_uuid
+		 WHERE tn.name = $1 AND nt.name = $2 AND nt.version = $3`, namespace, name, version).Scan(&id, &updated)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("template %s/%s/%s is not registered (is a worker for namespace %s running?): %w",
+			namespace, name, version, namespace, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c := o.templates
+	c.mu.Lock()
+	cached := c.byTask[id]
+	c.mu.Unlock()
+	if cached != nil && cached.updatedAt.Equal(updated) {
+		return cached, nil
+	}
+	var config []byte
+	if err := o.pool.QueryRow(ctx, `SELECT configuration FROM tasker.named_tasks WHERE named_task_uuid = $1`,
+		id).Scan(&config); err != nil {
+		return nil, err
+	}
+	tmpl, err := workflow.Parse(config)
+	if err != nil {
+		return nil, fmt.Errorf("stored template %s/%s/%s: %w", namespace, name, version, err)
+	}
+	rows, err := o.pool.Query(ctx, `
+		SELECT ns.name, ns.named_step_uuid FROM tasker.named_tasks_named_steps AS nn
+		  JOIN tasker.named_steps AS ns ON ns.named_step_uuid = nn.named_step_uuid
+		 WHERE nn.named_task_uuid = $1`, id)
+	if err != nil {
+		return nil, err
+	}
+	steps := map[string]uuid.UUID{}
+	for rows.Next() {
+		var n string
+		var u uuid.UUID
+		if err := rows.Scan(&n, &u); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		steps[n] = u
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	nt := &namedTask{uuid: id, updatedAt: updated, template: tmpl, stepUUIDs: steps}
+	c.mu.Lock()
+	c.byTask[id] = nt
+	c.mu.Unlock()
+	return nt, nil
+}
+
+// CreateTask validates a request and, in one transaction, creates the task, its steps,
+// edges and initial transitions, and enqueues the root steps.
+func (o *Orchestrator) CreateTask(ctx context.Context, req *api.TaskRequest) (uuid.UUID, error) {
+	corr, parent, priority, err := o.validateRequest(req)
+	if err != nil {
+		return uuid.Nil, err
+	}
+	nt, err := o.lookupTemplate(ctx, req.Namespace, req.Name, req.Version)
+	if err != nil {
+		return uuid.Nil, err
+	}
+	if err := nt.template.ValidateInput(req.Context); err != nil {
+		var ve *ValidationError
+		if errors.As(err, &ve) {
+			return uuid.Nil, err
+		}
+		return uuid.Nil, &ValidationError{Field: "context", Rule: err.Error()}
+	}
+	identity, err := lifecycle.IdentityHash(nt.uuid, req.Context, req.IdempotencyKey)
+	if err != nil {
+		return uuid.Nil, &ValidationError{Field: "context", Rule: err.Error()}
+	}
+
+	tmpl := nt.template
+	taskUUID := uuid.Must(uuid.NewV7())
+	n := len(tmpl.Steps)
+	stepIDs := make([]uuid.UUID, n)
+	named := make([]uuid.UUID, n)
+	retryable := make([]bool, n)
+	maxAttempts := make([]int32, n)
+	byName := map[string]uuid.UUID{}
+	for i, s := range tmpl.Steps {
+		stepIDs[i] = uuid.Must(uuid.NewV7())
+		byName[s.Name] = stepIDs[i]
+		ns, ok := nt.stepUUIDs[s.Name]
+		if !ok {
+			return uuid.Nil, fmt.Errorf("template %s: step %s is not registered", tmpl.Key(), s.Name)
+		}
+		named[i], retryable[i], maxAttempts[i] = ns, s.Retry.IsRetryable(), int32(s.Retry.Attempts())
+	}
+	var from, to []uuid.UUID
+	for _, s := range tmpl.Steps {
+		for _, d := range s.Dependencies {
+			from = append(from, byName[d])
+			to = append(to, byName[s.Name])
+		}
+	}
+	tags := req.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	var parentArg any
+	if parent != uuid.Nil {
+		parentArg = parent
+	}
+
+	err = pgx.BeginFunc(ctx, o.pool, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		b.Queue(`INSERT INTO tasker.tasks (task_uuid, named_task_uuid, initiator, source_system, reason, tags,
+		             context, identity_hash, priority, correlation_id, parent_correlation_id)
+		         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+			taskUUID, nt.uuid, req.Initiator, req.SourceSystem, req.Reason, tags,
+			[]byte(req.Context), identity, priority, corr, parentArg)
+		b.Queue(`INSERT INTO tasker.workflow_steps (workflow_step_uuid, task_uuid, named_step_uuid, retryable, max_attempts)
+		         SELECT s.id, $1, s.named, s.retryable, s.max_attempts
+		           FROM unnest($2::uuid[], $3::uuid[], $4::bool[], $5::int[]) AS s(id, named, retryable, max_attempts)`,
+			taskUUID, stepIDs, named, retryable, maxAttempts)
+		b.Queue(`INSERT INTO tasker.workflow_step_edges (from_step_uuid, to_step_uuid)
+		         SELECT * FROM unnest($1::uuid[], $2::uuid[])`, from, to)
+		b.Queue(`INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, sort_key, most_recent, processor_uuid, metadata)
+		         VALUES ($1, NULL, 'pending', 0, true, $2, jsonb_build_object('correlation_id', $3::uuid))`,
+			taskUUID, o.cfg.ProcessorUUID, corr)
+		b.Queue(`INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, from_state, to_state, sort_key, most_recent)
+		         SELECT s, NULL, 'pending', 0, true FROM unnest($1::uuid[]) AS s`, stepIDs)
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "idx_tasks_identity_hash" {
+				return fmt.Errorf("a task of %s with the same identity (context or idempotency_key) exists: %w",
+					tmpl.Key(), ErrDuplicate)
+			}
+			return fmt.Errorf("create task: %w", err)
+		}
+		t := &taskRef{uuid: taskUUID, correlationID: corr, namespace: tmpl.NamespaceName, state: lifecycle.TaskPending}
+		return o.advance(ctx, tx, t, "task_created")
+	})
+	if err != nil {
+		return uuid.Nil, err
+	}
+	o.log.Info("task created", "correlation_id", corr, "task_uuid", taskUUID, "namespace", tmpl.NamespaceName,
+		"task_name", tmpl.Name, "steps", n)
+	return taskUUID, nil
+}
+
+const taskSelect = `
+	SELECT t.task_uuid::text, nt.name, tn.name, nt.version, c.status, t.correlation_id::text,
+	       t.parent_correlation_id::text, t.context, coalesce(t.initiator, ''), coalesce(t.source_system, ''),
+	       coalesce(t.reason, ''), t.priority, t.tags, t.created_at, t.updated_at, t.completed_at,
+	       c.total_steps, c.pending_steps, c.in_progress_steps, c.completed_steps, c.failed_steps, c.ready_steps,
+	       c.execution_status, c.recommended_action, c.completion_percentage::float8, c.health_status
+	  FROM tasker.tasks AS t
+	  JOIN tasker.named_tasks AS nt ON nt.named_task_uuid = t.named_task_uuid
+	  JOIN tasker.task_namespaces AS tn ON tn.task_namespace_uuid = nt.task_namespace_uuid
+	  CROSS JOIN LATERAL tasker.get_task_execution_context(t.task_uuid) AS c`
+
+func scanTask(row pgx.Row) (*api.TaskResponse, error) {
+	var r api.TaskResponse
+	err := row.Scan(&r.TaskUUID, &r.Name, &r.Namespace, &r.Version, &r.Status, &r.CorrelationID,
+		&r.ParentCorrelationID, &r.Context, &r.Initiator, &r.SourceSystem, &r.Reason, &r.Priority, &r.Tags,
+		&r.CreatedAt, &r.UpdatedAt, &r.CompletedAt, &r.TotalSteps, &r.PendingSteps, &r.InProgressSteps,
+		&r.CompletedSteps, &r.FailedSteps, &r.ReadySteps, &r.ExecutionStatus, &r.RecommendedAction,
+		&r.CompletionPct, &r.HealthStatus)
+	return &r, err
+}
+
+// GetTask returns a task with its step counts and execution status.
+func (o *Orchestrator) GetTask(ctx context.Context, id uuid.UUID) (*api.TaskResponse, error) {
+	r, err := scanTask(o.pool.QueryRow(ctx, taskSelect+" WHERE t.task_uuid = $1", id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("task %s: %w", id, ErrNotFound)
+	}
+	return r, err
+}
+
+// ListFilter narrows ListTasks.
+type ListFilter struct {
+	Namespace string
+	Status    string
+	Page      int
+	PerPage   int
+}
+
+// ListTasks returns one page of tasks, newest first.
+func (o *Orchestrator) ListTasks(ctx context.Context, f ListFilter) (*api.TaskList, error) {
+	where := ` WHERE ($1 = '' OR tn.name = $1) AND ($2 = '' OR tasker.get_current_task_state(t.task_uuid) = $2)`
+	var total int
+	if err := o.pool.QueryRow(ctx, `SELECT count(*) FROM tasker.tasks AS t
+		  JOIN tasker.named_tasks AS nt ON nt.named_task_uuid = t.named_task_uuid
+		  JOIN tasker.task_namespaces AS tn ON tn.task_namespace_uuid = nt.task_namespace_uuid`+where,
+		f.Namespace, f.Status).Scan(&total); err != nil {
+		return nil, err
+	}
+	rows, err := o.pool.Query(ctx, taskSelect+where+` ORDER BY t.created_at DESC, t.task_uuid DESC LIMIT $3 OFFSET $4`,
+		f.Namespace, f.Status, f.PerPage, (f.Page-1)*f.PerPage)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	list := &api.TaskList{Tasks: []api.TaskResponse{}}
+	for rows.Next() {
+		r, err := scanTask(rows)
+		if err != nil {
+			return nil, err
+		}
+		list.Tasks = append(list.Tasks, *r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	list.Pagination = api.Pagination{Page: f.Page, PerPage: f.PerPage, TotalCount: total,
+		TotalPages: (total + f.PerPage - 1) / f.PerPage}
+	return list, nil
+}
+
+// CancelTask cancels a task that has not finished, and every step of it that has not.
+func (o *Orchestrator) CancelTask(ctx context.Context, id uuid.UUID) error {
+	return pgx.BeginFunc(ctx, o.pool, func(tx pgx.Tx) error {
+		t, ok, err := lockTask(ctx, tx, id, false)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("task %s: %w", id, ErrNotFound)
+		}
+		if t.state.Terminal() {
+			return fmt.Errorf("task %s is already %s: %w", id, t.state, ErrConflict)
+		}
+		if err := lifecycle.TransitionTask(ctx, tx, id, t.state, lifecycle.TaskCancelled, o.cfg.ProcessorUUID,
+			map[string]any{"trigger": "api_cancel"}); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `
+			SELECT st.to_state, array_agg(ws.workflow_step_uuid)
+			  FROM tasker.workflow_steps AS ws
+			  JOIN tasker.workflow_step_transitions AS st ON st.workflow_step_uuid = ws.workflow_step_uuid AND st.most_recent
+			 WHERE ws.task_uuid = $1 AND st.to_state NOT IN ('complete', 'cancelled', 'resolved_manually')
+			 GROUP BY st.to_state`, id)
+		if err != nil {
+			return err
+		}
+		type group struct {
+			state string
+			ids   []uuid.UUID
+		}
+		groups, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (group, error) {
+			var g group
+			return g, r.Scan(&g.state, &g.ids)
+		})
+		if err != nil {
+			return err
+		}
+		for _, g := range groups {
+			if _, err := lifecycle.TransitionSteps(ctx, tx, g.ids, lifecycle.StepState(g.state), lifecycle.StepCancelled,
+				map[string]any{"trigger": "task_cancelled"}); err != nil {
+				return err
+			}
+		}
+		_, err = tx.Exec(ctx, `UPDATE tasker.workflow_steps SET processed = true, in_process = false,
+		                          claimed_by = NULL, claim_expires_at = NULL, updated_at = now()
+		                        WHERE task_uuid = $1 AND NOT processed`, id)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE tasker.tasks SET completed_at = now(), updated_at = now() WHERE task_uuid = $1`, id)
+		return err
+	})
+}
+
+// ListSteps returns a task's steps with their readiness and results.
+func (o *Orchestrator) ListSteps(ctx context.Context, id uuid.UUID) ([]api.StepResponse, error) {
+	var exists bool
+	if err := o.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM tasker.tasks WHERE task_uuid = $1)`, id).Scan(&exists); err != nil {
+		return nil, err
+	}
+	if !exists {
+		return nil, fmt.Errorf("task %s: %w", id, ErrNotFound)
+	}
+	rows, err := o.pool.Query(ctx, `
+		SELECT r.workflow_step_uuid::text, r.task_uuid::text, r.name, r.current_state,
+		       coalesce((SELECT array_agg(pns.name::text ORDER BY pns.name)
+		                   FROM tasker.workflow_step_edges AS e
+		                   JOIN tasker.workflow_steps AS p ON p.workflow_step_uuid = e.from_step_uuid
+		                   JOIN tasker.named_steps AS pns ON pns.named_step_uuid = p.named_step_uuid
+		                  WHERE e.to_step_uuid = r.workflow_step_uuid), '{}'),
+		       r.dependencies_satisfied, r.ready_for_execution, r.attempts, r.max_attempts, ws.retryable,
+		       r.last_attempted_at, r.next_retry_at, ws.results
+		  FROM tasker.get_step_readiness_status($1) AS r
+		  JOIN tasker.workflow_steps AS ws ON ws.workflow_step_uuid = r.workflow_step_uuid
+		 ORDER BY ws.workflow_step_uuid`, id)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (api.StepResponse, error) {
+		var s api.StepResponse
+		err := r.Scan(&s.StepUUID, &s.TaskUUID, &s.Name, &s.CurrentState, &s.Dependencies,
+			&s.DependenciesSatisfied, &s.ReadyForExecution, &s.Attempts, &s.MaxAttempts, &s.Retryable,
+			&s.LastAttemptedAt, &s.NextRetryAt, &s.Results)
+		if s.Results == nil {
+			s.Results = json.RawMessage("null")
+		}
+		return s, err
+	})
+}

@@ -1,0 +1,324 @@
+// Package stepclaim is how a worker takes steps: it hears about queued steps from
+// LISTEN/NOTIFY (claim method "event") and from a fallback poll (claim method "poll"),
+// claims each one in a single transaction, and later submits its result in another.
+//
+// The claim is the exclusion point. Archiving the queue message succeeds for exactly one
+// caller, and the compare-and-set enqueued → in_progress succeeds only for a step that
+// is still enqueued, so a duplicate delivery changes nothing. The claim also takes a lease
+// (the visibility timeout): a worker that dies mid-step stops renewing nothing, its lease
+// runs out, and orchestration hands the step to another worker.
+package stepclaim
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	pgmq "github.com/craigpastro/pgmq-go"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tasker-sim/tasker-sim/pkg/lifecycle"
+	"github.com/tasker-sim/tasker-sim/pkg/messaging"
+	"github.com/tasker-sim/tasker-sim/pkg/workflow"
+)
+
+// Claim methods, as the claimed_total metric labels them.
+const (
+	MethodEvent = "event"
+	MethodPoll  = "poll"
+)
+
+// Defaults for Config.
+const (
+	PollIntervalDefault      = time.Second
+	VisibilityTimeoutDefault = 30 * time.Second
+	ConcurrencyDefault       = 10
+	PollBatchDefault         = 20
+	candidateCapacity        = 1000
+)
+
+// Outcome is what a claim attempt found.
+type Outcome string
+
+// Claim outcomes.
+const (
+	// Claimed: the step is ours; run it.
+	Claimed Outcome = "claimed"
+	// MessageGone: another claimer archived the message first; nothing changed.
+	MessageGone Outcome = "message_gone"
+	// NotClaimable: the message is consumed, but the step was not enqueued (a duplicate
+	// delivery, or a cancelled task); nothing else changed.
+	NotClaimable Outcome = "not_claimable"
+)
+
+// Step is a claimed step with everything its handler needs.
+type Step struct {
+	Queue         string
+	MsgID         int64
+	Method        string
+	TaskUUID      uuid.UUID
+	StepUUID      uuid.UUID
+	StepName      string
+	Attempt       int
+	MaxAttempts   int
+	Retryable     bool
+	TaskName      string
+	Namespace     string
+	Version       string
+	Context       json.RawMessage
+	CorrelationID uuid.UUID
+	Dependencies  map[string]json.RawMessage
+	// LeaseUntil is when orchestration may take the step back.
+	LeaseUntil time.Time
+}
+
+// Claim archives the message and claims its step, in one transaction (one statement).
+func Claim(ctx context.Context, db lifecycle.DB, queue string, msgID int64, stepUUID uuid.UUID,
+	workerID string, lease time.Duration, method string) (*Step, Outcome, error) {
+	if err := lifecycle.CheckStep(lifecycle.StepEnqueued, lifecycle.StepInProgress); err != nil {
+		return nil, "", err
+	}
+	s := &Step{Queue: queue, MsgID: msgID, Method: method, StepUUID: stepUUID, LeaseUntil: time.Now().Add(lease)}
+	var outcome string
+	var taskUUID, corr *uuid.UUID
+	var name, taskName, ns, version *string
+	var attempts, maxAttempts *int
+	var retryable *bool
+	var deps []byte
+	err := db.QueryRow(ctx, `SELECT * FROM tasker.claim_step($1, $2, $3, $4, $5, $6, $7, $8)`,
+		queue, msgID, stepUUID, workerID, lease.Seconds(), method,
+		string(lifecycle.StepEnqueued), string(lifecycle.StepInProgress),
+	).Scan(&outcome, &taskUUID, &name, &attempts, &maxAttempts, &retryable, &taskName, &ns, &version,
+		&s.Context, &corr, &deps)
+	if err != nil {
+		return nil, "", fmt.Errorf("claim step %s (queue %s, msg %d): %w", stepUUID, queue, msgID, err)
+	}
+	if Outcome(outcome) != Claimed {
+		return nil, Outcome(outcome), nil
+	}
+	s.TaskUUID, s.CorrelationID = *taskUUID, *corr
+	s.StepName, s.TaskName, s.Namespace, s.Version = *name, *taskName, *ns, *version
+	s.Attempt, s.MaxAttempts, s.Retryable = *attempts, *maxAttempts, *retryable
+	if err := json.Unmarshal(deps, &s.Dependencies); err != nil {
+		return nil, "", fmt.Errorf("claim step %s: dependency results: %w", stepUUID, err)
+	}
+	return s, Claimed, nil
+}
+
+// ErrLeaseLost means the result was not stored: the step's lease ran out and
+// orchestration gave it to another attempt, or the task was cancelled.
+var ErrLeaseLost = errors.New("step lease lost")
+
+// Submit stores a claimed step's result, moves the step to enqueued_for_orchestration (or
+// enqueued_as_error_for_orchestration) and tells orchestration, in one transaction.
+func Submit(ctx context.Context, db lifecycle.DB, s *Step, workerID string, success bool, results []byte) (int64, error) {
+	to := lifecycle.StepEnqueuedForOrchestration
+	if !success {
+		to = lifecycle.StepEnqueuedAsErrorForOrchestration
+	}
+	if err := lifecycle.CheckStep(lifecycle.StepInProgress, to); err != nil {
+		return 0, err
+	}
+	msg, err := json.Marshal(messaging.StepMessage{TaskUUID: s.TaskUUID, StepUUID: s.StepUUID, CorrelationID: s.CorrelationID})
+	if err != nil {
+		return 0, err
+	}
+	var msgID *int64
+	if err := db.QueryRow(ctx, `SELECT tasker.submit_step_result($1, $2, $3, $4, $5, $6, $7, $8)`,
+		s.StepUUID, s.Attempt, workerID, string(lifecycle.StepInProgress), string(to), results,
+		messaging.QueueStepResults, msg).Scan(&msgID); err != nil {
+		return 0, fmt.Errorf("submit result of step %s: %w", s.StepUUID, err)
+	}
+	if msgID == nil {
+		return 0, fmt.Errorf("submit result of step %s attempt %d: %w", s.StepUUID, s.Attempt, ErrLeaseLost)
+	}
+	return *msgID, nil
+}
+
+// Config configures a Claimer.
+type Config struct {
+	// Pool is the database; required.
+	Pool *pgxpool.Pool
+	// WorkerID identifies this worker in claims and audit rows; required.
+	WorkerID string
+	// Namespaces whose queues to serve; required.
+	Namespaces []string
+	// Execute runs a claimed step; required. It is called on one of Concurrency goroutines.
+	Execute func(ctx context.Context, s *Step)
+	// PollInterval paces the fallback poll. Default 1 s.
+	PollInterval time.Duration
+	// VisibilityTimeout is the claim lease and the poll's visibility timeout. Default 30 s.
+	VisibilityTimeout time.Duration
+	// Concurrency is how many steps run at once. Default 10.
+	Concurrency int
+	// PollBatch is how many messages one poll reads per queue. Default 20.
+	PollBatch int
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+}
+
+// Claimer feeds claimed steps to Execute until its context ends.
+type Claimer struct {
+	cfg        Config
+	candidates chan candidate
+	log        *slog.Logger
+	queues     map[string]bool
+}
+
+type candidate struct {
+	queue  string
+	msgID  int64
+	body   []byte
+	method string
+}
+
+// New checks cfg and returns a Claimer.
+func New(cfg Config) (*Claimer, error) {
+	switch {
+	case cfg.Pool == nil:
+		return nil, errors.New("stepclaim: Pool is required")
+	case cfg.WorkerID == "":
+		return nil, errors.New("stepclaim: WorkerID is required")
+	case len(cfg.Namespaces) == 0:
+		return nil, errors.New("stepclaim: Namespaces must list at least one namespace")
+	case cfg.Execute == nil:
+		return nil, errors.New("stepclaim: Execute is required")
+	}
+	cfg.PollInterval = cmp.Or(cfg.PollInterval, PollIntervalDefault)
+	cfg.VisibilityTimeout = cmp.Or(cfg.VisibilityTimeout, VisibilityTimeoutDefault)
+	cfg.Concurrency = cmp.Or(cfg.Concurrency, ConcurrencyDefault)
+	cfg.PollBatch = cmp.Or(cfg.PollBatch, PollBatchDefault)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	queues := map[string]bool{}
+	for _, ns := range cfg.Namespaces {
+		queues[workflow.WorkerQueue(ns)] = true
+	}
+	return &Claimer{cfg: cfg, candidates: make(chan candidate, candidateCapacity), log: cfg.Logger, queues: queues}, nil
+}
+
+// Run listens, polls and claims until ctx ends, then waits for running steps to finish.
+func (c *Claimer) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	channels := make([]string, 0, len(c.cfg.Namespaces))
+	for _, ns := range c.cfg.Namespaces {
+		channels = append(channels, messaging.Channel(ns))
+	}
+	l := &messaging.Listener{
+		ConnConfig: c.cfg.Pool.Config().ConnConfig.Copy(),
+		Channels:   channels,
+		Logger:     c.log,
+		Handle:     c.onNotification,
+		OnConnect:  c.poll,
+	}
+	wg.Go(func() { _ = l.Run(ctx) })
+	wg.Go(func() {
+		tick := time.NewTicker(c.cfg.PollInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				c.poll(ctx)
+			}
+		}
+	})
+	for range c.cfg.Concurrency {
+		wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case cand := <-c.candidates:
+					c.handle(ctx, cand)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func (c *Claimer) offer(ctx context.Context, cand candidate) {
+	select {
+	case c.candidates <- cand:
+	case <-ctx.Done():
+	}
+}
+
+func (c *Claimer) onNotification(ctx context.Context, n *pgconn.Notification) {
+	var ev messaging.Notification
+	if err := json.Unmarshal([]byte(n.Payload), &ev); err != nil {
+		c.log.Warn("ignoring malformed notification", "channel", n.Channel, "error", err)
+		return
+	}
+	if !c.queues[ev.QueueName] {
+		return
+	}
+	cand := candidate{queue: ev.QueueName, msgID: ev.MsgID, body: ev.Message, method: MethodEvent}
+	if ev.PayloadOmitted || len(ev.Message) == 0 {
+		var body []byte
+		err := c.cfg.Pool.QueryRow(ctx, "SELECT message FROM tasker.pgmq_read_specific_message($1, $2, $3)",
+			ev.QueueName, ev.MsgID, int(c.cfg.VisibilityTimeout.Seconds())).Scan(&body)
+		if err != nil {
+			if !errors.Is(err, pgx.ErrNoRows) && ctx.Err() == nil {
+				c.log.Warn("read notified message", "queue", ev.QueueName, "msg_id", ev.MsgID, "error", err)
+			}
+			return
+		}
+		cand.body = body
+	}
+	c.offer(ctx, cand)
+}
+
+// poll reads visible messages from every queue. Messages the event path already took
+// are archived, so a poll finds only what it missed.
+func (c *Claimer) poll(ctx context.Context) {
+	for q := range c.queues {
+		msgs, err := pgmq.ReadBatch(ctx, c.cfg.Pool, q, int64(max(c.cfg.VisibilityTimeout.Seconds(), 1)), int64(c.cfg.PollBatch))
+		if err != nil {
+			if ctx.Err() == nil {
+				c.log.Warn("poll queue", "queue", q, "error", err)
+			}
+			continue
+		}
+		for _, m := range msgs {
+			c.offer(ctx, candidate{queue: q, msgID: m.MsgID, body: m.Message, method: MethodPoll})
+		}
+	}
+}
+
+func (c *Claimer) handle(ctx context.Context, cand candidate) {
+	msg, err := messaging.DecodeStepMessage(cand.body)
+	if err != nil {
+		// A poison message can never be claimed: archive it so it stops coming back.
+		if _, aerr := pgmq.Archive(ctx, c.cfg.Pool, cand.queue, cand.msgID); aerr != nil && ctx.Err() == nil {
+			c.log.Error("archive poison message", "queue", cand.queue, "msg_id", cand.msgID, "error", aerr)
+		}
+		c.log.Warn("archived poison message", "queue", cand.queue, "msg_id", cand.msgID, "error", err)
+		return
+	}
+	step, outcome, err := Claim(ctx, c.cfg.Pool, cand.queue, cand.msgID, msg.StepUUID, c.cfg.WorkerID,
+		c.cfg.VisibilityTimeout, cand.method)
+	if err != nil {
+		if ctx.Err() == nil {
+			c.log.Error("claim", "correlation_id", msg.CorrelationID, "step_uuid", msg.StepUUID, "error", err)
+		}
+		return
+	}
+	if outcome != Claimed {
+		c.log.Debug("not claimed", "correlation_id", msg.CorrelationID, "step_uuid", msg.StepUUID,
+			"outcome", outcome, "claim_method", cand.method)
+		return
+	}
+	c.cfg.Execute(ctx, step)
+}

@@ -1,0 +1,398 @@
+// Package worker is tasker-sim's worker process: it registers its templates, creates its
+// namespaces' queues, claims steps through pkg/stepclaim, runs their handlers and submits
+// the results.
+//
+// cmd/worker is a thin main over Run; tests and the harness call Start.
+package worker
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"time"
+
+	pgmq "github.com/craigpastro/pgmq-go"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tasker-sim/tasker-sim/migrations"
+	"github.com/tasker-sim/tasker-sim/pkg/api"
+	"github.com/tasker-sim/tasker-sim/pkg/stepclaim"
+	"github.com/tasker-sim/tasker-sim/pkg/workflow"
+)
+
+// Defaults for Config.
+const (
+	BindAddressDefault     = "127.0.0.1:8081"
+	ShutdownTimeoutDefault = 10 * time.Second
+	MaxConnsDefault        = 20
+	// HandlerTypeRust is the native path: handlers run directly in the worker.
+	HandlerTypeRust = "rust"
+)
+
+// Config configures a worker. Zero fields take the documented defaults.
+type Config struct {
+	// DatabaseURL is the PostgreSQL URL (TASKER_DATABASE_URL). Required.
+	DatabaseURL string
+	// BindAddress is the health listener (TASKER_WORKER_BIND_ADDRESS). Default 127.0.0.1:8081.
+	BindAddress string
+	// WorkerID names this worker in claims and audit rows. Default: host-pid-random.
+	WorkerID string
+	// Templates to register and serve. Default: workflow.Embedded().
+	Templates []*workflow.Template
+	// Registry maps callables to handlers. Default: workflow.DefaultRegistry().
+	Registry workflow.Registry
+	// Namespaces limits which namespaces this worker serves. Default: every template's.
+	Namespaces []string
+	// PollInterval, VisibilityTimeout, Concurrency and PollBatch tune step claiming; see
+	// stepclaim.Config for their defaults.
+	PollInterval      time.Duration
+	VisibilityTimeout time.Duration
+	Concurrency       int
+	PollBatch         int
+	// MaxConns caps the database pool. Default 20.
+	MaxConns int32
+	// SkipMigrate skips running migrations at start.
+	SkipMigrate bool
+	// PGMQMode picks the pgmq provider for migrations. Default auto.
+	PGMQMode migrations.PGMQMode
+	// ShutdownTimeout is how long Stop lets running handlers finish before cancelling
+	// them; a cancelled step is recovered when its lease runs out. Default 10 s.
+	ShutdownTimeout time.Duration
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+}
+
+// Worker is a running worker.
+type Worker struct {
+	cfg       Config
+	log       *slog.Logger
+	pool      *pgxpool.Pool
+	templates map[string]*workflow.Template // by namespace/name/version
+	listener  net.Listener
+	server    *http.Server
+	cancel    context.CancelFunc
+	hardStop  context.CancelFunc
+	hardCtx   context.Context
+	wg        sync.WaitGroup
+	stopOnce  sync.Once
+	started   time.Time
+}
+
+// Run starts a worker and blocks until ctx is cancelled, then stops it.
+func Run(ctx context.Context, cfg Config) error {
+	w, err := Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return w.Stop()
+}
+
+// Start connects, migrates, registers templates, creates queues and begins claiming.
+func Start(ctx context.Context, cfg Config) (*Worker, error) {
+	if cfg.DatabaseURL == "" {
+		return nil, errors.New("worker config: DatabaseURL (TASKER_DATABASE_URL) is required")
+	}
+	cfg.BindAddress = cmp.Or(cfg.BindAddress, BindAddressDefault)
+	cfg.ShutdownTimeout = cmp.Or(cfg.ShutdownTimeout, ShutdownTimeoutDefault)
+	cfg.MaxConns = cmp.Or(cfg.MaxConns, MaxConnsDefault)
+	if cfg.WorkerID == "" {
+		host, _ := os.Hostname()
+		cfg.WorkerID = fmt.Sprintf("%s-%d-%s", cmp.Or(host, "worker"), os.Getpid(), uuid.NewString()[:8])
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Templates == nil {
+		ts, err := workflow.Embedded()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Templates = ts
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = workflow.DefaultRegistry()
+	}
+	if err := cfg.Registry.Check(cfg.Templates); err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	templates := map[string]*workflow.Template{}
+	var all []string
+	for _, t := range cfg.Templates {
+		templates[t.Key()] = t
+		if !slices.Contains(all, t.NamespaceName) {
+			all = append(all, t.NamespaceName)
+		}
+	}
+	if len(cfg.Namespaces) == 0 {
+		cfg.Namespaces = all
+	}
+	for _, ns := range cfg.Namespaces {
+		if !slices.Contains(all, ns) {
+			return nil, fmt.Errorf("worker config: namespace %q has no template (known: %v)", ns, all)
+		}
+	}
+
+	poolCfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("worker: database url: %w", err)
+	}
+	poolCfg.MaxConns = cfg.MaxConns
+	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
+	if err != nil {
+		return nil, fmt.Errorf("worker: connect: %w", err)
+	}
+	w := &Worker{cfg: cfg, log: cfg.Logger.With("component", "worker", "worker_id", cfg.WorkerID),
+		pool: pool, templates: templates, started: time.Now()}
+	if err := w.prepare(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	claimer, err := stepclaim.New(stepclaim.Config{
+		Pool: pool, WorkerID: cfg.WorkerID, Namespaces: cfg.Namespaces, Execute: w.execute,
+		PollInterval: cfg.PollInterval, VisibilityTimeout: cfg.VisibilityTimeout,
+		Concurrency: cfg.Concurrency, PollBatch: cfg.PollBatch, Logger: w.log,
+	})
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.BindAddress)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("worker: listen on %s (TASKER_WORKER_BIND_ADDRESS): %w", cfg.BindAddress, err)
+	}
+	w.listener = ln
+	w.server = &http.Server{Handler: w.routes(), ReadHeaderTimeout: 10 * time.Second}
+
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	w.cancel = cancel
+	w.hardCtx, w.hardStop = context.WithCancel(context.WithoutCancel(ctx))
+	w.wg.Go(func() {
+		if err := w.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			w.log.Error("health server stopped", "error", err)
+		}
+	})
+	w.wg.Go(func() { claimer.Run(runCtx) })
+	w.log.Info("worker started", "namespaces", cfg.Namespaces, "bind_address", ln.Addr().String(),
+		"handler_type", HandlerTypeRust)
+	return w, nil
+}
+
+func (w *Worker) prepare(ctx context.Context) error {
+	if !w.cfg.SkipMigrate {
+		if _, err := migrations.Migrate(ctx, w.pool, &migrations.Config{PGMQ: w.cfg.PGMQMode}); err != nil {
+			return fmt.Errorf("worker: %w", err)
+		}
+	}
+	if err := workflow.Register(ctx, w.pool, w.cfg.Templates); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	for _, ns := range w.cfg.Namespaces {
+		if err := pgmq.CreateQueue(ctx, w.pool, workflow.WorkerQueue(ns)); err != nil {
+			return fmt.Errorf("worker: create queue for namespace %s: %w", ns, err)
+		}
+	}
+	return nil
+}
+
+// ID is the worker's id as it appears in claims.
+func (w *Worker) ID() string { return w.cfg.WorkerID }
+
+// Addr is the health listener's address.
+func (w *Worker) Addr() string { return w.listener.Addr().String() }
+
+// Stop stops claiming, lets running handlers finish for up to ShutdownTimeout (then
+// cancels them), and closes the pool. Safe to call more than once.
+func (w *Worker) Stop() error {
+	var err error
+	w.stopOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), w.cfg.ShutdownTimeout)
+		defer cancel()
+		err = w.server.Shutdown(ctx)
+		w.cancel()
+		done := make(chan struct{})
+		go func() { w.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			w.hardStop()
+			<-done
+		}
+		w.hardStop()
+		w.pool.Close()
+		w.log.Info("worker stopped")
+	})
+	return err
+}
+
+// stepExecutionResult is what the worker stores in workflow_steps.results.
+type stepExecutionResult struct {
+	StepUUID string            `json:"step_uuid"`
+	Success  bool              `json:"success"`
+	Status   string            `json:"status"`
+	Result   any               `json:"result"`
+	Error    *resultError      `json:"error"`
+	Metadata executionMetadata `json:"metadata"`
+}
+
+type resultError struct {
+	Message   string `json:"message"`
+	ErrorType string `json:"error_type"`
+	ErrorCode string `json:"error_code,omitempty"`
+	Retryable bool   `json:"retryable"`
+}
+
+type executionMetadata struct {
+	ExecutionTimeMS float64   `json:"execution_time_ms"`
+	Retryable       bool      `json:"retryable"`
+	WorkerID        string    `json:"worker_id"`
+	HandlerType     string    `json:"handler_type"`
+	Attempt         int       `json:"attempt"`
+	StartedAt       time.Time `json:"started_at"`
+	CompletedAt     time.Time `json:"completed_at"`
+	ErrorType       string    `json:"error_type,omitempty"`
+	ErrorCode       string    `json:"error_code,omitempty"`
+}
+
+// execute runs one claimed step's handler and submits its result. Handlers get a context
+// that survives a graceful stop (so running steps can finish) but not a hard one.
+func (w *Worker) execute(_ context.Context, s *stepclaim.Step) {
+	log := w.log.With("correlation_id", s.CorrelationID, "task_uuid", s.TaskUUID, "step_uuid", s.StepUUID,
+		"namespace", s.Namespace, "step_name", s.StepName, "claim_method", s.Method)
+	tmpl := w.templates[s.Namespace+"/"+s.TaskName+"/"+s.Version]
+	var spec *workflow.StepTemplate
+	if tmpl != nil {
+		spec = tmpl.Step(s.StepName)
+	}
+	var (
+		value any
+		herr  error
+	)
+	started := time.Now()
+	if spec == nil {
+		herr = &workflow.StepError{Message: fmt.Sprintf("this worker has no template step %s in %s/%s/%s",
+			s.StepName, s.Namespace, s.TaskName, s.Version), ErrorType: "UnknownStep", ErrorCode: "UNKNOWN_STEP"}
+	} else {
+		timeout := time.Until(s.LeaseUntil)
+		if spec.TimeoutSeconds > 0 {
+			timeout = min(timeout, time.Duration(spec.TimeoutSeconds)*time.Second)
+		}
+		ctx, cancel := context.WithTimeout(w.hardCtx, timeout)
+		value, herr = runHandler(ctx, w.cfg.Registry[spec.Handler.Callable], workflow.StepInput{
+			TaskUUID: s.TaskUUID, StepUUID: s.StepUUID, StepName: s.StepName, CorrelationID: s.CorrelationID,
+			Context: s.Context, Dependencies: s.Dependencies, Attempt: s.Attempt, MaxAttempts: s.MaxAttempts,
+			Initialization: spec.Handler.Initialization,
+		})
+		cancel()
+	}
+	if w.hardCtx.Err() != nil {
+		// Stopped mid-step: leave the step to lease recovery rather than report a failure
+		// that was ours, not the handler's.
+		log.Warn("worker stopping; step left for lease recovery")
+		return
+	}
+	finished := time.Now()
+	res := stepExecutionResult{StepUUID: s.StepUUID.String(), Success: herr == nil, Status: "completed", Result: value,
+		Metadata: executionMetadata{
+			ExecutionTimeMS: float64(finished.Sub(started).Microseconds()) / 1000, WorkerID: w.cfg.WorkerID,
+			HandlerType: HandlerTypeRust, Attempt: s.Attempt, StartedAt: started.UTC(), CompletedAt: finished.UTC(),
+		}}
+	if herr != nil {
+		re := classify(herr)
+		res.Status, res.Result, res.Error = "failed", nil, re
+		res.Metadata.Retryable, res.Metadata.ErrorType, res.Metadata.ErrorCode = re.Retryable, re.ErrorType, re.ErrorCode
+	}
+	body, err := json.Marshal(res)
+	if err != nil {
+		log.Error("encode step result", "error", err)
+		return
+	}
+	if _, err := stepclaim.Submit(w.hardCtx, w.pool, s, w.cfg.WorkerID, res.Success, body); err != nil {
+		if errors.Is(err, stepclaim.ErrLeaseLost) {
+			log.Warn("result discarded: the step's lease was lost", "attempt", s.Attempt)
+			return
+		}
+		log.Error("submit step result; the step will be recovered when its lease runs out", "error", err)
+		return
+	}
+	if herr != nil {
+		log.Info("step failed", "attempt", s.Attempt, "error", herr, "retryable", res.Metadata.Retryable)
+	} else {
+		log.Debug("step completed", "attempt", s.Attempt, "duration_ms", res.Metadata.ExecutionTimeMS)
+	}
+}
+
+// runHandler calls h, turning a panic into a non-retryable failure so that one bad
+// handler cannot take the worker down.
+func runHandler(ctx context.Context, h workflow.Handler, in workflow.StepInput) (value any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = &workflow.StepError{Message: fmt.Sprintf("handler panicked: %v\n%s", p, debug.Stack()),
+				ErrorType: "HandlerPanic", ErrorCode: "HANDLER_PANIC"}
+		}
+	}()
+	return h(ctx, in)
+}
+
+func classify(err error) *resultError {
+	var se *workflow.StepError
+	if errors.As(err, &se) {
+		return &resultError{Message: se.Message, ErrorType: se.ErrorType, ErrorCode: se.ErrorCode, Retryable: se.Retryable}
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return &resultError{Message: err.Error(), ErrorType: "Timeout", ErrorCode: "HANDLER_TIMEOUT", Retryable: true}
+	}
+	return &resultError{Message: err.Error(), ErrorType: "HandlerError", Retryable: true}
+}
+
+func (w *Worker) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /health", func(rw http.ResponseWriter, _ *http.Request) {
+		writeJSON(rw, http.StatusOK, api.Health{Status: "healthy", Timestamp: time.Now().UTC()})
+	})
+	mux.HandleFunc("GET /health/live", func(rw http.ResponseWriter, _ *http.Request) {
+		writeJSON(rw, http.StatusOK, api.Health{Status: "alive", Timestamp: time.Now().UTC()})
+	})
+	ready := func(rw http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		c := api.Check{Status: "healthy", Message: "database reachable"}
+		if err := w.pool.Ping(ctx); err != nil {
+			c = api.Check{Status: "unhealthy", Message: "database unreachable: " + err.Error()}
+		}
+		c.DurationMS = float64(time.Since(start).Microseconds()) / 1000
+		st := w.pool.Stat()
+		h := api.Health{Status: "healthy", Timestamp: time.Now().UTC(), Checks: map[string]api.Check{
+			"database": c,
+			"pool_utilization": {Status: "healthy",
+				Message: fmt.Sprintf("%d of %d connections in use", st.AcquiredConns(), st.MaxConns())},
+		}, Info: map[string]string{"worker_id": w.cfg.WorkerID, "handler_type": HandlerTypeRust,
+			"namespaces": fmt.Sprint(w.cfg.Namespaces)}}
+		code := http.StatusOK
+		if c.Status != "healthy" {
+			h.Status, code = "unhealthy", http.StatusServiceUnavailable
+		}
+		writeJSON(rw, code, h)
+	}
+	mux.HandleFunc("GET /health/ready", ready)
+	mux.HandleFunc("GET /health/detailed", ready)
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, status int, body any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}

@@ -1,0 +1,177 @@
+package workflow
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"sort"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// StepInput is what a handler gets: the task's context and its parents' results.
+type StepInput struct {
+	TaskUUID      uuid.UUID
+	StepUUID      uuid.UUID
+	StepName      string
+	CorrelationID uuid.UUID
+	// Context is the task's context JSON.
+	Context json.RawMessage
+	// Dependencies maps each parent step's name to its result value.
+	Dependencies map[string]json.RawMessage
+	// Attempt is this attempt's number, starting at 1.
+	Attempt     int
+	MaxAttempts int
+	// Initialization is the handler's fixed configuration from the template.
+	Initialization map[string]any
+}
+
+// Handler runs one step. It returns the step's result value (any JSON-encodable value)
+// or an error; a *StepError says whether the failure may be retried, and any other
+// error is treated as retryable.
+type Handler func(ctx context.Context, in StepInput) (any, error)
+
+// StepError is a handler failure with its classification.
+type StepError struct {
+	Message   string
+	ErrorType string
+	ErrorCode string
+	Retryable bool
+}
+
+func (e *StepError) Error() string { return e.ErrorType + ": " + e.Message }
+
+// Registry maps callables to handlers.
+type Registry map[string]Handler
+
+// DefaultRegistry returns the handlers the shipped templates use.
+func DefaultRegistry() Registry {
+	return Registry{
+		"math.square_even_number":    squareEvenNumber,
+		"math.square_parent_product": squareParentProduct,
+		"test.fail_n_times":          failNTimes,
+		"test.sleep_first_attempt":   sleepFirstAttempt,
+	}
+}
+
+// Check returns an error naming the first step of ts whose callable has no handler.
+func (r Registry) Check(ts []*Template) error {
+	for _, t := range ts {
+		for _, s := range t.Steps {
+			if _, ok := r[s.Handler.Callable]; !ok {
+				return fmt.Errorf("template %s step %s: no handler registered for callable %q",
+					t.Key(), s.Name, s.Handler.Callable)
+			}
+		}
+	}
+	return nil
+}
+
+// squareEvenNumber is the first step of the maths workflows: context.even_number squared.
+// A missing or odd number is a validation error that retrying cannot fix.
+func squareEvenNumber(_ context.Context, in StepInput) (any, error) {
+	var ctx struct {
+		EvenNumber *json.Number `json:"even_number"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(in.Context))
+	dec.UseNumber()
+	if err := dec.Decode(&ctx); err != nil || ctx.EvenNumber == nil {
+		return nil, &StepError{Message: "context.even_number is required", ErrorType: "ValidationError",
+			ErrorCode: "MISSING_CONTEXT_FIELD"}
+	}
+	n, ok := new(big.Int).SetString(ctx.EvenNumber.String(), 10)
+	if !ok || n.Bit(0) != 0 || n.Sign() <= 0 {
+		return nil, &StepError{Message: fmt.Sprintf("context.even_number must be a positive even integer, got %s", ctx.EvenNumber),
+			ErrorType: "ValidationError", ErrorCode: "VALIDATION_ERROR"}
+	}
+	return json.Number(new(big.Int).Mul(n, n).String()), nil
+}
+
+// squareParentProduct multiplies every parent's result and squares the product, in
+// arbitrary precision: with one parent it squares that parent.
+func squareParentProduct(_ context.Context, in StepInput) (any, error) {
+	if len(in.Dependencies) == 0 {
+		return nil, &StepError{Message: "step has no parent results", ErrorType: "ValidationError",
+			ErrorCode: "MISSING_DEPENDENCY_RESULT"}
+	}
+	names := make([]string, 0, len(in.Dependencies))
+	for name := range in.Dependencies {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	product := big.NewInt(1)
+	for _, name := range names {
+		v, err := bigFromJSON(in.Dependencies[name])
+		if err != nil {
+			return nil, &StepError{Message: fmt.Sprintf("parent %s result: %v", name, err),
+				ErrorType: "ValidationError", ErrorCode: "INVALID_DEPENDENCY_RESULT"}
+		}
+		product.Mul(product, v)
+	}
+	return json.Number(product.Mul(product, product).String()), nil
+}
+
+// bigFromJSON reads an integer written as a JSON number or a JSON string of digits.
+func bigFromJSON(raw json.RawMessage) (*big.Int, error) {
+	s := string(bytes.TrimSpace(raw))
+	if len(s) >= 2 && s[0] == '"' {
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, err
+		}
+	}
+	v, ok := new(big.Int).SetString(s, 10)
+	if !ok {
+		return nil, fmt.Errorf("%q is not an integer", s)
+	}
+	return v, nil
+}
+
+// failNTimes fails, retryably, on its first fail_count attempts and then succeeds.
+func failNTimes(_ context.Context, in StepInput) (any, error) {
+	failCount := intSetting(in.Initialization, "fail_count", 0)
+	if in.Attempt <= failCount {
+		return nil, &StepError{Message: fmt.Sprintf("planned failure %d of %d", in.Attempt, failCount),
+			ErrorType: "PlannedFailure", ErrorCode: "PLANNED_FAILURE", Retryable: true}
+	}
+	return map[string]any{"succeeded_on_attempt": in.Attempt}, nil
+}
+
+// sleepFirstAttempt sleeps context.sleep_ms on its first attempt only, so a test can lose
+// the worker running it and see a later attempt finish at once.
+func sleepFirstAttempt(ctx context.Context, in StepInput) (any, error) {
+	var c struct {
+		SleepMS int64 `json:"sleep_ms"`
+	}
+	_ = json.Unmarshal(in.Context, &c)
+	if in.Attempt == 1 && c.SleepMS > 0 {
+		t := time.NewTimer(time.Duration(c.SleepMS) * time.Millisecond)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("sleep interrupted: %w", context.Cause(ctx))
+		case <-t.C:
+		}
+	}
+	return map[string]any{"attempt": in.Attempt, "slept_ms": map[bool]int64{true: c.SleepMS, false: 0}[in.Attempt == 1]}, nil
+}
+
+func intSetting(m map[string]any, key string, def int) int {
+	switch v := m[key].(type) {
+	case float64:
+		return int(v)
+	case int:
+		return v
+	case json.Number:
+		if i, err := v.Int64(); err == nil {
+			return int(i)
+		}
+	}
+	return def
+}
+
+// ErrUnknownCallable is returned for a step whose callable has no handler.
+var ErrUnknownCallable = errors.New("no handler registered for callable")
