@@ -32,6 +32,9 @@ const ChannelPrefix = "pgmq_message_ready."
 // OrchestrationChannel is the channel orchestration listens on.
 const OrchestrationChannel = ChannelPrefix + "orchestration"
 
+// TaskFinalizedChannel carries the uuid of each task that reached a terminal state.
+const TaskFinalizedChannel = "tasker_task_finalized"
+
 // Channel returns the LISTEN channel for a namespace's queue.
 func Channel(namespace string) string { return ChannelPrefix + namespace }
 

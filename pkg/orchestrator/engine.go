@@ -85,7 +85,19 @@ func (o *Orchestrator) advance(ctx context.Context, tx pgx.Tx, t *taskRef, trigg
 			t.uuid, t.state == lifecycle.TaskComplete); err != nil {
 			return fmt.Errorf("finalize task %s: %w", t.uuid, err)
 		}
+		if err := notifyFinalized(ctx, tx, t.uuid); err != nil {
+			return err
+		}
 		o.log.Info("task finalized", "correlation_id", t.correlationID, "task_uuid", t.uuid, "final_state", t.state)
+	}
+	return nil
+}
+
+// notifyFinalized tells every orchestrator, when tx commits, that a task reached a
+// terminal state, so API clients waiting on it return at once.
+func notifyFinalized(ctx context.Context, tx pgx.Tx, task uuid.UUID) error {
+	if _, err := tx.Exec(ctx, "SELECT pg_notify($1, $2)", messaging.TaskFinalizedChannel, task.String()); err != nil {
+		return fmt.Errorf("notify finalization of task %s: %w", task, err)
 	}
 	return nil
 }

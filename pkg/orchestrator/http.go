@@ -115,13 +115,27 @@ func (o *Orchestrator) handleGet(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	task, err := o.GetTask(r.Context(), id)
+	var task *api.TaskResponse
+	var err error
+	if v := r.URL.Query().Get("wait"); v != "" {
+		d, perr := time.ParseDuration(v)
+		if perr != nil || d <= 0 || d > maxWait {
+			writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("wait: must be a duration such as 5s, at most %s", maxWait))
+			return
+		}
+		task, err = o.WaitTask(r.Context(), id, d)
+	} else {
+		task, err = o.GetTask(r.Context(), id)
+	}
 	if err != nil {
 		o.writeFailure(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, task)
 }
+
+// maxWait caps a long-poll so proxies and clients do not time out first.
+const maxWait = 60 * time.Second
 
 func (o *Orchestrator) handleCancel(w http.ResponseWriter, r *http.Request) {
 	id, ok := parseTaskUUID(w, r)

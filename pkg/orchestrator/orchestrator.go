@@ -35,6 +35,7 @@ type Orchestrator struct {
 	stopErr      error
 	started      time.Time
 	pgmqProvider string
+	waiters      *waiters
 }
 
 type resultJob struct {
@@ -72,7 +73,7 @@ func Start(ctx context.Context, cfg *Config) (*Orchestrator, error) {
 	o := &Orchestrator{
 		cfg: c, log: c.Logger.With("component", "orchestrator", "processor_uuid", c.ProcessorUUID),
 		pool: pool, templates: newTemplateCache(), results: make(chan resultJob, resultChannelCapacity),
-		started: time.Now(),
+		started: time.Now(), waiters: newWaiters(),
 	}
 	if err := o.prepare(ctx); err != nil {
 		pool.Close()
@@ -157,9 +158,13 @@ func (o *Orchestrator) Stop() error {
 func (o *Orchestrator) listen(ctx context.Context) {
 	l := &messaging.Listener{
 		ConnConfig: o.pool.Config().ConnConfig.Copy(),
-		Channels:   []string{messaging.OrchestrationChannel},
+		Channels:   []string{messaging.OrchestrationChannel, messaging.TaskFinalizedChannel},
 		Logger:     o.log,
 		Handle: func(ctx context.Context, n *pgconn.Notification) {
+			if n.Channel == messaging.TaskFinalizedChannel {
+				o.waiters.wake(n.Payload)
+				return
+			}
 			var ev messaging.Notification
 			if err := json.Unmarshal([]byte(n.Payload), &ev); err != nil {
 				o.log.Warn("ignoring malformed notification", "channel", n.Channel, "error", err)

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	pgmq "github.com/craigpastro/pgmq-go"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -174,6 +175,11 @@ func (o *Orchestrator) lookupTemplate(ctx context.Context, namespace, name, vers
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, err
+	}
+	// Workers create their queues at start, but a task may be created before any worker of
+	// its namespace runs; creating the queue here (idempotent) lets its steps wait there.
+	if err := pgmq.CreateQueue(ctx, o.pool, tmpl.QueueName()); err != nil {
+		return nil, fmt.Errorf("create queue %s: %w", tmpl.QueueName(), err)
 	}
 	nt := &namedTask{uuid: id, updatedAt: updated, template: tmpl, stepUUIDs: steps}
 	c.mu.Lock()
@@ -394,8 +400,10 @@ func (o *Orchestrator) CancelTask(ctx context.Context, id uuid.UUID) error {
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `UPDATE tasker.tasks SET completed_at = now(), updated_at = now() WHERE task_uuid = $1`, id)
-		return err
+		if _, err = tx.Exec(ctx, `UPDATE tasker.tasks SET completed_at = now(), updated_at = now() WHERE task_uuid = $1`, id); err != nil {
+			return err
+		}
+		return notifyFinalized(ctx, tx, id)
 	})
 }
 

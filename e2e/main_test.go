@@ -1,0 +1,179 @@
+// Package e2e runs tasker-sim end to end against real PostgreSQL: orchestrators and
+// workers in-process through pkg/harness, and as built binaries where a test must kill
+// one.
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/tasker-sim/tasker-sim/migrations"
+	"github.com/tasker-sim/tasker-sim/pkg/api"
+	"github.com/tasker-sim/tasker-sim/pkg/harness"
+	"github.com/tasker-sim/tasker-sim/pkg/lifecycle"
+	"github.com/tasker-sim/tasker-sim/pkg/pgprovision"
+)
+
+var (
+	cluster *pgprovision.Cluster
+	binDir  string
+)
+
+func TestMain(m *testing.M) {
+	ctx := context.Background()
+	c, stop, err := pgprovision.ForTestMain(ctx)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(1)
+	}
+	cluster = c
+	dir, err := os.MkdirTemp("", "tasker-e2e-bin-")
+	if err == nil {
+		binDir = dir
+		out, berr := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "../cmd/worker", "../cmd/orchestrator").CombinedOutput()
+		if berr != nil {
+			fmt.Fprintf(os.Stderr, "e2e: build binaries: %v\n%s", berr, out)
+			stop()
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	stop()
+	_ = os.RemoveAll(binDir)
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: leaked goroutines:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// pgmqMode lets one run the same suite on the compatible schema and on the extension.
+func pgmqMode() migrations.PGMQMode { return migrations.PGMQMode(os.Getenv("TASKER_TEST_PGMQ_MODE")) }
+
+// fastOptions makes the background loops quick enough for tests.
+func fastOptions() harness.Options {
+	return harness.Options{PGMQMode: pgmqMode()}
+}
+
+func ctxFor(t *testing.T, d time.Duration) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// request builds a task request; a run id keeps identical inputs distinct tasks.
+func request(namespace, name string, context map[string]any) *api.TaskRequest {
+	if _, ok := context["_run_id"]; !ok {
+		context["_run_id"] = uuid.NewString()
+	}
+	body, _ := json.Marshal(context)
+	return &api.TaskRequest{Name: name, Namespace: namespace, Version: "1.0.0", Context: body,
+		Initiator: "e2e", SourceSystem: "go-test", Reason: "end-to-end test"}
+}
+
+func pow(base int64, exp int) string {
+	return new(big.Int).Exp(big.NewInt(base), big.NewInt(int64(exp)), nil).String()
+}
+
+type transitionRow struct {
+	From     *string
+	To       string
+	SortKey  int
+	Recent   bool
+	Metadata map[string]any
+}
+
+func taskTransitions(t *testing.T, env *harness.Env, task string) []transitionRow {
+	t.Helper()
+	rows, err := env.Pool.Query(context.Background(), `
+		SELECT from_state, to_state, sort_key, most_recent, metadata FROM tasker.task_transitions
+		 WHERE task_uuid = $1 ORDER BY sort_key`, task)
+	require.NoError(t, err)
+	defer rows.Close()
+	var out []transitionRow
+	for rows.Next() {
+		var r transitionRow
+		require.NoError(t, rows.Scan(&r.From, &r.To, &r.SortKey, &r.Recent, &r.Metadata))
+		out = append(out, r)
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
+func stepTransitions(t *testing.T, env *harness.Env, step string) []transitionRow {
+	t.Helper()
+	rows, err := env.Pool.Query(context.Background(), `
+		SELECT from_state, to_state, sort_key, most_recent, metadata FROM tasker.workflow_step_transitions
+		 WHERE workflow_step_uuid = $1 ORDER BY sort_key`, step)
+	require.NoError(t, err)
+	defer rows.Close()
+	var out []transitionRow
+	for rows.Next() {
+		var r transitionRow
+		require.NoError(t, rows.Scan(&r.From, &r.To, &r.SortKey, &r.Recent, &r.Metadata))
+		out = append(out, r)
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
+func states(rows []transitionRow) []string {
+	out := make([]string, len(rows))
+	for i, r := range rows {
+		out[i] = r.To
+	}
+	return out
+}
+
+// requireWellFormedAudit checks an audit trail: contiguous sort keys from 0, one most
+// recent row (the last), each from_state equal to the previous to_state, and every edge
+// legal in the given table.
+func requireWellFormedAudit(t *testing.T, rows []transitionRow, legal func(from, to string) error) {
+	t.Helper()
+	require.NotEmpty(t, rows)
+	require.Nil(t, rows[0].From, "the first row is the initial state")
+	require.Equal(t, "pending", rows[0].To)
+	for i, r := range rows {
+		require.Equal(t, i, r.SortKey)
+		require.Equal(t, i == len(rows)-1, r.Recent, "only the last row is most_recent")
+		if i > 0 {
+			require.NotNil(t, r.From)
+			require.Equal(t, rows[i-1].To, *r.From)
+			require.NoError(t, legal(*r.From, r.To))
+		}
+	}
+}
+
+func legalTask(from, to string) error {
+	return lifecycle.CheckTask(lifecycle.TaskState(from), lifecycle.TaskState(to))
+}
+
+func legalStep(from, to string) error {
+	return lifecycle.CheckStep(lifecycle.StepState(from), lifecycle.StepState(to))
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

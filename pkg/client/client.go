@@ -1,0 +1,198 @@
+// Package client is a Go client for the tasker-sim orchestration REST API, used by
+// taskerctl, the harness and tests.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tasker-sim/tasker-sim/pkg/api"
+	"github.com/tasker-sim/tasker-sim/pkg/lifecycle"
+)
+
+// DefaultURL is the orchestration API's default address (TASKER_ORCHESTRATION_URL).
+const DefaultURL = "http://127.0.0.1:8080"
+
+// Client talks to one orchestrator.
+type Client struct {
+	base string
+	http *http.Client
+}
+
+// New returns a client for baseURL (e.g. http://127.0.0.1:8080). A nil httpClient uses
+// one with keep-alives and no overall timeout (long-polls set their own).
+func New(baseURL string, httpClient *http.Client) (*Client, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("orchestration url %q: must be an http(s) URL such as %s", baseURL, DefaultURL)
+	}
+	if httpClient == nil {
+		httpClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second}}
+	}
+	return &Client{base: strings.TrimRight(baseURL, "/"), http: httpClient}, nil
+}
+
+// APIError is a non-2xx answer.
+type APIError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("orchestrator answered %d %s: %s", e.Status, e.Code, e.Message)
+}
+
+// IsStatus reports whether err is an *APIError with the given HTTP status.
+func IsStatus(err error, status int) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Status == status
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("%s %s: read body: %w", method, path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var e api.ErrorResponse
+		if json.Unmarshal(data, &e) != nil || e.Error == "" {
+			e = api.ErrorResponse{Error: http.StatusText(resp.StatusCode), Message: strings.TrimSpace(string(data))}
+		}
+		return &APIError{Status: resp.StatusCode, Code: e.Error, Message: e.Message}
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// CreateTask posts a task request.
+func (c *Client) CreateTask(ctx context.Context, req *api.TaskRequest) (*api.TaskResponse, error) {
+	var out api.TaskResponse
+	if err := c.do(ctx, http.MethodPost, "/v1/tasks", req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// GetTask fetches one task.
+func (c *Client) GetTask(ctx context.Context, id string) (*api.TaskResponse, error) {
+	var out api.TaskResponse
+	if err := c.do(ctx, http.MethodGet, "/v1/tasks/"+url.PathEscape(id), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// WaitTask blocks until the task reaches a terminal state (complete, error, cancelled,
+// resolved_manually) or ctx ends. It long-polls, so it returns as soon as the
+// orchestrator finalizes the task rather than on a polling tick.
+func (c *Client) WaitTask(ctx context.Context, id string) (*api.TaskResponse, error) {
+	for {
+		var out api.TaskResponse
+		err := c.do(ctx, http.MethodGet, "/v1/tasks/"+url.PathEscape(id)+"?wait=30s", nil, &out)
+		if err != nil {
+			return nil, err
+		}
+		if lifecycle.TaskState(out.Status).Terminal() {
+			return &out, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return &out, err
+		}
+	}
+}
+
+// ListOptions filters ListTasks. Zero values mean no filter and the server's defaults.
+type ListOptions struct {
+	Namespace string
+	Status    string
+	Page      int
+	PerPage   int
+}
+
+// ListTasks lists tasks, newest first.
+func (c *Client) ListTasks(ctx context.Context, o ListOptions) (*api.TaskList, error) {
+	q := url.Values{}
+	if o.Namespace != "" {
+		q.Set("namespace", o.Namespace)
+	}
+	if o.Status != "" {
+		q.Set("status", o.Status)
+	}
+	if o.Page > 0 {
+		q.Set("page", strconv.Itoa(o.Page))
+	}
+	if o.PerPage > 0 {
+		q.Set("per_page", strconv.Itoa(o.PerPage))
+	}
+	path := "/v1/tasks"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out api.TaskList
+	if err := c.do(ctx, http.MethodGet, path, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// CancelTask cancels a task.
+func (c *Client) CancelTask(ctx context.Context, id string) (*api.TaskResponse, error) {
+	var out api.TaskResponse
+	if err := c.do(ctx, http.MethodDelete, "/v1/tasks/"+url.PathEscape(id), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Steps lists a task's workflow steps.
+func (c *Client) Steps(ctx context.Context, id string) ([]api.StepResponse, error) {
+	var out []api.StepResponse
+	if err := c.do(ctx, http.MethodGet, "/v1/tasks/"+url.PathEscape(id)+"/workflow_steps", nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Health fetches /health/ready.
+func (c *Client) Health(ctx context.Context) (*api.Health, error) {
+	var out api.Health
+	if err := c.do(ctx, http.MethodGet, "/health/ready", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
