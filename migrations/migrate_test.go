@@ -374,19 +374,35 @@ func TestMigrateInvalidMode(t *testing.T) {
 	require.False(t, versionTable)
 }
 
-// A cancelled context makes Migrate fail, and releases the migration lock so
-// that the next caller is not blocked.
-func TestMigrateCancelledContextReleasesLock(t *testing.T) {
+// migrationLockKey is the advisory lock key migrations.go serialises callers with
+// ("tasker" in ASCII, then 1).
+const migrationLockKey int64 = 0x7461736b65720001
+
+// A caller that waits for another's migration lock gives up when its context
+// ends, and the database stays migratable.
+func TestMigrateWaitsForLockAndHonoursContext(t *testing.T) {
 	t.Parallel()
-	pool := newPool(t, newDatabase(t))
+	ctx := testContext(t)
+	url := newDatabase(t)
+	pool := newPool(t, url)
 
-	cancelled, cancel := context.WithCancel(testContext(t))
-	cancel()
-	_, err := migrations.Migrate(cancelled, pool, nil)
-	require.ErrorIs(t, err, context.Canceled)
+	holder := newConn(t, url)
+	_, err := holder.Exec(ctx, "SELECT pg_advisory_lock($1)", migrationLockKey)
+	require.NoError(t, err)
 
-	ctx, stop := context.WithTimeout(testContext(t), 30*time.Second)
-	defer stop()
+	short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	t0 := time.Now()
+	_, err = migrations.Migrate(short, pool, nil)
+	require.Error(t, err)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.GreaterOrEqual(t, time.Since(t0), 400*time.Millisecond, "Migrate must have waited for the lock")
+	var versionTable bool
+	require.NoError(t, pool.QueryRow(ctx, "SELECT to_regclass('tasker.schema_migrations') IS NOT NULL").Scan(&versionTable))
+	require.False(t, versionTable, "nothing may happen before the lock is held")
+
+	_, err = holder.Exec(ctx, "SELECT pg_advisory_unlock($1)", migrationLockKey)
+	require.NoError(t, err)
 	res, err := migrations.Migrate(ctx, pool, nil)
 	require.NoError(t, err)
 	require.Equal(t, allMigrations, res.Applied)

@@ -151,4 +151,3 @@ func Worker(log *slog.Logger) (*worker.Config, error) {
 	}
 	return cfg, nil
 }
-

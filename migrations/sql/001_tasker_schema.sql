@@ -74,7 +74,7 @@ CREATE TABLE IF NOT EXISTS tasker.workflow_steps (
     processed_at            timestamptz,
     attempts                integer NOT NULL DEFAULT 0,
     last_attempted_at       timestamptz,
-    backoff_request_seconds integer,
+    backoff_request_seconds double precision,
     inputs                  jsonb,
     results                 jsonb,
     priority                integer NOT NULL DEFAULT 0,
