@@ -1,0 +1,228 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/tasker-sim/tasker-sim/internal/stack"
+	"github.com/tasker-sim/tasker-sim/pkg/api"
+	"github.com/tasker-sim/tasker-sim/pkg/client"
+)
+
+func contextWithTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, d)
+}
+
+// percentile returns the p-th percentile (0..100) of sorted durations, nearest rank.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := int(p/100*float64(len(sorted))+0.999999) - 1
+	return sorted[min(max(rank, 0), len(sorted)-1)]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
+
+// startOwnStack starts a throwaway stack unless the user named an orchestrator.
+func startOwnStack(cmd *cobra.Command, workers int, env []string) (url, dbURL string, stop func(), err error) {
+	if u, _ := cmd.Flags().GetString("url"); u != "" {
+		return u, os.Getenv("TASKER_DATABASE_URL"), func() {}, nil
+	}
+	if u := os.Getenv(OrchestrationURLEnv); u != "" {
+		return u, os.Getenv("TASKER_DATABASE_URL"), func() {}, nil
+	}
+	binDir, _ := cmd.Flags().GetString("bin-dir")
+	logf := func(format string, args ...any) { fmt.Fprintf(cmd.ErrOrStderr(), "· "+format+"\n", args...) }
+	s, err := stack.Start(cmd.Context(), stack.Options{DatabaseURL: os.Getenv("TASKER_DATABASE_URL"),
+		BinDir: binDir, Workers: workers, Env: env, Logf: logf})
+	if err != nil {
+		return "", "", nil, err
+	}
+	return s.URL, s.DatabaseURL, s.Stop, nil
+}
+
+func newBar(w io.Writer, n int, what string) *progressbar.ProgressBar {
+	return progressbar.NewOptions(n,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription(what),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString("tasks"),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+	)
+}
+
+func benchCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure mathematical_sequence latency from create to complete (P50/P95/P99)",
+		Long: `Measure end-to-end latency of mathematical_sequence: each task is created, then
+awaited (long-poll, so the time is not quantised by a polling interval), one at a time.
+
+Without --url it starts its own throwaway PostgreSQL, orchestrator and worker (run
+'make build' first). As a reference in the same run it measures the latency of one
+durable single-row commit on the same database and reports the task latency as a
+multiple of it: a linear task needs about 13 commits.`,
+		Args: cobra.NoArgs,
+		RunE: runBench,
+	}
+	f := cmd.Flags()
+	f.Int("tasks", 200, "tasks to measure (at least 1)")
+	f.Int("warmup", 10, "tasks run first and not measured")
+	f.Int("even-number", 6, "the even_number input")
+	f.Int("workers", 1, "workers to start when running its own stack")
+	f.String("bin-dir", "", "directory with the orchestrator and worker binaries (default: beside taskerctl, then ./bin)")
+	addOutputFlag(cmd)
+	return cmd
+}
+
+// BenchResult is what `taskerctl bench -o json` prints.
+type BenchResult struct {
+	Tasks             int     `json:"tasks"`
+	P50MS             float64 `json:"p50_ms"`
+	P95MS             float64 `json:"p95_ms"`
+	P99MS             float64 `json:"p99_ms"`
+	MeanMS            float64 `json:"mean_ms"`
+	TasksPerSecond    float64 `json:"tasks_per_second"`
+	ReferenceCommitMS float64 `json:"reference_commit_p50_ms,omitempty"`
+	RatioToCommit     float64 `json:"p50_over_commit_p50,omitempty"`
+}
+
+func runBench(cmd *cobra.Command, _ []string) error {
+	format, err := outputFormat(cmd)
+	if err != nil {
+		return err
+	}
+	f := cmd.Flags()
+	n, _ := f.GetInt("tasks")
+	warmup, _ := f.GetInt("warmup")
+	even, _ := f.GetInt("even-number")
+	workers, _ := f.GetInt("workers")
+	if n < 1 {
+		return fmt.Errorf("--tasks %d: must be at least 1", n)
+	}
+	if warmup < 0 {
+		return fmt.Errorf("--warmup %d: must not be negative", warmup)
+	}
+	if even < 2 || even > 100 || even%2 != 0 {
+		return fmt.Errorf("--even-number %d: must be even, from 2 to 100", even)
+	}
+	url, dbURL, stop, err := startOwnStack(cmd, workers, nil)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	c, err := client.New(url, nil)
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	runOne := func() (time.Duration, error) {
+		body, _ := json.Marshal(map[string]any{"even_number": even, "_run_id": uuid.NewString()})
+		start := time.Now()
+		t, err := c.CreateTask(ctx, &api.TaskRequest{Name: "mathematical_sequence", Namespace: "rust_e2e_linear",
+			Version: "1.0.0", Context: body, Initiator: "taskerctl", SourceSystem: "bench", Reason: "latency benchmark"})
+		if err != nil {
+			return 0, err
+		}
+		if t, err = c.WaitTask(ctx, t.TaskUUID); err != nil {
+			return 0, err
+		}
+		if t.Status != "complete" {
+			return 0, fmt.Errorf("task %s ended %s", t.TaskUUID, t.Status)
+		}
+		return time.Since(start), nil
+	}
+	for range warmup {
+		if _, err := runOne(); err != nil {
+			return err
+		}
+	}
+	bar := newBar(cmd.ErrOrStderr(), n, "mathematical_sequence")
+	lat := make([]time.Duration, 0, n)
+	began := time.Now()
+	for range n {
+		d, err := runOne()
+		if err != nil {
+			return err
+		}
+		lat = append(lat, d)
+		_ = bar.Add(1)
+	}
+	elapsed := time.Since(began)
+	_ = bar.Finish()
+	slices.Sort(lat)
+	var sum time.Duration
+	for _, d := range lat {
+		sum += d
+	}
+	res := BenchResult{Tasks: n, P50MS: toMS(percentile(lat, 50)), P95MS: toMS(percentile(lat, 95)),
+		P99MS: toMS(percentile(lat, 99)), MeanMS: toMS(sum / time.Duration(n)),
+		TasksPerSecond: float64(n) / elapsed.Seconds()}
+	if dbURL != "" {
+		ref, err := commitLatency(ctx, dbURL, n)
+		if err != nil {
+			return fmt.Errorf("reference run: %w", err)
+		}
+		res.ReferenceCommitMS = toMS(ref)
+		res.RatioToCommit = res.P50MS / res.ReferenceCommitMS
+	}
+	if format == "json" {
+		return printJSON(cmd.OutOrStdout(), res)
+	}
+	out := cmd.OutOrStdout()
+	fmt.Fprintf(out, "mathematical_sequence, %d sequential tasks (after %d warm-up), create -> complete:\n", n, warmup)
+	fmt.Fprintf(out, "  P50 %.2f ms   P95 %.2f ms   P99 %.2f ms   mean %.2f ms   (%.1f tasks/s)\n",
+		res.P50MS, res.P95MS, res.P99MS, res.MeanMS, res.TasksPerSecond)
+	if dbURL != "" {
+		fmt.Fprintf(out, "  reference: one durable commit P50 %.3f ms; task P50 = %.1f x commit\n",
+			res.ReferenceCommitMS, res.RatioToCommit)
+	} else {
+		fmt.Fprintln(out, "  reference run skipped: set TASKER_DATABASE_URL to the orchestrator's database")
+	}
+	fmt.Fprintln(out, "  targets (DESIGN §8): P50 <= 10 ms, P99 <= 25 ms; tasker-core reports P50 257 ms")
+	return nil
+}
+
+func toMS(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }
+
+// commitLatency is the reference run: the median latency of n durable single-row
+// commits on the same database, the unit every state change in tasker-sim pays for.
+func commitLatency(ctx context.Context, dbURL string, n int) (time.Duration, error) {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
+	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS public.tasker_sim_bench_reference
+		(id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), payload jsonb)`); err != nil {
+		return 0, err
+	}
+	defer func() {
+		_, _ = conn.Exec(context.WithoutCancel(ctx), `DROP TABLE IF EXISTS public.tasker_sim_bench_reference`)
+	}()
+	lat := make([]time.Duration, 0, n)
+	for range n {
+		start := time.Now()
+		if _, err := conn.Exec(ctx, `INSERT INTO public.tasker_sim_bench_reference (payload) VALUES ($1)`,
+			`{"task_uuid":"x"}`); err != nil {
+			return 0, err
+		}
+		lat = append(lat, time.Since(start))
+	}
+	slices.Sort(lat)
+	return percentile(lat, 50), nil
+}

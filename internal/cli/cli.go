@@ -1,0 +1,332 @@
+// Package cli implements taskerctl's commands; cmd/taskerctl is a thin main over Root.
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/spf13/cobra"
+
+	"github.com/tasker-sim/tasker-sim/pkg/api"
+	"github.com/tasker-sim/tasker-sim/pkg/client"
+)
+
+// OrchestrationURLEnv names the variable holding the API address.
+const OrchestrationURLEnv = "TASKER_ORCHESTRATION_URL"
+
+// Root returns the taskerctl command tree.
+func Root() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "taskerctl",
+		Short: "Drive tasker-sim: create and inspect tasks, benchmark, run the demo",
+		Long: `taskerctl drives a tasker-sim orchestrator over its REST API.
+
+The API address comes from --url, else TASKER_ORCHESTRATION_URL, else
+http://127.0.0.1:8080. 'demo' and 'bench' start their own throwaway stack
+unless given --url.`,
+		SilenceUsage: true,
+	}
+	root.PersistentFlags().String("url", "", "orchestration API URL (default $TASKER_ORCHESTRATION_URL or "+client.DefaultURL+")")
+	root.AddCommand(taskCommand(), benchCommand(), demoCommand())
+	return root
+}
+
+func apiURL(cmd *cobra.Command) string {
+	if u, _ := cmd.Flags().GetString("url"); u != "" {
+		return u
+	}
+	if u := os.Getenv(OrchestrationURLEnv); u != "" {
+		return u
+	}
+	return client.DefaultURL
+}
+
+func newClient(cmd *cobra.Command) (*client.Client, error) {
+	return client.New(apiURL(cmd), nil)
+}
+
+func addOutputFlag(cmd *cobra.Command) {
+	cmd.Flags().StringP("output", "o", "text", "output format: text or json")
+}
+
+func outputFormat(cmd *cobra.Command) (string, error) {
+	o, _ := cmd.Flags().GetString("output")
+	if o != "text" && o != "json" {
+		return "", fmt.Errorf("--output %q: must be text or json", o)
+	}
+	return o, nil
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func taskCommand() *cobra.Command {
+	task := &cobra.Command{Use: "task", Short: "Create, inspect and cancel tasks"}
+	task.AddCommand(createCommand(), getCommand(), listCommand(), cancelCommand(), stepsCommand())
+	return task
+}
+
+func createCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "create --namespace NS --name NAME --input JSON",
+		Short: "Create a task; prints its task_uuid and correlation_id",
+		Long: `Create a task from a registered template.
+
+The input must be a JSON object; it becomes the task's context. Unless --no-run-id
+is given, a unique "_run_id" is added to it, so running the same command twice makes
+two tasks rather than a 409 duplicate.
+
+Example:
+  taskerctl task create --namespace rust_e2e_linear --name mathematical_sequence \
+    --input '{"even_number": 6}' --wait`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			format, err := outputFormat(cmd)
+			if err != nil {
+				return err
+			}
+			f := cmd.Flags()
+			ns, _ := f.GetString("namespace")
+			name, _ := f.GetString("name")
+			version, _ := f.GetString("version")
+			input, _ := f.GetString("input")
+			corr, _ := f.GetString("correlation-id")
+			key, _ := f.GetString("idempotency-key")
+			noRunID, _ := f.GetBool("no-run-id")
+			wait, _ := f.GetBool("wait")
+			timeout, _ := f.GetDuration("timeout")
+			var ctxMap map[string]any
+			dec := json.NewDecoder(strings.NewReader(input))
+			dec.UseNumber()
+			if err := dec.Decode(&ctxMap); err != nil || ctxMap == nil {
+				return fmt.Errorf("--input: must be a JSON object, e.g. '{\"even_number\": 6}'")
+			}
+			if !noRunID {
+				ctxMap["_run_id"] = uuid.Must(uuid.NewV7()).String()
+			}
+			if corr == "" {
+				corr = uuid.Must(uuid.NewV7()).String()
+			}
+			body, _ := json.Marshal(ctxMap)
+			req := &api.TaskRequest{Name: name, Namespace: ns, Version: version, Context: body,
+				Initiator: "taskerctl", SourceSystem: "cli", Reason: "CLI task creation",
+				CorrelationID: corr, IdempotencyKey: key}
+			if f.Changed("priority") {
+				p, _ := f.GetInt("priority")
+				req.Priority = &p
+			}
+			c, err := newClient(cmd)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			start := time.Now()
+			task, err := c.CreateTask(ctx, req)
+			if err != nil {
+				return err
+			}
+			if wait {
+				if timeout > 0 {
+					var cancel func()
+					ctx, cancel = contextWithTimeout(ctx, timeout)
+					defer cancel()
+				}
+				if task, err = c.WaitTask(ctx, task.TaskUUID); err != nil {
+					return fmt.Errorf("waiting for task %s: %w", req.CorrelationID, err)
+				}
+			}
+			if format == "json" {
+				return printJSON(cmd.OutOrStdout(), task)
+			}
+			printTask(cmd.OutOrStdout(), task)
+			if wait {
+				fmt.Fprintf(cmd.OutOrStdout(), "Elapsed:          %s\n", time.Since(start).Round(time.Millisecond))
+			}
+			if wait && task.Status != "complete" {
+				return fmt.Errorf("task %s ended %s", task.TaskUUID, task.Status)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.String("namespace", "", "template namespace, e.g. rust_e2e_linear (required)")
+	f.String("name", "", "template name, e.g. mathematical_sequence (required)")
+	f.String("version", "1.0.0", "template version")
+	f.String("input", "{}", "task context as a JSON object")
+	f.String("correlation-id", "", "correlation id (UUID); default a new UUIDv7")
+	f.String("idempotency-key", "", "identity key replacing the context in duplicate detection")
+	f.Int("priority", 0, "priority from -100 to 100")
+	f.Bool("no-run-id", false, "do not add a unique _run_id to the context")
+	f.Bool("wait", false, "block until the task reaches a terminal state")
+	f.Duration("timeout", 0, "with --wait, give up after this long (e.g. 30s); 0 waits for ever")
+	_ = cmd.MarkFlagRequired("namespace")
+	_ = cmd.MarkFlagRequired("name")
+	addOutputFlag(cmd)
+	return cmd
+}
+
+func printTask(w io.Writer, t *api.TaskResponse) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "Task UUID:\t%s\n", t.TaskUUID)
+	fmt.Fprintf(tw, "Correlation ID:\t%s\n", t.CorrelationID)
+	fmt.Fprintf(tw, "Template:\t%s/%s@%s\n", t.Namespace, t.Name, t.Version)
+	fmt.Fprintf(tw, "Status:\t%s\n", t.Status)
+	fmt.Fprintf(tw, "Execution status:\t%s\n", t.ExecutionStatus)
+	fmt.Fprintf(tw, "Steps:\t%d total, %d complete, %d in progress, %d pending, %d failed\n",
+		t.TotalSteps, t.CompletedSteps, t.InProgressSteps, t.PendingSteps, t.FailedSteps)
+	fmt.Fprintf(tw, "Created at:\t%s\n", t.CreatedAt.Format(time.RFC3339Nano))
+	if t.CompletedAt != nil {
+		fmt.Fprintf(tw, "Completed at:\t%s\n", t.CompletedAt.Format(time.RFC3339Nano))
+	}
+	_ = tw.Flush()
+}
+
+func getCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "get TASK_UUID",
+		Short: "Show a task's status, correlation id and step counts",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			format, err := outputFormat(cmd)
+			if err != nil {
+				return err
+			}
+			c, err := newClient(cmd)
+			if err != nil {
+				return err
+			}
+			t, err := c.GetTask(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if format == "json" {
+				return printJSON(cmd.OutOrStdout(), t)
+			}
+			printTask(cmd.OutOrStdout(), t)
+			return nil
+		},
+	}
+	addOutputFlag(cmd)
+	return cmd
+}
+
+func listCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List tasks, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			format, err := outputFormat(cmd)
+			if err != nil {
+				return err
+			}
+			f := cmd.Flags()
+			ns, _ := f.GetString("namespace")
+			status, _ := f.GetString("status")
+			limit, _ := f.GetInt("limit")
+			page, _ := f.GetInt("page")
+			c, err := newClient(cmd)
+			if err != nil {
+				return err
+			}
+			list, err := c.ListTasks(cmd.Context(), client.ListOptions{Namespace: ns, Status: status, PerPage: limit, Page: page})
+			if err != nil {
+				return err
+			}
+			if format == "json" {
+				return printJSON(cmd.OutOrStdout(), list)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "TASK UUID\tCORRELATION ID\tTEMPLATE\tSTATUS\tSTEPS\tCREATED")
+			for _, t := range list.Tasks {
+				fmt.Fprintf(tw, "%s\t%s\t%s/%s\t%s\t%d/%d\t%s\n", t.TaskUUID, t.CorrelationID, t.Namespace, t.Name,
+					t.Status, t.CompletedSteps, t.TotalSteps, t.CreatedAt.Format(time.RFC3339))
+			}
+			fmt.Fprintf(tw, "page %d of %d (%d tasks)\n", list.Pagination.Page, max(list.Pagination.TotalPages, 1), list.Pagination.TotalCount)
+			return tw.Flush()
+		},
+	}
+	f := cmd.Flags()
+	f.String("namespace", "", "only tasks of this namespace")
+	f.String("status", "", "only tasks in this state (e.g. complete, error, steps_in_process)")
+	f.Int("limit", 20, "tasks per page, 1 to 100")
+	f.Int("page", 1, "page number")
+	addOutputFlag(cmd)
+	return cmd
+}
+
+func cancelCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "cancel TASK_UUID",
+		Short: "Cancel a task that has not finished",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			format, err := outputFormat(cmd)
+			if err != nil {
+				return err
+			}
+			c, err := newClient(cmd)
+			if err != nil {
+				return err
+			}
+			t, err := c.CancelTask(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if format == "json" {
+				return printJSON(cmd.OutOrStdout(), t)
+			}
+			printTask(cmd.OutOrStdout(), t)
+			return nil
+		},
+	}
+	addOutputFlag(cmd)
+	return cmd
+}
+
+func stepsCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "steps TASK_UUID",
+		Short: "List a task's steps with their states, attempts and results",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			format, err := outputFormat(cmd)
+			if err != nil {
+				return err
+			}
+			c, err := newClient(cmd)
+			if err != nil {
+				return err
+			}
+			steps, err := c.Steps(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if format == "json" {
+				return printJSON(cmd.OutOrStdout(), steps)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "STEP\tSTATE\tATTEMPTS\tDEPENDS ON\tRESULT")
+			for _, s := range steps {
+				var r struct {
+					Result json.RawMessage `json:"result"`
+				}
+				_ = json.Unmarshal(s.Results, &r)
+				fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\n", s.Name, s.CurrentState, s.Attempts, s.MaxAttempts,
+					strings.Join(s.Dependencies, ","), string(r.Result))
+			}
+			return tw.Flush()
+		},
+	}
+	addOutputFlag(cmd)
+	return cmd
+}

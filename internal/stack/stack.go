@@ -1,0 +1,230 @@
+// Package stack runs a whole tasker-sim as real processes, for `taskerctl demo` and
+// `taskerctl bench`: a throwaway PostgreSQL (or TASKER_DATABASE_URL), then the built
+// orchestrator and worker binaries, each on a free loopback port.
+package stack
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/tasker-sim/tasker-sim/pkg/pgprovision"
+)
+
+// Options configures Start.
+type Options struct {
+	// DatabaseURL, when set, is used instead of a throwaway cluster.
+	DatabaseURL string
+	// BinDir holds the orchestrator and worker binaries. Default: the directory of the
+	// running executable, then ./bin.
+	BinDir string
+	// Workers to start. Default 1.
+	Workers int
+	// Env adds variables to every process (e.g. TASKER_POLL_INTERVAL_MS=200).
+	Env []string
+	// Logf receives progress lines; nil is silent.
+	Logf func(format string, args ...any)
+}
+
+// Stack is a running set of processes.
+type Stack struct {
+	// URL is the orchestration API.
+	URL string
+	// DatabaseURL is the database every process uses.
+	DatabaseURL string
+	// LogDir holds each process's log file.
+	LogDir  string
+	cluster *pgprovision.Cluster
+	dbName  string
+	procs   []*process
+	logf    func(string, ...any)
+}
+
+// Start provisions the database and starts the processes, returning when all are ready.
+func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
+	logf := opts.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	bin, err := findBinaries(opts.BinDir)
+	if err != nil {
+		return nil, err
+	}
+	logDir, err := os.MkdirTemp("", "tasker-sim-logs-")
+	if err != nil {
+		return nil, err
+	}
+	s := &Stack{LogDir: logDir, logf: logf, DatabaseURL: opts.DatabaseURL}
+	defer func() {
+		if err != nil {
+			s.Stop()
+		}
+	}()
+	if s.DatabaseURL == "" {
+		logf("starting a throwaway PostgreSQL cluster")
+		c, err := pgprovision.Start(ctx, pgprovision.Options{Logf: logf})
+		if err != nil {
+			return nil, err
+		}
+		s.cluster = c
+		s.dbName = fmt.Sprintf("tasker_sim_%d", time.Now().UnixNano())
+		if s.DatabaseURL, err = c.CreateDatabase(ctx, s.dbName, ""); err != nil {
+			return nil, err
+		}
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	s.URL = "http://127.0.0.1:" + strconv.Itoa(port)
+	base := append(os.Environ(), "TASKER_DATABASE_URL="+s.DatabaseURL)
+	base = append(base, opts.Env...)
+	logf("starting the orchestrator on %s", s.URL)
+	if err := s.spawn(ctx, filepath.Join(bin, "orchestrator"), "orchestrator",
+		append(base, "TASKER_WEB_BIND_ADDRESS=127.0.0.1:"+strconv.Itoa(port)), s.URL+"/health/ready"); err != nil {
+		return nil, err
+	}
+	for i := range max(opts.Workers, 1) {
+		wport, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		addr := "127.0.0.1:" + strconv.Itoa(wport)
+		logf("starting worker %d on %s", i+1, addr)
+		env := append(base, "TASKER_WORKER_BIND_ADDRESS="+addr, fmt.Sprintf("TASKER_WORKER_ID=demo-worker-%d", i+1))
+		if err := s.spawn(ctx, filepath.Join(bin, "worker"), fmt.Sprintf("worker-%d", i+1), env,
+			"http://"+addr+"/health/ready"); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func findBinaries(dir string) (string, error) {
+	var candidates []string
+	if dir != "" {
+		candidates = append(candidates, dir)
+	} else {
+		if exe, err := os.Executable(); err == nil {
+			candidates = append(candidates, filepath.Dir(exe))
+		}
+		candidates = append(candidates, "bin")
+	}
+	for _, d := range candidates {
+		if isFile(filepath.Join(d, "orchestrator")) && isFile(filepath.Join(d, "worker")) {
+			return d, nil
+		}
+	}
+	return "", fmt.Errorf("the orchestrator and worker binaries were not found in %v: run `make build` first", candidates)
+}
+
+func isFile(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// spawn starts a process with its output in a log file and waits until health answers 200.
+func (s *Stack) spawn(ctx context.Context, path, name string, env []string, health string) error {
+	logPath := filepath.Join(s.LogDir, name+".log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(path)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	_ = f.Close()
+	p := &process{cmd: cmd, done: make(chan struct{})}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	s.procs = append(s.procs, p)
+	deadline := time.Now().Add(60 * time.Second)
+	hc := &http.Client{Timeout: time.Second}
+	for {
+		resp, err := hc.Get(health)
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-p.done:
+			return fmt.Errorf("%s exited during start-up (%v); its log:\n%s", name, p.err, tail(logPath))
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not become ready within a minute; its log:\n%s", name, tail(logPath))
+		}
+	}
+}
+
+func tail(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := bytes.Split(bytes.TrimSpace(b), []byte("\n"))
+	if len(lines) > 20 {
+		lines = lines[len(lines)-20:]
+	}
+	return string(bytes.Join(lines, []byte("\n")))
+}
+
+// Stop sends SIGTERM to every process (workers first), waits up to 15 s for each (then
+// kills it), stops the cluster and removes the logs.
+func (s *Stack) Stop() {
+	for i := len(s.procs) - 1; i >= 0; i-- {
+		p := s.procs[i]
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(15 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	}
+	s.procs = nil
+	if s.cluster != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if s.dbName != "" {
+			// Matters when the cluster is a shared server (TASKER_TEST_DATABASE_URL).
+			_ = s.cluster.DropDatabase(ctx, s.dbName)
+		}
+		if err := s.cluster.Stop(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			s.logf("stopping the cluster: %v", err)
+		}
+		s.cluster = nil
+	}
+	_ = os.RemoveAll(s.LogDir)
+}
+
+type process struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
