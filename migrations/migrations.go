@@ -130,6 +130,10 @@ func choosePGMQProvider(ctx context.Context, conn *pgx.Conn, mode PGMQMode) (str
 	err := conn.QueryRow(ctx, "SELECT detail FROM tasker.schema_migrations WHERE version = '000_pgmq'").Scan(&recorded)
 	switch {
 	case err == nil:
+		if mode == PGMQExtension && recorded != "extension" {
+			return "", fmt.Errorf("migrations: pgmq mode %q: this database already uses the compatible schema: %w",
+				mode, ErrPGMQUnavailable)
+		}
 		return recorded, nil
 	case !errors.Is(err, pgx.ErrNoRows):
 		return "", fmt.Errorf("migrations: read recorded pgmq provider: %w", err)

@@ -582,12 +582,7 @@ func TestPGMQMetrics(t *testing.T) {
 // deleting, popping or purging messages must not lower it.
 func TestPGMQMetricsTotalMessagesIsAllTime(t *testing.T) {
 	t.Parallel()
-	pool, _, provider := migratedDB(t)
-	if provider == "compat" {
-		t.Skip("known bug (reported, not fixed here): pgmq_compat.sql pgmq.metrics computes total_messages " +
-			"as max(msg_id) over the live and archive tables, so it drops when the newest messages are " +
-			"deleted, popped or purged (pgmq reports the queue's msg_id sequence instead)")
-	}
+	pool, _, _ := migratedDB(t)
 	ctx := testContext(t)
 	createQueue(t, pool, "tot")
 	for range 3 {
@@ -964,10 +959,6 @@ func TestSendWithNotifyLargeMessageOmitsPayload(t *testing.T) {
 // without its payload.
 func TestSendWithNotifyLargeMultibyteMessage(t *testing.T) {
 	t.Parallel()
-	t.Skip("known bug (reported, not fixed here): 002_tasker_functions.sql tasker.pgmq_send_with_notify " +
-		"compares length(body) (characters) with the 7000-byte threshold, so a 9000-byte message of 3000 " +
-		"'€' is sent with its payload and pg_notify fails with \"payload string too long\", aborting the send; " +
-		"it should use octet_length(body)")
 	pool, url, _ := migratedDB(t)
 	const queue, channel = "worker_mb_queue", "pgmq_message_ready.mb"
 	createQueue(t, pool, queue)

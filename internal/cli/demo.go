@@ -25,7 +25,9 @@ type shape struct {
 	context         func(r *rand.Rand) map[string]any
 }
 
-func evenInput(r *rand.Rand) map[string]any { return map[string]any{"even_number": 2 * (1 + r.IntN(10))} }
+func evenInput(r *rand.Rand) map[string]any {
+	return map[string]any{"even_number": 2 * (1 + r.IntN(10))}
+}
 
 // demoShapes is the burst's mix: every workflow shape, plus one that recovers after
 // retries and one that exhausts its retries, so every kind of final state shows up.

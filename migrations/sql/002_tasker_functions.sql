@@ -30,11 +30,13 @@ DECLARE
     event     jsonb;
 BEGIN
     SELECT s INTO new_id FROM pgmq.send(queue_name, message, delay_seconds) AS s;
-    IF length(body) < tasker.pgmq_payload_size_threshold() THEN
+    -- Bytes, not characters: pg_notify refuses payloads of 8000 bytes or more.
+    IF octet_length(body) < tasker.pgmq_payload_size_threshold() THEN
         event := jsonb_build_object('event_type', 'message_with_payload', 'msg_id', new_id,
             'queue_name', queue_name, 'namespace', ns, 'message', message,
             'ready_at', ready_at, 'delay_seconds', delay_seconds);
-    ELSE
+    END IF;
+    IF event IS NULL OR octet_length(event::text) >= 7800 THEN
         event := jsonb_build_object('event_type', 'message_ready', 'msg_id', new_id,
             'queue_name', queue_name, 'namespace', ns, 'ready_at', ready_at,
             'delay_seconds', delay_seconds, 'payload_omitted', true);
@@ -75,29 +77,37 @@ $$;
 -- guard: a concurrent transition makes it match nothing, and then nothing is written.
 CREATE OR REPLACE FUNCTION tasker.transition_task_state(
     p_task_uuid uuid, p_from text, p_to text, p_processor uuid, p_metadata jsonb)
-RETURNS boolean LANGUAGE sql AS $$
-    WITH prev AS (
-        UPDATE tasker.task_transitions AS t SET most_recent = false
-         WHERE t.task_uuid = p_task_uuid AND t.most_recent AND t.to_state = p_from
-        RETURNING t.sort_key),
-    ins AS (
-        INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, metadata, sort_key, most_recent, processor_uuid)
-        SELECT p_task_uuid, p_from, p_to, coalesce(p_metadata, '{}'), prev.sort_key + 1, true, p_processor FROM prev
-        RETURNING 1)
-    SELECT EXISTS (SELECT 1 FROM ins);
+RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    prev_key integer;
+BEGIN
+    UPDATE tasker.task_transitions AS t SET most_recent = false
+     WHERE t.task_uuid = p_task_uuid AND t.most_recent AND t.to_state = p_from
+    RETURNING t.sort_key INTO prev_key;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, metadata, sort_key, most_recent, processor_uuid)
+    VALUES (p_task_uuid, p_from, p_to, coalesce(p_metadata, '{}'), prev_key + 1, true, p_processor);
+    RETURN true;
+END
 $$;
 
 -- Set-based compare-and-set for many steps at once; returns the steps that moved.
 CREATE OR REPLACE FUNCTION tasker.transition_step_states(
     p_step_uuids uuid[], p_from text, p_to text, p_metadata jsonb)
-RETURNS SETOF uuid LANGUAGE sql AS $$
+RETURNS SETOF uuid LANGUAGE plpgsql AS $$
+BEGIN
+    -- PL/pgSQL rather than SQL so the plan is cached per session: this runs on every step.
+    RETURN QUERY
     WITH prev AS (
         UPDATE tasker.workflow_step_transitions AS t SET most_recent = false
          WHERE t.workflow_step_uuid = ANY (p_step_uuids) AND t.most_recent AND t.to_state = p_from
         RETURNING t.workflow_step_uuid, t.sort_key)
-    INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, from_state, to_state, metadata, sort_key, most_recent)
+    INSERT INTO tasker.workflow_step_transitions AS n (workflow_step_uuid, from_state, to_state, metadata, sort_key, most_recent)
     SELECT prev.workflow_step_uuid, p_from, p_to, coalesce(p_metadata, '{}'), prev.sort_key + 1, true FROM prev
-    RETURNING workflow_step_uuid;
+    RETURNING n.workflow_step_uuid;
+END
 $$;
 
 CREATE OR REPLACE FUNCTION tasker.get_current_task_state(p_task_uuid uuid)
@@ -125,7 +135,10 @@ RETURNS TABLE (
     max_attempts            integer,
     backoff_request_seconds double precision,
     last_attempted_at       timestamptz)
-LANGUAGE sql STABLE AS $$
+LANGUAGE plpgsql STABLE AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     WITH steps AS (
         SELECT ws.workflow_step_uuid, ws.task_uuid, ws.named_step_uuid, ns.name::text AS name,
                coalesce(st.to_state, 'pending')::text AS current_state,
@@ -170,6 +183,7 @@ LANGUAGE sql STABLE AS $$
            j.last_failure_at, j.next_retry_at, j.total_parents, j.completed_parents,
            j.attempts, j.max_attempts, j.backoff_request_seconds, j.last_attempted_at
       FROM judged AS j;
+END
 $$;
 
 -- The task-level summary that finalization and the API both read. execution_status takes
@@ -189,8 +203,12 @@ RETURNS TABLE (
     execution_status      text,
     recommended_action    text,
     completion_percentage numeric,
-    health_status         text)
-LANGUAGE sql STABLE AS $$
+    health_status         text,
+    ready_step_uuids      uuid[])
+LANGUAGE plpgsql STABLE AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     WITH r AS (SELECT * FROM tasker.get_step_readiness_status(p_task_uuid)),
     c AS (
         SELECT count(*)::integer AS total,
@@ -200,7 +218,8 @@ LANGUAGE sql STABLE AS $$
                (count(*) FILTER (WHERE current_state IN ('complete', 'resolved_manually')))::integer AS completed,
                (count(*) FILTER (WHERE current_state = 'error'))::integer AS failed,
                (count(*) FILTER (WHERE ready_for_execution))::integer AS ready,
-               (count(*) FILTER (WHERE current_state = 'waiting_for_retry'))::integer AS waiting_retry
+               (count(*) FILTER (WHERE current_state = 'waiting_for_retry'))::integer AS waiting_retry,
+               array_agg(workflow_step_uuid) FILTER (WHERE ready_for_execution) AS ready_ids
           FROM r),
     s AS (
         SELECT c.*,
@@ -227,8 +246,10 @@ LANGUAGE sql STABLE AS $$
                 WHEN s.waiting_retry > 0 THEN 'recovering'
                 WHEN s.total > 0 THEN 'healthy'
                 ELSE 'unknown'
-           END
+           END,
+           coalesce(s.ready_ids, '{}')
       FROM s;
+END
 $$;
 
 -- The worker's claim, as one statement and so one transaction: archive the message (which
@@ -256,6 +277,11 @@ RETURNS TABLE (
     dependency_results jsonb)
 LANGUAGE plpgsql AS $$
 BEGIN
+    -- Asynchronous commit is safe here, by WAL order: anything that acts on this claim
+    -- (the result, orchestration's durable commit) is written later, so flushing it
+    -- flushes this too; a crash that loses the claim loses everything after it as well,
+    -- and the step is simply enqueued again with its message.
+    PERFORM set_config('synchronous_commit', 'off', true);
     IF NOT pgmq.archive(p_queue, p_msg_id) THEN
         outcome := 'message_gone';
         RETURN NEXT;
@@ -300,6 +326,10 @@ CREATE OR REPLACE FUNCTION tasker.submit_step_result(
     p_results jsonb, p_queue text, p_message jsonb)
 RETURNS bigint LANGUAGE plpgsql AS $$
 BEGIN
+    -- Asynchronous commit, for the same reason as the claim: orchestration's durable
+    -- commit of the outcome flushes this; if a crash loses it, the lease runs out and the
+    -- step runs again. Nothing is lost, and only orchestration's commit waits for disk.
+    PERFORM set_config('synchronous_commit', 'off', true);
     PERFORM 1 FROM tasker.workflow_steps AS ws
      WHERE ws.workflow_step_uuid = p_step_uuid AND ws.attempts = p_attempt AND ws.claimed_by = p_worker
        FOR UPDATE;
@@ -315,5 +345,63 @@ BEGIN
        SET results = p_results, in_process = false, claimed_by = NULL, claim_expires_at = NULL, updated_at = now()
      WHERE ws.workflow_step_uuid = p_step_uuid;
     RETURN tasker.pgmq_send_with_notify(p_queue, p_message, 0);
+END
+$$;
+
+-- Apply a task plan decided in Go (lifecycle.Plan), in one round trip: the moves before
+-- enqueueing, the enqueue of every ready step, the moves after it, and on a terminal state
+-- the task's completion columns and the finalization notice. Each move is a
+-- compare-and-set; the first that fails stops the function and returns -1, and the caller
+-- rolls its transaction back. Otherwise it returns how many steps it enqueued.
+CREATE OR REPLACE FUNCTION tasker.apply_task_plan(
+    p_task_uuid uuid, p_from text, p_before text[], p_enqueue boolean, p_after text[],
+    p_queue text, p_correlation_id uuid, p_processor uuid, p_metadata jsonb, p_terminal boolean)
+RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    cur       text := p_from;
+    nxt       text;
+    retrying  uuid[];
+    ready     uuid[];
+    enqueued  uuid[];
+    step_meta jsonb := jsonb_build_object('processor_uuid', p_processor);
+    n         integer := 0;
+BEGIN
+    FOREACH nxt IN ARRAY coalesce(p_before, '{}') LOOP
+        IF NOT tasker.transition_task_state(p_task_uuid, cur, nxt, p_processor, p_metadata) THEN
+            RETURN -1;
+        END IF;
+        cur := nxt;
+    END LOOP;
+    IF p_enqueue THEN
+        SELECT array_agg(r.workflow_step_uuid) FILTER (WHERE r.current_state = 'waiting_for_retry'),
+               array_agg(r.workflow_step_uuid) FILTER (WHERE r.current_state = 'pending')
+          INTO retrying, ready
+          FROM tasker.get_step_readiness_status(p_task_uuid) AS r
+         WHERE r.ready_for_execution;
+        IF retrying IS NOT NULL THEN
+            ready := coalesce(ready, '{}') || ARRAY(
+                SELECT tasker.transition_step_states(retrying, 'waiting_for_retry', 'pending', step_meta));
+        END IF;
+        enqueued := ARRAY(SELECT tasker.transition_step_states(coalesce(ready, '{}'), 'pending', 'enqueued', step_meta));
+        n := coalesce(array_length(enqueued, 1), 0);
+        IF n > 0 THEN
+            PERFORM tasker.pgmq_send_with_notify(p_queue,
+                        jsonb_build_object('task_uuid', p_task_uuid, 'step_uuid', s, 'correlation_id', p_correlation_id), 0)
+               FROM unnest(enqueued) AS s;
+        END IF;
+    END IF;
+    FOREACH nxt IN ARRAY coalesce(p_after, '{}') LOOP
+        IF NOT tasker.transition_task_state(p_task_uuid, cur, nxt,
+                p_processor, p_metadata || jsonb_build_object('steps_enqueued', n)) THEN
+            RETURN -1;
+        END IF;
+        cur := nxt;
+    END LOOP;
+    IF p_terminal THEN
+        UPDATE tasker.tasks SET complete = (cur = 'complete'), completed_at = now(), updated_at = now()
+         WHERE task_uuid = p_task_uuid;
+        PERFORM pg_notify('tasker_task_finalized', p_task_uuid::text);
+    END IF;
+    RETURN n;
 END
 $$;

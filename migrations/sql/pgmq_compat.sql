@@ -249,19 +249,20 @@ CREATE OR REPLACE FUNCTION pgmq.metrics(queue_name text)
 RETURNS pgmq.metrics_result LANGUAGE plpgsql AS $$
 DECLARE
     result pgmq.metrics_result;
+    seq    text;
 BEGIN
     PERFORM pgmq.validate_queue_name(queue_name);
+    -- total_messages counts every message ever sent: the id sequence, which deletes never lower.
+    seq := pg_get_serial_sequence('pgmq.' || quote_ident('q_' || queue_name), 'msg_id');
     EXECUTE format(
         'SELECT $1::text,
                 count(*)::bigint,
                 extract(epoch FROM now() - max(enqueued_at))::integer,
                 extract(epoch FROM now() - min(enqueued_at))::integer,
-                (SELECT coalesce(max(m), 0) FROM (
-                    SELECT max(msg_id) AS m FROM pgmq.%1$I
-                    UNION ALL SELECT max(msg_id) FROM pgmq.%2$I) AS ids)::bigint,
+                coalesce(pg_sequence_last_value($2::regclass), 0)::bigint,
                 now()
            FROM pgmq.%1$I',
-        'q_' || queue_name, 'a_' || queue_name) USING queue_name INTO result;
+        'q_' || queue_name) USING queue_name, seq INTO result;
     RETURN result;
 END
 $$;

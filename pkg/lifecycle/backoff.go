@@ -20,7 +20,7 @@ const (
 type BackoffConfig struct {
 	// Base is the delay for attempts = 0. Default 1 s. A negative value means zero.
 	Base time.Duration
-	// Multiplier grows the delay per attempt. Default 2.
+	// Multiplier grows the delay per attempt. Default 2; values below 1 count as 1.
 	Multiplier float64
 	// Max caps the delay before jitter. Default 60 s.
 	Max time.Duration
@@ -32,8 +32,8 @@ type BackoffConfig struct {
 func (c BackoffConfig) withDefaults() BackoffConfig {
 	c.Base = cmp.Or(c.Base, BackoffBaseDefault)
 	c.Base = max(c.Base, 0)
-	c.Multiplier = cmp.Or(c.Multiplier, BackoffMultiplierDefault)
-	c.Max = cmp.Or(c.Max, BackoffMaxDefault)
+	c.Multiplier = max(cmp.Or(c.Multiplier, BackoffMultiplierDefault), 1)
+	c.Max = max(cmp.Or(c.Max, BackoffMaxDefault), 0)
 	c.Jitter = cmp.Or(c.Jitter, BackoffJitterDefault)
 	c.Jitter = min(max(c.Jitter, 0), 1)
 	return c

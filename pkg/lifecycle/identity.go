@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"sort"
 
 	"github.com/google/uuid"
@@ -21,7 +23,8 @@ func CanonicalJSON(doc []byte) ([]byte, error) {
 	if err := dec.Decode(&v); err != nil {
 		return nil, fmt.Errorf("canonical json: %w", err)
 	}
-	if dec.More() {
+	// More() misses a stray closer such as the "]" in `1]`; decoding again must hit EOF.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("canonical json: trailing data after the document")
 	}
 	var buf bytes.Buffer

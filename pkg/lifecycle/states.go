@@ -165,9 +165,14 @@ type TransitionError struct {
 	To     string
 	// Allowed lists the legal targets from From.
 	Allowed []string
+	// Unknown is set when From or To is not a state at all.
+	Unknown string
 }
 
 func (e *TransitionError) Error() string {
+	if e.Unknown != "" {
+		return fmt.Sprintf("illegal %s transition %s -> %s: %q is not a %s state", e.Entity, e.From, e.To, e.Unknown, e.Entity)
+	}
 	if len(e.Allowed) == 0 {
 		return fmt.Sprintf("illegal %s transition %s -> %s: %s is terminal", e.Entity, e.From, e.To, e.From)
 	}
@@ -178,7 +183,8 @@ func (e *TransitionError) Error() string {
 // CheckTask returns nil when from → to is a legal task transition, else a *TransitionError.
 func CheckTask(from, to TaskState) error {
 	if !from.Valid() || !to.Valid() {
-		return &TransitionError{Entity: "task", From: string(from), To: string(to), Allowed: toStrings(taskTransitions[from])}
+		return &TransitionError{Entity: "task", From: string(from), To: string(to),
+			Allowed: toStrings(taskTransitions[from]), Unknown: unknown(from.Valid(), string(from), string(to))}
 	}
 	if slices.Contains(taskTransitions[from], to) {
 		return nil
@@ -189,7 +195,8 @@ func CheckTask(from, to TaskState) error {
 // CheckStep returns nil when from → to is a legal step transition, else a *TransitionError.
 func CheckStep(from, to StepState) error {
 	if !from.Valid() || !to.Valid() {
-		return &TransitionError{Entity: "step", From: string(from), To: string(to), Allowed: toStrings(stepTransitions[from])}
+		return &TransitionError{Entity: "step", From: string(from), To: string(to),
+			Allowed: toStrings(stepTransitions[from]), Unknown: unknown(from.Valid(), string(from), string(to))}
 	}
 	if slices.Contains(stepTransitions[from], to) {
 		return nil
@@ -203,4 +210,11 @@ func toStrings[S ~string](states []S) []string {
 		out[i] = string(s)
 	}
 	return out
+}
+
+func unknown(fromValid bool, from, to string) string {
+	if !fromValid {
+		return from
+	}
+	return to
 }

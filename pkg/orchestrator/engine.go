@@ -24,17 +24,19 @@ type taskRef struct {
 	state         lifecycle.TaskState
 }
 
+const lockTaskSQL = `SELECT t.task_uuid, t.correlation_id, tn.name, tt.to_state
+	  FROM tasker.tasks AS t
+	  JOIN tasker.named_tasks AS nt ON nt.named_task_uuid = t.named_task_uuid
+	  JOIN tasker.task_namespaces AS tn ON tn.task_namespace_uuid = nt.task_namespace_uuid
+	  JOIN tasker.task_transitions AS tt ON tt.task_uuid = t.task_uuid AND tt.most_recent
+	 WHERE t.task_uuid = $1
+	   FOR UPDATE OF t`
+
 // lockTask takes the task row for the rest of tx: every orchestration decision about a
 // task happens under this lock, so two orchestrators never decide for one task at once.
 // With skipLocked, a task another transaction holds is skipped (ok=false, err=nil).
 func lockTask(ctx context.Context, tx pgx.Tx, task uuid.UUID, skipLocked bool) (*taskRef, bool, error) {
-	sql := `SELECT t.task_uuid, t.correlation_id, tn.name, tt.to_state
-	          FROM tasker.tasks AS t
-	          JOIN tasker.named_tasks AS nt ON nt.named_task_uuid = t.named_task_uuid
-	          JOIN tasker.task_namespaces AS tn ON tn.task_namespace_uuid = nt.task_namespace_uuid
-	          JOIN tasker.task_transitions AS tt ON tt.task_uuid = t.task_uuid AND tt.most_recent
-	         WHERE t.task_uuid = $1
-	           FOR UPDATE OF t`
+	sql := lockTaskSQL
 	if skipLocked {
 		sql += " SKIP LOCKED"
 	}
@@ -51,44 +53,83 @@ func lockTask(ctx context.Context, tx pgx.Tx, task uuid.UUID, skipLocked bool) (
 	return &ref, true, nil
 }
 
-// advance moves a locked task as far as it can go now: it reads the task's execution
-// context, asks lifecycle.Plan for the moves, enqueues ready steps where the plan says so,
-// and persists each move under compare-and-set.
+// snapshot is what a plan is decided from: the task's execution context.
+type snapshot struct {
+	status       string
+	waitingRetry int
+}
+
+const snapshotSQL = "SELECT execution_status, waiting_retry_steps FROM tasker.get_task_execution_context($1)"
+
+func queueSnapshot(b *pgx.Batch, task uuid.UUID, snap *snapshot) {
+	b.Queue(snapshotSQL, task).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&snap.status, &snap.waitingRetry)
+	})
+}
+
+// advance reads a locked task's execution context and applies its plan.
 func (o *Orchestrator) advance(ctx context.Context, tx pgx.Tx, t *taskRef, trigger string) error {
-	var status string
-	var waitingRetry int
-	if err := tx.QueryRow(ctx,
-		"SELECT execution_status, waiting_retry_steps FROM tasker.get_task_execution_context($1)", t.uuid,
-	).Scan(&status, &waitingRetry); err != nil {
+	var snap snapshot
+	if err := tx.QueryRow(ctx, snapshotSQL, t.uuid).Scan(&snap.status, &snap.waitingRetry); err != nil {
 		return fmt.Errorf("execution context of task %s: %w", t.uuid, err)
 	}
+	return o.applyPlan(ctx, tx, t, snap, trigger)
+}
+
+// enqueueEdges are the step edges the enqueue in tasker.apply_task_plan takes.
+var enqueueEdges = [][2]lifecycle.StepState{
+	{lifecycle.StepWaitingForRetry, lifecycle.StepPending},
+	{lifecycle.StepPending, lifecycle.StepEnqueued},
+}
+
+// applyPlan asks lifecycle.Plan for the task's moves, checks every edge against the
+// tables, and applies them (with the enqueue of ready steps where the plan says) in one
+// call to tasker.apply_task_plan, each move under compare-and-set.
+func (o *Orchestrator) applyPlan(ctx context.Context, tx pgx.Tx, t *taskRef, snap snapshot, trigger string) error {
 	plan := lifecycle.Plan(lifecycle.Snapshot{
-		State: t.state, Status: lifecycle.ExecutionStatus(status), WaitingRetry: waitingRetry,
+		State: t.state, Status: lifecycle.ExecutionStatus(snap.status), WaitingRetry: snap.waitingRetry,
 	})
-	for _, move := range plan {
-		meta := map[string]any{"trigger": trigger, "execution_status": status}
-		if move.EnqueueFirst {
-			n, err := o.enqueueReady(ctx, tx, t)
-			if err != nil {
-				return err
-			}
-			meta["steps_enqueued"] = n
-		}
-		if err := lifecycle.TransitionTask(ctx, tx, t.uuid, t.state, move.To, o.cfg.ProcessorUUID, meta); err != nil {
-			return err
-		}
-		t.state = move.To
+	if len(plan) == 0 {
+		return nil
 	}
-	if t.state.Terminal() && len(plan) > 0 {
-		if _, err := tx.Exec(ctx, `UPDATE tasker.tasks
-			   SET complete = $2, completed_at = now(), updated_at = now() WHERE task_uuid = $1`,
-			t.uuid, t.state == lifecycle.TaskComplete); err != nil {
-			return fmt.Errorf("finalize task %s: %w", t.uuid, err)
-		}
-		if err := notifyFinalized(ctx, tx, t.uuid); err != nil {
+	var before, after []string
+	enqueue := false
+	cur := t.state
+	for _, m := range plan {
+		if err := lifecycle.CheckTask(cur, m.To); err != nil {
 			return err
 		}
-		o.log.Info("task finalized", "correlation_id", t.correlationID, "task_uuid", t.uuid, "final_state", t.state)
+		if m.EnqueueFirst {
+			enqueue = true
+			for _, e := range enqueueEdges {
+				if err := lifecycle.CheckStep(e[0], e[1]); err != nil {
+					return err
+				}
+			}
+		}
+		if enqueue {
+			after = append(after, string(m.To))
+		} else {
+			before = append(before, string(m.To))
+		}
+		cur = m.To
+	}
+	meta, err := json.Marshal(map[string]any{"trigger": trigger, "execution_status": snap.status})
+	if err != nil {
+		return err
+	}
+	var enqueued int
+	if err := tx.QueryRow(ctx, `SELECT tasker.apply_task_plan($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		t.uuid, string(t.state), before, enqueue, after, workflow.WorkerQueue(t.namespace), t.correlationID,
+		o.cfg.ProcessorUUID, meta, cur.Terminal()).Scan(&enqueued); err != nil {
+		return fmt.Errorf("apply plan to task %s: %w", t.uuid, err)
+	}
+	if enqueued < 0 {
+		return fmt.Errorf("task %s: plan from %s: %w", t.uuid, t.state, lifecycle.ErrStaleState)
+	}
+	t.state = cur
+	if cur.Terminal() {
+		o.log.Info("task finalized", "correlation_id", t.correlationID, "task_uuid", t.uuid, "final_state", cur)
 	}
 	return nil
 }
@@ -102,58 +143,6 @@ func notifyFinalized(ctx context.Context, tx pgx.Tx, task uuid.UUID) error {
 	return nil
 }
 
-// enqueueReady moves every ready step to enqueued and sends one message per step to the
-// namespace's worker queue, in the caller's transaction, set-based.
-func (o *Orchestrator) enqueueReady(ctx context.Context, tx pgx.Tx, t *taskRef) (int, error) {
-	rows, err := tx.Query(ctx, `SELECT workflow_step_uuid, current_state
-	                              FROM tasker.get_step_readiness_status($1) WHERE ready_for_execution`, t.uuid)
-	if err != nil {
-		return 0, fmt.Errorf("ready steps of task %s: %w", t.uuid, err)
-	}
-	var pending, retrying []uuid.UUID
-	for rows.Next() {
-		var id uuid.UUID
-		var state string
-		if err := rows.Scan(&id, &state); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		switch lifecycle.StepState(state) {
-		case lifecycle.StepWaitingForRetry:
-			retrying = append(retrying, id)
-		default:
-			pending = append(pending, id)
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, err
-	}
-	meta := map[string]any{"processor_uuid": o.cfg.ProcessorUUID}
-	if len(retrying) > 0 {
-		back, err := lifecycle.TransitionSteps(ctx, tx, retrying, lifecycle.StepWaitingForRetry, lifecycle.StepPending, meta)
-		if err != nil {
-			return 0, err
-		}
-		pending = append(pending, back...)
-	}
-	enqueued, err := lifecycle.TransitionSteps(ctx, tx, pending, lifecycle.StepPending, lifecycle.StepEnqueued, meta)
-	if err != nil {
-		return 0, err
-	}
-	if len(enqueued) == 0 {
-		return 0, nil
-	}
-	if _, err := tx.Exec(ctx, `
-		SELECT tasker.pgmq_send_with_notify($1,
-		         jsonb_build_object('task_uuid', $2::uuid, 'step_uuid', s, 'correlation_id', $3::uuid), 0)
-		  FROM unnest($4::uuid[]) AS s`,
-		workflow.WorkerQueue(t.namespace), t.uuid, t.correlationID, enqueued); err != nil {
-		return 0, fmt.Errorf("send steps of task %s: %w", t.uuid, err)
-	}
-	return len(enqueued), nil
-}
-
 // stepResult is the part of a worker's StepExecutionResult that orchestration reads.
 type stepResult struct {
 	Success  bool `json:"success"`
@@ -165,80 +154,105 @@ type stepResult struct {
 // processResult finalizes one step from one orchestration_step_results message and
 // advances its task, all in one transaction. Archiving the message is the transaction's
 // first act: only one processor can archive it, so a duplicate delivery changes nothing.
+// Statements that do not depend on each other share a round trip (pgx batches).
 func (o *Orchestrator) processResult(ctx context.Context, job resultJob) error {
 	msg, decodeErr := messaging.DecodeStepMessage(job.body)
 	return pgx.BeginFunc(ctx, o.pool, func(tx pgx.Tx) error {
-		archived, err := pgmq.Archive(ctx, tx, messaging.QueueStepResults, job.msgID)
-		if err != nil {
-			return fmt.Errorf("archive result message %d: %w", job.msgID, err)
-		}
-		if !archived {
-			return nil // someone else processed it
-		}
 		if decodeErr != nil {
-			o.log.Warn("archived poison result message", "msg_id", job.msgID, "error", decodeErr)
-			return nil
-		}
-		t, ok, err := lockTask(ctx, tx, msg.TaskUUID, false)
-		if err != nil {
+			archived, err := pgmq.Archive(ctx, tx, messaging.QueueStepResults, job.msgID)
+			if err == nil && archived {
+				o.log.Warn("archived poison result message", "msg_id", job.msgID, "error", decodeErr)
+			}
 			return err
 		}
-		if !ok {
-			o.log.Warn("archived result for unknown task", "msg_id", job.msgID, "task_uuid", msg.TaskUUID)
-			return nil
-		}
-		var state string
-		var results []byte
-		var attempts, maxAttempts int
-		var retryable bool
-		err = tx.QueryRow(ctx, `
-			SELECT st.to_state, ws.results, ws.attempts, ws.max_attempts, ws.retryable
+		var (
+			archived, taskFound, stepFound bool
+			t                              taskRef
+			taskState, stepState           string
+			results                        []byte
+			attempts, maxAttempts          int
+			retryable                      bool
+		)
+		b := &pgx.Batch{}
+		b.Queue("SELECT pgmq.archive($1, $2::bigint)", messaging.QueueStepResults, job.msgID).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&archived)
+		})
+		b.Queue(lockTaskSQL, msg.TaskUUID).QueryRow(func(row pgx.Row) error {
+			err := row.Scan(&t.uuid, &t.correlationID, &t.namespace, &taskState)
+			taskFound = err == nil
+			return ignoreNoRows(err)
+		})
+		b.Queue(`SELECT st.to_state, ws.results, ws.attempts, ws.max_attempts, ws.retryable
 			  FROM tasker.workflow_steps AS ws
 			  JOIN tasker.workflow_step_transitions AS st ON st.workflow_step_uuid = ws.workflow_step_uuid AND st.most_recent
 			 WHERE ws.workflow_step_uuid = $1 AND ws.task_uuid = $2
-			   FOR UPDATE OF ws`, msg.StepUUID, t.uuid).Scan(&state, &results, &attempts, &maxAttempts, &retryable)
-		if errors.Is(err, pgx.ErrNoRows) {
-			o.log.Warn("archived result for unknown step", "msg_id", job.msgID, "step_uuid", msg.StepUUID)
+			   FOR UPDATE OF ws`, msg.StepUUID, msg.TaskUUID).QueryRow(func(row pgx.Row) error {
+			err := row.Scan(&stepState, &results, &attempts, &maxAttempts, &retryable)
+			stepFound = err == nil
+			return ignoreNoRows(err)
+		})
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return fmt.Errorf("load result %d: %w", job.msgID, err)
+		}
+		switch {
+		case !archived:
+			return nil // someone else processed it
+		case !taskFound || !stepFound:
+			o.log.Warn("archived result for an unknown task or step", "msg_id", job.msgID,
+				"task_uuid", msg.TaskUUID, "step_uuid", msg.StepUUID)
 			return nil
 		}
-		if err != nil {
-			return fmt.Errorf("load step %s: %w", msg.StepUUID, err)
-		}
-		switch lifecycle.StepState(state) {
+		t.state = lifecycle.TaskState(taskState)
+
+		b = &pgx.Batch{}
+		var moved bool
+		meta := map[string]any{"processor_uuid": o.cfg.ProcessorUUID}
+		switch from := lifecycle.StepState(stepState); from {
 		case lifecycle.StepEnqueuedForOrchestration:
-			if err := lifecycle.TransitionStep(ctx, tx, msg.StepUUID, lifecycle.StepEnqueuedForOrchestration,
-				lifecycle.StepComplete, map[string]any{"processor_uuid": o.cfg.ProcessorUUID}); err != nil {
+			if err := lifecycle.QueueStepTransition(b, msg.StepUUID, from, lifecycle.StepComplete, meta, &moved); err != nil {
 				return err
 			}
-			if _, err := tx.Exec(ctx, `UPDATE tasker.workflow_steps
-				   SET processed = true, processed_at = now(), updated_at = now() WHERE workflow_step_uuid = $1`,
-				msg.StepUUID); err != nil {
-				return err
-			}
+			b.Queue(`UPDATE tasker.workflow_steps SET processed = true, processed_at = now(), updated_at = now()
+			          WHERE workflow_step_uuid = $1`, msg.StepUUID)
 		case lifecycle.StepEnqueuedAsErrorForOrchestration:
 			var r stepResult
 			_ = json.Unmarshal(results, &r)
-			if err := o.failStep(ctx, tx, msg.StepUUID, lifecycle.StepEnqueuedAsErrorForOrchestration,
-				retryable && r.Metadata.Retryable && attempts < maxAttempts, attempts); err != nil {
+			if err := o.queueFailStep(b, msg.StepUUID, from, retryable && r.Metadata.Retryable && attempts < maxAttempts,
+				attempts, &moved); err != nil {
 				return err
 			}
 		default:
 			// Already finalized: a duplicate or late message. Consuming it is all there is to do.
 			return nil
 		}
+		var snap snapshot
+		queueSnapshot(b, t.uuid, &snap)
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return fmt.Errorf("finalize step %s: %w", msg.StepUUID, err)
+		}
+		if !moved {
+			return fmt.Errorf("step %s left %s concurrently: %w", msg.StepUUID, stepState, lifecycle.ErrStaleState)
+		}
 		if t.state.Terminal() {
 			return nil
 		}
-		return o.advance(ctx, tx, t, "step_result")
+		return o.applyPlan(ctx, tx, &t, snap, "step_result")
 	})
 }
 
-// failStep moves a failed step to waiting_for_retry with a backoff, or to error when it
-// may not run again.
-func (o *Orchestrator) failStep(ctx context.Context, tx pgx.Tx, step uuid.UUID, from lifecycle.StepState, retry bool, attempts int) error {
+func ignoreNoRows(err error) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	return err
+}
+
+// queueFailStep adds to b the move of a failed step to waiting_for_retry with a backoff,
+// or to error when it may not run again.
+func (o *Orchestrator) queueFailStep(b *pgx.Batch, step uuid.UUID, from lifecycle.StepState, retry bool, attempts int, moved *bool) error {
 	meta := map[string]any{"processor_uuid": o.cfg.ProcessorUUID, "attempts": attempts}
 	if !retry {
-		return lifecycle.TransitionStep(ctx, tx, step, from, lifecycle.StepError, meta)
+		return lifecycle.QueueStepTransition(b, step, from, lifecycle.StepError, meta, moved)
 	}
 	delay := o.cfg.Backoff.Delay(attempts, nil)
 	if from == lifecycle.StepInProgress {
@@ -246,13 +260,13 @@ func (o *Orchestrator) failStep(ctx context.Context, tx pgx.Tx, step uuid.UUID, 
 		delay = 0
 	}
 	meta["backoff_seconds"] = delay.Seconds()
-	if err := lifecycle.TransitionStep(ctx, tx, step, from, lifecycle.StepWaitingForRetry, meta); err != nil {
+	if err := lifecycle.QueueStepTransition(b, step, from, lifecycle.StepWaitingForRetry, meta, moved); err != nil {
 		return err
 	}
-	_, err := tx.Exec(ctx, `UPDATE tasker.workflow_steps
+	b.Queue(`UPDATE tasker.workflow_steps
 		   SET backoff_request_seconds = $2, last_attempted_at = now(), updated_at = now()
 		 WHERE workflow_step_uuid = $1`, step, delay.Seconds())
-	return err
+	return nil
 }
 
 // retryDue advances tasks that have a step whose retry backoff has run out.
@@ -348,9 +362,17 @@ func (o *Orchestrator) recoverOrphans(ctx context.Context) (int, error) {
 					 WHERE workflow_step_uuid = $1`, x.id, worker); err != nil {
 					return err
 				}
-				if err := o.failStep(ctx, tx, x.id, lifecycle.StepInProgress,
-					x.retryable && x.attempts < x.max, x.attempts); err != nil {
+				b := &pgx.Batch{}
+				var moved bool
+				if err := o.queueFailStep(b, x.id, lifecycle.StepInProgress, x.retryable && x.attempts < x.max,
+					x.attempts, &moved); err != nil {
 					return err
+				}
+				if err := tx.SendBatch(ctx, b).Close(); err != nil {
+					return err
+				}
+				if !moved {
+					return fmt.Errorf("orphan %s: %w", x.id, lifecycle.ErrStaleState)
 				}
 				recovered++
 			}
