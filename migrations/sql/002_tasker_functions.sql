@@ -355,12 +355,12 @@ $$;
 -- rolls its transaction back. Otherwise it returns how many steps it enqueued.
 CREATE OR REPLACE FUNCTION tasker.apply_task_plan(
     p_task_uuid uuid, p_from text, p_before text[], p_enqueue boolean, p_after text[],
-    p_queue text, p_correlation_id uuid, p_processor uuid, p_metadata jsonb, p_terminal boolean)
+    p_queue text, p_correlation_id uuid, p_processor uuid, p_metadata jsonb, p_terminal boolean,
+    p_ready uuid[])
 RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
     cur       text := p_from;
     nxt       text;
-    retrying  uuid[];
     ready     uuid[];
     enqueued  uuid[];
     step_meta jsonb := jsonb_build_object('processor_uuid', p_processor);
@@ -373,16 +373,12 @@ BEGIN
         cur := nxt;
     END LOOP;
     IF p_enqueue THEN
-        SELECT array_agg(r.workflow_step_uuid) FILTER (WHERE r.current_state = 'waiting_for_retry'),
-               array_agg(r.workflow_step_uuid) FILTER (WHERE r.current_state = 'pending')
-          INTO retrying, ready
-          FROM tasker.get_step_readiness_status(p_task_uuid) AS r
-         WHERE r.ready_for_execution;
-        IF retrying IS NOT NULL THEN
-            ready := coalesce(ready, '{}') || ARRAY(
-                SELECT tasker.transition_step_states(retrying, 'waiting_for_retry', 'pending', step_meta));
-        END IF;
-        enqueued := ARRAY(SELECT tasker.transition_step_states(coalesce(ready, '{}'), 'pending', 'enqueued', step_meta));
+        -- The caller read the ready steps in this transaction, under the task lock, so
+        -- they are still ready: no second readiness query.
+        ready := coalesce(p_ready, '{}');
+        -- Those waiting for a retry first go back to pending; the rest are pending already.
+        PERFORM tasker.transition_step_states(ready, 'waiting_for_retry', 'pending', step_meta);
+        enqueued := ARRAY(SELECT tasker.transition_step_states(ready, 'pending', 'enqueued', step_meta));
         n := coalesce(array_length(enqueued, 1), 0);
         IF n > 0 THEN
             PERFORM tasker.pgmq_send_with_notify(p_queue,

@@ -57,20 +57,22 @@ func lockTask(ctx context.Context, tx pgx.Tx, task uuid.UUID, skipLocked bool) (
 type snapshot struct {
 	status       string
 	waitingRetry int
+	ready        []uuid.UUID
 }
 
-const snapshotSQL = "SELECT execution_status, waiting_retry_steps FROM tasker.get_task_execution_context($1)"
+const snapshotSQL = `SELECT execution_status, waiting_retry_steps, ready_step_uuids
+                       FROM tasker.get_task_execution_context($1)`
 
 func queueSnapshot(b *pgx.Batch, task uuid.UUID, snap *snapshot) {
 	b.Queue(snapshotSQL, task).QueryRow(func(row pgx.Row) error {
-		return row.Scan(&snap.status, &snap.waitingRetry)
+		return row.Scan(&snap.status, &snap.waitingRetry, &snap.ready)
 	})
 }
 
 // advance reads a locked task's execution context and applies its plan.
 func (o *Orchestrator) advance(ctx context.Context, tx pgx.Tx, t *taskRef, trigger string) error {
 	var snap snapshot
-	if err := tx.QueryRow(ctx, snapshotSQL, t.uuid).Scan(&snap.status, &snap.waitingRetry); err != nil {
+	if err := tx.QueryRow(ctx, snapshotSQL, t.uuid).Scan(&snap.status, &snap.waitingRetry, &snap.ready); err != nil {
 		return fmt.Errorf("execution context of task %s: %w", t.uuid, err)
 	}
 	return o.applyPlan(ctx, tx, t, snap, trigger)
@@ -119,9 +121,9 @@ func (o *Orchestrator) applyPlan(ctx context.Context, tx pgx.Tx, t *taskRef, sna
 		return err
 	}
 	var enqueued int
-	if err := tx.QueryRow(ctx, `SELECT tasker.apply_task_plan($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+	if err := tx.QueryRow(ctx, `SELECT tasker.apply_task_plan($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 		t.uuid, string(t.state), before, enqueue, after, workflow.WorkerQueue(t.namespace), t.correlationID,
-		o.cfg.ProcessorUUID, meta, cur.Terminal()).Scan(&enqueued); err != nil {
+		o.cfg.ProcessorUUID, meta, cur.Terminal(), snap.ready).Scan(&enqueued); err != nil {
 		return fmt.Errorf("apply plan to task %s: %w", t.uuid, err)
 	}
 	if enqueued < 0 {
