@@ -1,0 +1,118 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"regexp"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/tasker-sim/tasker-sim/internal/cli"
+	"github.com/tasker-sim/tasker-sim/pkg/api"
+	"github.com/tasker-sim/tasker-sim/pkg/harness"
+	"github.com/tasker-sim/tasker-sim/pkg/pgprovision"
+)
+
+var cluster *pgprovision.Cluster
+
+func TestMain(m *testing.M) {
+	c, stop, err := pgprovision.ForTestMain(context.Background())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	cluster = c
+	code := m.Run()
+	stop()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "leaked goroutines:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func taskerctl(t *testing.T, url string, args ...string) (string, error) {
+	t.Helper()
+	root := cli.Root()
+	var out, errOut bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.SetArgs(append([]string{"--url", url}, args...))
+	err := root.ExecuteContext(context.Background())
+	return out.String(), err
+}
+
+func TestTaskCommands(t *testing.T) {
+	t.Parallel()
+	env := harness.New(t, cluster, harness.Options{})
+	url := env.Orchestrators[0].URL()
+
+	out, err := taskerctl(t, url, "task", "create", "--namespace", "rust_e2e_linear", "--name", "mathematical_sequence",
+		"--input", `{"even_number": 6}`, "--correlation-id", "0199c3e0-ccdb-7581-87ab-3f67daeaa4a5", "--wait")
+	require.NoError(t, err, out)
+	require.Regexp(t, regexp.MustCompile(`Task UUID:\s+[0-9a-f-]{36}`), out)
+	require.Contains(t, out, "0199c3e0-ccdb-7581-87ab-3f67daeaa4a5", "create prints the correlation id")
+	require.Regexp(t, `Status:\s+complete`, out)
+	id := regexp.MustCompile(`Task UUID:\s+([0-9a-f-]{36})`).FindStringSubmatch(out)[1]
+
+	// The same input twice is two tasks, thanks to the run id...
+	out, err = taskerctl(t, url, "task", "create", "--namespace", "rust_e2e_linear", "--name", "mathematical_sequence",
+		"--input", `{"even_number": 6}`, "-o", "json")
+	require.NoError(t, err)
+	var created api.TaskResponse
+	require.NoError(t, json.Unmarshal([]byte(out), &created))
+	require.NotEmpty(t, created.TaskUUID)
+	require.NotEmpty(t, created.CorrelationID)
+	// ...unless asked not to add one.
+	_, err = taskerctl(t, url, "task", "create", "--namespace", "rust_e2e_linear", "--name", "mathematical_sequence",
+		"--input", `{"even_number": 8}`, "--no-run-id")
+	require.NoError(t, err)
+	_, err = taskerctl(t, url, "task", "create", "--namespace", "rust_e2e_linear", "--name", "mathematical_sequence",
+		"--input", `{"even_number": 8}`, "--no-run-id")
+	require.ErrorContains(t, err, "409")
+
+	out, err = taskerctl(t, url, "task", "get", id, "-o", "json")
+	require.NoError(t, err)
+	var got api.TaskResponse
+	require.NoError(t, json.Unmarshal([]byte(out), &got))
+	require.Equal(t, "complete", got.Status)
+	require.Equal(t, "0199c3e0-ccdb-7581-87ab-3f67daeaa4a5", got.CorrelationID)
+
+	out, err = taskerctl(t, url, "task", "steps", id)
+	require.NoError(t, err)
+	require.Contains(t, out, "2821109907456")
+
+	out, err = taskerctl(t, url, "task", "list", "--namespace", "rust_e2e_linear", "--status", "complete")
+	require.NoError(t, err)
+	require.Contains(t, out, id)
+
+	_, err = taskerctl(t, url, "task", "cancel", id)
+	require.ErrorContains(t, err, "already complete")
+}
+
+func TestTaskCommandErrors(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"task", "create", "--namespace", "a", "--name", "b", "--input", "[1]"}, "--input: must be a JSON object"},
+		{[]string{"task", "create", "--name", "b"}, `"namespace" not set`},
+		{[]string{"task", "get", "x", "-o", "yaml"}, "--output \"yaml\": must be text or json"},
+		{[]string{"bench", "--tasks", "0"}, "--tasks 0: must be at least 1"},
+		{[]string{"bench", "--even-number", "7"}, "--even-number 7: must be even"},
+		{[]string{"demo", "--concurrency", "0"}, "--concurrency 0"},
+	} {
+		_, err := taskerctl(t, "http://127.0.0.1:1", tc.args...)
+		require.ErrorContains(t, err, tc.want, tc.args)
+	}
+	_, err := taskerctl(t, "ftp://nowhere", "task", "get", "x")
+	require.ErrorContains(t, err, "must be an http(s) URL")
+}
