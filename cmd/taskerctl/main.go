@@ -12,12 +12,14 @@ import (
 	"github.com/tasker-sim/tasker-sim/internal/cli"
 )
 
-func main() {
+func main() { os.Exit(run()) }
+
+func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := cli.Root().ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "taskerctl:", err)
-		stop()
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }

@@ -16,7 +16,9 @@ import (
 	"github.com/tasker-sim/tasker-sim/pkg/worker"
 )
 
-func main() {
+func main() { os.Exit(run()) }
+
+func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cmd := &cobra.Command{
@@ -45,6 +47,7 @@ Required: TASKER_DATABASE_URL.`,
 	}
 	if err := cmd.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "worker:", err)
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -81,7 +80,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 			return nil, err
 		}
 	}
-	port, err := freePort()
+	port, err := pgprovision.FreeLoopbackPort(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +93,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		return nil, err
 	}
 	for i := range max(opts.Workers, 1) {
-		wport, err := freePort()
+		wport, err := pgprovision.FreeLoopbackPort(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -132,15 +131,6 @@ func isFile(p string) bool {
 	return err == nil && st.Mode().IsRegular()
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // spawn starts a process with its output in a log file and waits until health answers 200.
 func (s *Stack) spawn(ctx context.Context, path, name string, env []string, health string) error {
 	logPath := filepath.Join(s.LogDir, name+".log")
@@ -148,7 +138,8 @@ func (s *Stack) spawn(ctx context.Context, path, name string, env []string, heal
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(path)
+	// Not tied to ctx: Stop ends the processes gracefully with SIGTERM.
+	cmd := exec.CommandContext(context.WithoutCancel(ctx), path)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
@@ -162,7 +153,11 @@ func (s *Stack) spawn(ctx context.Context, path, name string, env []string, heal
 	deadline := time.Now().Add(60 * time.Second)
 	hc := &http.Client{Timeout: time.Second}
 	for {
-		resp, err := hc.Get(health)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, health, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := hc.Do(req)
 		if err == nil {
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -171,7 +166,7 @@ func (s *Stack) spawn(ctx context.Context, path, name string, env []string, heal
 		}
 		select {
 		case <-p.done:
-			return fmt.Errorf("%s exited during start-up (%v); its log:\n%s", name, p.err, tail(logPath))
+			return fmt.Errorf("%s exited during start-up (%w); its log:\n%s", name, p.err, tail(logPath))
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):

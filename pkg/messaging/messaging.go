@@ -102,7 +102,7 @@ func (l *Listener) Run(ctx context.Context) error {
 	for {
 		err := l.session(ctx)
 		if ctx.Err() != nil {
-			return nil
+			return nil //nolint:nilerr // cancellation ends the loop; the session's error is only its symptom
 		}
 		logger.Warn("listener connection lost; reconnecting", "error", err, "retry_in", delay)
 		t := time.NewTimer(delay)

@@ -79,7 +79,8 @@ func Start(ctx context.Context, cfg *Config) (*Orchestrator, error) {
 		pool.Close()
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", c.BindAddress)
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", c.BindAddress)
 	if err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("orchestrator: listen on %s (TASKER_WEB_BIND_ADDRESS): %w", c.BindAddress, err)

@@ -78,6 +78,7 @@ func startContainer(ctx context.Context, logf func(string, ...any)) (*containerC
 // stderr.
 type printfLogger func(string, ...any)
 
+// Printf satisfies testcontainers' logger interface.
 func (f printfLogger) Printf(format string, args ...any) { f(format, args...) }
 
 // dockerReachable says quickly whether a Docker engine answers, and why not

@@ -149,7 +149,7 @@ func startLocal(ctx context.Context, opts Options, bins *pgBinaries, logf func(s
 			_ = lc.pgCtl(stopCtx, "stop", "-m", "immediate", "-w", "-t", "60")
 			cancel()
 		}
-		lc.removeDirs()
+		_ = lc.removeDirs() // best effort: the start error is what the caller needs
 	}()
 
 	lc.dataDir = filepath.Join(lc.dir, "data")
@@ -196,7 +196,7 @@ func startLocal(ctx context.Context, opts Options, bins *pgBinaries, logf func(s
 	for attempt := 1; ; attempt++ {
 		lc.port = opts.Port
 		if lc.port == 0 {
-			if lc.port, err = freePort(); err != nil {
+			if lc.port, err = FreeLoopbackPort(ctx); err != nil {
 				return nil, fmt.Errorf("pgprovision: pick a port: %w", err)
 			}
 		}
@@ -317,7 +317,7 @@ func postgresCredential() (*syscall.Credential, error) {
 	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
 	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
 	if err := errors.Join(err1, err2); err != nil {
-		return nil, fmt.Errorf("%w: postgres user has a non-numeric id: %v", errLocalUnavailable, err)
+		return nil, fmt.Errorf("%w: postgres user has a non-numeric id: %w", errLocalUnavailable, err)
 	}
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }
@@ -388,13 +388,15 @@ func checkSearchable(dir string, cred *syscall.Credential) error {
 	}
 }
 
-// freePort asks the kernel for an unused port on 127.0.0.1.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// FreeLoopbackPort asks the kernel for an unused TCP port on 127.0.0.1. Another
+// process may take it before the caller binds it, so callers retry on "address in use".
+func FreeLoopbackPort(ctx context.Context) (int, error) {
+	var lc net.ListenConfig
+	l, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 

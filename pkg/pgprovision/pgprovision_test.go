@@ -143,7 +143,7 @@ func TestLocalClusterExplicitDirAndPort(t *testing.T) {
 	dir := filepath.Join(os.TempDir(), fmt.Sprintf("pgprovision-test-%d-%d-%s",
 		os.Getpid(), time.Now().UnixNano(), strings.Repeat("long", 25)))
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	port, err := freePort()
+	port, err := FreeLoopbackPort(context.Background())
 	require.NoError(t, err)
 
 	c, err := Start(ctx, Options{EnvVar: unsetVar, DisableContainer: true, Dir: dir, Port: port})

@@ -167,7 +167,8 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 		pool.Close()
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.BindAddress)
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", cfg.BindAddress)
 	if err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("worker: listen on %s (TASKER_WORKER_BIND_ADDRESS): %w", cfg.BindAddress, err)
