@@ -98,11 +98,17 @@ func (l *Listener) Run(ctx context.Context) error {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	delay := 50 * time.Millisecond
+	const firstDelay = 50 * time.Millisecond
+	delay := firstDelay
 	for {
-		err := l.session(ctx)
+		connected := false
+		err := l.session(ctx, &connected)
 		if ctx.Err() != nil {
 			return nil //nolint:nilerr // cancellation ends the loop; the session's error is only its symptom
+		}
+		if connected {
+			// The connection worked before it broke: start the backoff afresh.
+			delay = firstDelay
 		}
 		logger.Warn("listener connection lost; reconnecting", "error", err, "retry_in", delay)
 		t := time.NewTimer(delay)
@@ -116,7 +122,7 @@ func (l *Listener) Run(ctx context.Context) error {
 	}
 }
 
-func (l *Listener) session(ctx context.Context) error {
+func (l *Listener) session(ctx context.Context, connected *bool) error {
 	conn, err := pgx.ConnectConfig(ctx, l.ConnConfig)
 	if err != nil {
 		return err
@@ -127,6 +133,7 @@ func (l *Listener) session(ctx context.Context) error {
 			return fmt.Errorf("listen %s: %w", ch, err)
 		}
 	}
+	*connected = true
 	if l.OnConnect != nil {
 		l.OnConnect(ctx)
 	}

@@ -259,9 +259,19 @@ func Embedded() ([]*Template, error) {
 	return load(embedded, "templates")
 }
 
-// LoadDir reads every *.json template in dir.
+// LoadDir reads every *.json template in dir. A missing directory, or one without
+// templates, is an error: a mistyped path should not go unnoticed.
 func LoadDir(dir string) ([]*Template, error) {
-	return load(os.DirFS(dir), ".")
+	if st, err := os.Stat(dir); err != nil {
+		return nil, err
+	} else if !st.IsDir() {
+		return nil, fmt.Errorf("%s is not a directory", dir)
+	}
+	ts, err := load(os.DirFS(dir), ".")
+	if err == nil && len(ts) == 0 {
+		err = fmt.Errorf("no *.json templates in %s", dir)
+	}
+	return ts, err
 }
 
 func load(fsys fs.FS, dir string) ([]*Template, error) {
