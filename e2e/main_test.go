@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
@@ -99,35 +100,25 @@ type transitionRow struct {
 
 func taskTransitions(t *testing.T, env *harness.Env, task string) []transitionRow {
 	t.Helper()
-	rows, err := env.Pool.Query(context.Background(), `
-		SELECT from_state, to_state, sort_key, most_recent, metadata FROM tasker.task_transitions
-		 WHERE task_uuid = $1 ORDER BY sort_key`, task)
-	require.NoError(t, err)
-	defer rows.Close()
-	var out []transitionRow
-	for rows.Next() {
-		var r transitionRow
-		require.NoError(t, rows.Scan(&r.From, &r.To, &r.SortKey, &r.Recent, &r.Metadata))
-		out = append(out, r)
-	}
-	require.NoError(t, rows.Err())
-	return out
+	return transitions(t, env, "tasker.task_transitions", "task_uuid", task)
 }
 
 func stepTransitions(t *testing.T, env *harness.Env, step string) []transitionRow {
 	t.Helper()
-	rows, err := env.Pool.Query(context.Background(), `
-		SELECT from_state, to_state, sort_key, most_recent, metadata FROM tasker.workflow_step_transitions
-		 WHERE workflow_step_uuid = $1 ORDER BY sort_key`, step)
+	return transitions(t, env, "tasker.workflow_step_transitions", "workflow_step_uuid", step)
+}
+
+// transitions reads an audit trail in order; table and key are constants of the callers.
+func transitions(t *testing.T, env *harness.Env, table, key, id string) []transitionRow {
+	t.Helper()
+	rows, err := env.Pool.Query(context.Background(), `SELECT from_state, to_state, sort_key, most_recent, metadata FROM `+
+		table+` WHERE `+key+` = $1 ORDER BY sort_key`, id)
 	require.NoError(t, err)
-	defer rows.Close()
-	var out []transitionRow
-	for rows.Next() {
-		var r transitionRow
-		require.NoError(t, rows.Scan(&r.From, &r.To, &r.SortKey, &r.Recent, &r.Metadata))
-		out = append(out, r)
-	}
-	require.NoError(t, rows.Err())
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (transitionRow, error) {
+		var x transitionRow
+		return x, r.Scan(&x.From, &x.To, &x.SortKey, &x.Recent, &x.Metadata)
+	})
+	require.NoError(t, err)
 	return out
 }
 

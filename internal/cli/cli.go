@@ -2,6 +2,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -191,9 +192,18 @@ func printTask(w io.Writer, t *api.TaskResponse) {
 }
 
 func getCommand() *cobra.Command {
+	return taskViewCommand("get TASK_UUID", "Show a task's status, correlation id and step counts",
+		func(ctx context.Context, c *client.Client, id string) (*api.TaskResponse, error) {
+			return c.GetTask(ctx, id)
+		})
+}
+
+// taskViewCommand builds a command that takes a task uuid, calls the API and prints the
+// task it answers with.
+func taskViewCommand(use, short string, call func(ctx context.Context, c *client.Client, id string) (*api.TaskResponse, error)) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "get TASK_UUID",
-		Short: "Show a task's status, correlation id and step counts",
+		Use:   use,
+		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			format, err := outputFormat(cmd)
@@ -204,7 +214,7 @@ func getCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			t, err := c.GetTask(cmd.Context(), args[0])
+			t, err := call(cmd.Context(), c, args[0])
 			if err != nil {
 				return err
 			}
@@ -265,32 +275,10 @@ func listCommand() *cobra.Command {
 }
 
 func cancelCommand() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "cancel TASK_UUID",
-		Short: "Cancel a task that has not finished",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := outputFormat(cmd)
-			if err != nil {
-				return err
-			}
-			c, err := newClient(cmd)
-			if err != nil {
-				return err
-			}
-			t, err := c.CancelTask(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if format == "json" {
-				return printJSON(cmd.OutOrStdout(), t)
-			}
-			printTask(cmd.OutOrStdout(), t)
-			return nil
-		},
-	}
-	addOutputFlag(cmd)
-	return cmd
+	return taskViewCommand("cancel TASK_UUID", "Cancel a task that has not finished",
+		func(ctx context.Context, c *client.Client, id string) (*api.TaskResponse, error) {
+			return c.CancelTask(ctx, id)
+		})
 }
 
 func stepsCommand() *cobra.Command {

@@ -146,6 +146,19 @@ func (l *Listener) session(ctx context.Context, connected *bool) error {
 	}
 }
 
+// ReadByID reads one message's body by id, hiding it for vt, when the notification that
+// announced it came without its payload. ok is false when it is no longer visible.
+func ReadByID(ctx context.Context, db interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}, queue string, msgID int64, vt time.Duration) (body []byte, ok bool, err error) {
+	err = db.QueryRow(ctx, "SELECT message FROM tasker.pgmq_read_specific_message($1, $2, $3)",
+		queue, msgID, int(max(vt.Seconds(), 1))).Scan(&body)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, false, nil
+	}
+	return body, err == nil, err
+}
+
 // Send sends msg to queue with a readiness notification, inside db's transaction when db
 // is a transaction.
 func Send(ctx context.Context, db interface {

@@ -273,44 +273,25 @@ func (o *Orchestrator) queueFailStep(b *pgx.Batch, step uuid.UUID, from lifecycl
 
 // retryDue advances tasks that have a step whose retry backoff has run out.
 func (o *Orchestrator) retryDue(ctx context.Context) (int, error) {
-	rows, err := o.pool.Query(ctx, `
+	return o.forEachTask(ctx, `
 		SELECT DISTINCT ws.task_uuid
 		  FROM tasker.workflow_step_transitions AS st
 		  JOIN tasker.workflow_steps AS ws ON ws.workflow_step_uuid = st.workflow_step_uuid
 		 WHERE st.most_recent AND st.to_state = 'waiting_for_retry'
 		   AND ws.last_attempted_at + make_interval(secs => coalesce(ws.backoff_request_seconds, 0)) <= clock_timestamp()
-		 LIMIT $1`, maintenanceBatchSize)
-	if err != nil {
-		return 0, err
-	}
-	tasks, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, id := range tasks {
-		err := pgx.BeginFunc(ctx, o.pool, func(tx pgx.Tx) error {
-			t, ok, err := lockTask(ctx, tx, id, true)
-			if err != nil || !ok || t.state.Terminal() {
-				return err
-			}
-			n++
-			return o.advance(ctx, tx, t, "retry_backoff_elapsed")
-		})
-		if err != nil {
-			return n, err
+		 LIMIT $1`, func(tx pgx.Tx, t *taskRef) (int, error) {
+		if t.state.Terminal() {
+			return 0, nil
 		}
-	}
-	return n, nil
+		return 1, o.advance(ctx, tx, t, "retry_backoff_elapsed")
+	})
 }
 
-// recoverOrphans finds steps whose claim lease ran out (their worker died or hung) and
-// hands them back: to waiting_for_retry with no delay when attempts remain, else to error.
-func (o *Orchestrator) recoverOrphans(ctx context.Context) (int, error) {
-	rows, err := o.pool.Query(ctx, `
-		SELECT DISTINCT task_uuid FROM tasker.workflow_steps
-		 WHERE in_process AND claim_expires_at < now()
-		 LIMIT $1`, maintenanceBatchSize)
+// forEachTask runs fn, in a transaction of its own, for each task the query (which takes
+// the batch size as $1) lists, with the task locked. Tasks another transaction holds are
+// skipped: whoever holds them is already advancing them. It returns the sum of fn's counts.
+func (o *Orchestrator) forEachTask(ctx context.Context, query string, fn func(tx pgx.Tx, t *taskRef) (int, error)) (int, error) {
+	rows, err := o.pool.Query(ctx, query, maintenanceBatchSize)
 	if err != nil {
 		return 0, err
 	}
@@ -318,76 +299,86 @@ func (o *Orchestrator) recoverOrphans(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	recovered := 0
+	total := 0
 	for _, id := range tasks {
 		err := pgx.BeginFunc(ctx, o.pool, func(tx pgx.Tx) error {
 			t, ok, err := lockTask(ctx, tx, id, true)
 			if err != nil || !ok {
 				return err
 			}
-			rows, err := tx.Query(ctx, `
-				SELECT ws.workflow_step_uuid, ws.attempts, ws.max_attempts, ws.retryable, ws.claimed_by
-				  FROM tasker.workflow_steps AS ws
-				  JOIN tasker.workflow_step_transitions AS st ON st.workflow_step_uuid = ws.workflow_step_uuid AND st.most_recent
-				 WHERE ws.task_uuid = $1 AND ws.in_process AND ws.claim_expires_at < now() AND st.to_state = 'in_progress'
-				   FOR UPDATE OF ws`, t.uuid)
-			if err != nil {
-				return err
-			}
-			type orphan struct {
-				id            uuid.UUID
-				attempts, max int
-				retryable     bool
-				worker        *string
-			}
-			orphans, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (orphan, error) {
-				var x orphan
-				err := r.Scan(&x.id, &x.attempts, &x.max, &x.retryable, &x.worker)
-				return x, err
-			})
-			if err != nil {
-				return err
-			}
-			for _, x := range orphans {
-				worker := ""
-				if x.worker != nil {
-					worker = *x.worker
-				}
-				o.log.Warn("recovering orphaned step: its claim lease expired", "correlation_id", t.correlationID,
-					"task_uuid", t.uuid, "step_uuid", x.id, "worker_id", worker, "attempts", x.attempts)
-				if _, err := tx.Exec(ctx, `UPDATE tasker.workflow_steps
-					   SET in_process = false, claimed_by = NULL, claim_expires_at = NULL, updated_at = now(),
-					       results = jsonb_build_object('success', false, 'status', 'failed',
-					           'error', jsonb_build_object('message', 'claim lease expired before the worker reported',
-					                                       'error_type', 'WorkerLost', 'retryable', true),
-					           'metadata', jsonb_build_object('retryable', true, 'worker_id', $2::text))
-					 WHERE workflow_step_uuid = $1`, x.id, worker); err != nil {
-					return err
-				}
-				b := &pgx.Batch{}
-				var moved bool
-				if err := o.queueFailStep(b, x.id, lifecycle.StepInProgress, x.retryable && x.attempts < x.max,
-					x.attempts, &moved); err != nil {
-					return err
-				}
-				if err := tx.SendBatch(ctx, b).Close(); err != nil {
-					return err
-				}
-				if !moved {
-					return fmt.Errorf("orphan %s: %w", x.id, lifecycle.ErrStaleState)
-				}
-				recovered++
-			}
-			if len(orphans) == 0 || t.state.Terminal() {
-				return nil
-			}
-			return o.advance(ctx, tx, t, "orphan_recovered")
+			n, err := fn(tx, t)
+			total += n
+			return err
 		})
 		if err != nil {
-			return recovered, err
+			return total, err
 		}
 	}
-	return recovered, nil
+	return total, nil
+}
+
+// recoverOrphans finds steps whose claim lease ran out (their worker died or hung) and
+// hands them back: to waiting_for_retry with no delay when attempts remain, else to error.
+func (o *Orchestrator) recoverOrphans(ctx context.Context) (int, error) {
+	return o.forEachTask(ctx, `
+		SELECT DISTINCT task_uuid FROM tasker.workflow_steps
+		 WHERE in_process AND claim_expires_at < now()
+		 LIMIT $1`, func(tx pgx.Tx, t *taskRef) (int, error) {
+		rows, err := tx.Query(ctx, `
+			SELECT ws.workflow_step_uuid, ws.attempts, ws.max_attempts, ws.retryable, ws.claimed_by
+			  FROM tasker.workflow_steps AS ws
+			  JOIN tasker.workflow_step_transitions AS st ON st.workflow_step_uuid = ws.workflow_step_uuid AND st.most_recent
+			 WHERE ws.task_uuid = $1 AND ws.in_process AND ws.claim_expires_at < now() AND st.to_state = 'in_progress'
+			   FOR UPDATE OF ws`, t.uuid)
+		if err != nil {
+			return 0, err
+		}
+		type orphan struct {
+			id            uuid.UUID
+			attempts, max int
+			retryable     bool
+			worker        *string
+		}
+		orphans, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (orphan, error) {
+			var x orphan
+			err := r.Scan(&x.id, &x.attempts, &x.max, &x.retryable, &x.worker)
+			return x, err
+		})
+		if err != nil {
+			return 0, err
+		}
+		for _, x := range orphans {
+			worker := ""
+			if x.worker != nil {
+				worker = *x.worker
+			}
+			o.log.Warn("recovering orphaned step: its claim lease expired", "correlation_id", t.correlationID,
+				"task_uuid", t.uuid, "step_uuid", x.id, "worker_id", worker, "attempts", x.attempts)
+			b := &pgx.Batch{}
+			b.Queue(`UPDATE tasker.workflow_steps
+				   SET in_process = false, claimed_by = NULL, claim_expires_at = NULL, updated_at = now(),
+				       results = jsonb_build_object('success', false, 'status', 'failed',
+				           'error', jsonb_build_object('message', 'claim lease expired before the worker reported',
+				                                       'error_type', 'WorkerLost', 'retryable', true),
+				           'metadata', jsonb_build_object('retryable', true, 'worker_id', $2::text))
+				 WHERE workflow_step_uuid = $1`, x.id, worker)
+			var moved bool
+			if err := o.queueFailStep(b, x.id, lifecycle.StepInProgress, x.retryable && x.attempts < x.max,
+				x.attempts, &moved); err != nil {
+				return 0, err
+			}
+			if err := tx.SendBatch(ctx, b).Close(); err != nil {
+				return 0, err
+			}
+			if !moved {
+				return 0, fmt.Errorf("orphan %s: %w", x.id, lifecycle.ErrStaleState)
+			}
+		}
+		if len(orphans) == 0 || t.state.Terminal() {
+			return len(orphans), nil
+		}
+		return len(orphans), o.advance(ctx, tx, t, "orphan_recovered")
+	})
 }
 
 // maintenance runs the fallback loops every PollInterval until ctx ends.

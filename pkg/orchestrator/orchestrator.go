@@ -12,7 +12,6 @@ import (
 	"time"
 
 	pgmq "github.com/craigpastro/pgmq-go"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -193,16 +192,11 @@ func (o *Orchestrator) listen(ctx context.Context) {
 }
 
 func (o *Orchestrator) readByID(ctx context.Context, msgID int64) ([]byte, bool) {
-	var body []byte
-	err := o.pool.QueryRow(ctx, "SELECT message FROM tasker.pgmq_read_specific_message($1, $2, $3)",
-		messaging.QueueStepResults, msgID, int(o.cfg.VisibilityTimeout.Seconds())).Scan(&body)
-	if err != nil {
-		if !errors.Is(err, pgx.ErrNoRows) {
-			o.log.Warn("read notified result", "msg_id", msgID, "error", err)
-		}
-		return nil, false
+	body, ok, err := messaging.ReadByID(ctx, o.pool, messaging.QueueStepResults, msgID, o.cfg.VisibilityTimeout)
+	if err != nil && ctx.Err() == nil {
+		o.log.Warn("read notified result", "msg_id", msgID, "error", err)
 	}
-	return body, true
+	return body, ok
 }
 
 func (o *Orchestrator) resultWorker(ctx context.Context) {

@@ -21,7 +21,6 @@ import (
 
 	pgmq "github.com/craigpastro/pgmq-go"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -266,13 +265,11 @@ func (c *Claimer) onNotification(ctx context.Context, n *pgconn.Notification) {
 	}
 	cand := candidate{queue: ev.QueueName, msgID: ev.MsgID, body: ev.Message, method: MethodEvent}
 	if ev.PayloadOmitted || len(ev.Message) == 0 {
-		var body []byte
-		err := c.cfg.Pool.QueryRow(ctx, "SELECT message FROM tasker.pgmq_read_specific_message($1, $2, $3)",
-			ev.QueueName, ev.MsgID, int(c.cfg.VisibilityTimeout.Seconds())).Scan(&body)
-		if err != nil {
-			if !errors.Is(err, pgx.ErrNoRows) && ctx.Err() == nil {
-				c.log.Warn("read notified message", "queue", ev.QueueName, "msg_id", ev.MsgID, "error", err)
-			}
+		body, ok, err := messaging.ReadByID(ctx, c.cfg.Pool, ev.QueueName, ev.MsgID, c.cfg.VisibilityTimeout)
+		if err != nil && ctx.Err() == nil {
+			c.log.Warn("read notified message", "queue", ev.QueueName, "msg_id", ev.MsgID, "error", err)
+		}
+		if !ok {
 			return
 		}
 		cand.body = body
