@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
@@ -16,6 +17,7 @@ import (
 	"github.com/tasker-sim/tasker-sim/internal/envconfig"
 	"github.com/tasker-sim/tasker-sim/migrations"
 	"github.com/tasker-sim/tasker-sim/pkg/orchestrator"
+	"github.com/tasker-sim/tasker-sim/pkg/telemetry"
 )
 
 func main() { os.Exit(run()) }
@@ -52,6 +54,10 @@ Required: TASKER_DATABASE_URL.`,
 			if err != nil {
 				return err
 			}
+			if cfg.Telemetry, err = envconfig.Telemetry(cmd.Context(), "tasker-orchestration", log); err != nil {
+				return err
+			}
+			defer shutdownTelemetry(cfg.Telemetry)
 			return orchestrator.Run(cmd.Context(), cfg)
 		},
 	}
@@ -80,4 +86,11 @@ Required: TASKER_DATABASE_URL.`,
 		},
 	})
 	return root
+}
+
+// shutdownTelemetry flushes the exporters; a push that cannot finish in 5 s is dropped.
+func shutdownTelemetry(p *telemetry.Providers) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = p.Shutdown(ctx)
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -42,6 +43,14 @@ Required: TASKER_DATABASE_URL.`,
 			if err != nil {
 				return err
 			}
+			if cfg.Telemetry, err = envconfig.Telemetry(cmd.Context(), "tasker-worker", log); err != nil {
+				return err
+			}
+			defer func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				_ = cfg.Telemetry.Shutdown(ctx)
+			}()
 			return worker.Run(cmd.Context(), *cfg)
 		},
 	}

@@ -4,6 +4,7 @@
 package envconfig
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/tasker-sim/tasker-sim/migrations"
 	"github.com/tasker-sim/tasker-sim/pkg/orchestrator"
+	"github.com/tasker-sim/tasker-sim/pkg/telemetry"
 	"github.com/tasker-sim/tasker-sim/pkg/worker"
 	"github.com/tasker-sim/tasker-sim/pkg/workflow"
 )
@@ -32,7 +34,18 @@ const (
 	TemplatePath        = "TASKER_TEMPLATE_PATH"
 	MaxHandlers         = "TASKER_MAX_CONCURRENT_HANDLERS"
 	LogLevel            = "LOG_LEVEL"
+	ConfigPath          = "TASKER_CONFIG_PATH"
 )
+
+// Telemetry reads the [telemetry] section of TASKER_CONFIG_PATH (when set), applies the
+// environment overrides and builds the process's telemetry providers.
+func Telemetry(ctx context.Context, service string, log *slog.Logger) (*telemetry.Providers, error) {
+	cfg, err := telemetry.LoadConfig(os.Getenv(ConfigPath), service)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ConfigPath, err)
+	}
+	return telemetry.Setup(ctx, cfg, log)
+}
 
 // Logger returns a JSON slog logger on stderr at LOG_LEVEL (debug, info, warn, error;
 // default info).

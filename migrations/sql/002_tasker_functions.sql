@@ -351,24 +351,26 @@ $$;
 -- Apply a task plan decided in Go (lifecycle.Plan), in one round trip: the moves before
 -- enqueueing, the enqueue of every ready step, the moves after it, and on a terminal state
 -- the task's completion columns and the finalization notice. Each move is a
--- compare-and-set; the first that fails stops the function and returns -1, and the caller
--- rolls its transaction back. Otherwise it returns how many steps it enqueued.
+-- compare-and-set; the first that fails stops the function and returns NULL, and the
+-- caller rolls its transaction back. Otherwise it returns the names of the steps it
+-- enqueued (an empty array when it enqueued none).
+DROP FUNCTION IF EXISTS tasker.apply_task_plan(uuid, text, text[], boolean, text[], text, uuid, uuid, jsonb, boolean, uuid[]);
 CREATE OR REPLACE FUNCTION tasker.apply_task_plan(
     p_task_uuid uuid, p_from text, p_before text[], p_enqueue boolean, p_after text[],
     p_queue text, p_correlation_id uuid, p_processor uuid, p_metadata jsonb, p_terminal boolean,
     p_ready uuid[])
-RETURNS integer LANGUAGE plpgsql AS $$
+RETURNS text[] LANGUAGE plpgsql AS $$
 DECLARE
     cur       text := p_from;
     nxt       text;
     ready     uuid[];
-    enqueued  uuid[];
+    enqueued  uuid[] := '{}';
     step_meta jsonb := jsonb_build_object('processor_uuid', p_processor);
     n         integer := 0;
 BEGIN
     FOREACH nxt IN ARRAY coalesce(p_before, '{}') LOOP
         IF NOT tasker.transition_task_state(p_task_uuid, cur, nxt, p_processor, p_metadata) THEN
-            RETURN -1;
+            RETURN NULL;
         END IF;
         cur := nxt;
     END LOOP;
@@ -389,7 +391,7 @@ BEGIN
     FOREACH nxt IN ARRAY coalesce(p_after, '{}') LOOP
         IF NOT tasker.transition_task_state(p_task_uuid, cur, nxt,
                 p_processor, p_metadata || jsonb_build_object('steps_enqueued', n)) THEN
-            RETURN -1;
+            RETURN NULL;
         END IF;
         cur := nxt;
     END LOOP;
@@ -398,6 +400,10 @@ BEGIN
          WHERE task_uuid = p_task_uuid;
         PERFORM pg_notify('tasker_task_finalized', p_task_uuid::text);
     END IF;
-    RETURN n;
+    RETURN ARRAY(SELECT ns.name::text
+                   FROM unnest(enqueued) AS e(id)
+                   JOIN tasker.workflow_steps AS ws ON ws.workflow_step_uuid = e.id
+                   JOIN tasker.named_steps AS ns ON ns.named_step_uuid = ws.named_step_uuid
+                  ORDER BY ns.name);
 END
 $$;

@@ -90,6 +90,8 @@ type Listener struct {
 	OnConnect func(ctx context.Context)
 	// Logger; default slog.Default().
 	Logger *slog.Logger
+	// OnRetry, when set, runs before each reconnection attempt (for the retry metric).
+	OnRetry func(ctx context.Context)
 }
 
 // Run listens until ctx ends. It returns nil on cancellation.
@@ -111,6 +113,9 @@ func (l *Listener) Run(ctx context.Context) error {
 			delay = firstDelay
 		}
 		logger.Warn("listener connection lost; reconnecting", "error", err, "retry_in", delay)
+		if l.OnRetry != nil {
+			l.OnRetry(ctx)
+		}
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tasker-sim/tasker-sim/migrations"
 	"github.com/tasker-sim/tasker-sim/pkg/lifecycle"
+	"github.com/tasker-sim/tasker-sim/pkg/telemetry"
 )
 
 // Defaults for Config.
@@ -68,6 +69,8 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Logger; default slog.Default().
 	Logger *slog.Logger
+	// Telemetry supplies instruments, tracer and the /metrics handler. Default: disabled.
+	Telemetry *telemetry.Providers
 }
 
 func (c *Config) withDefaults() (*Config, error) {
@@ -88,6 +91,9 @@ func (c *Config) withDefaults() (*Config, error) {
 	out.ShutdownTimeout = cmp.Or(out.ShutdownTimeout, ShutdownTimeoutDefault)
 	if out.Logger == nil {
 		out.Logger = slog.Default()
+	}
+	if out.Telemetry == nil {
+		out.Telemetry = telemetry.Disabled()
 	}
 	if out.PollInterval < 0 || out.ResultConcurrency < 0 || out.MaxConns < 0 {
 		return nil, fmt.Errorf("orchestrator config: PollInterval, ResultConcurrency and MaxConns must not be negative")

@@ -10,18 +10,38 @@ import (
 	pgmq "github.com/craigpastro/pgmq-go"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tasker-sim/tasker-sim/pkg/lifecycle"
 	"github.com/tasker-sim/tasker-sim/pkg/messaging"
 	"github.com/tasker-sim/tasker-sim/pkg/workflow"
 )
 
-// taskRef is a task locked for the current transaction.
+// taskRef is a task locked for the current transaction, and what the transaction did to
+// it, which becomes metrics once (and only if) the transaction commits.
 type taskRef struct {
 	uuid          uuid.UUID
 	correlationID uuid.UUID
 	namespace     string
 	state         lifecycle.TaskState
+
+	enqueued  []string      // names of the steps sent to the worker queue
+	sendTook  time.Duration // the statement that sent them
+	finalized bool          // the task reached a terminal state
+	finalTook time.Duration // the finalization that got it there
+}
+
+// recordCommitted turns a committed transaction's effects on t into metrics.
+func (o *Orchestrator) recordCommitted(ctx context.Context, t *taskRef) {
+	in, corr := o.tel.Instruments, t.correlationID.String()
+	if len(t.enqueued) > 0 {
+		in.StepsEnqueued(ctx, corr, t.namespace, t.enqueued)
+		in.MessagesSent(ctx, workflow.WorkerQueue(t.namespace), len(t.enqueued), t.sendTook)
+	}
+	if t.finalized {
+		in.TaskFinalized(ctx, corr, string(t.state), t.finalTook)
+	}
 }
 
 const lockTaskSQL = `SELECT t.task_uuid, t.correlation_id, tn.name, tt.to_state
@@ -120,17 +140,23 @@ func (o *Orchestrator) applyPlan(ctx context.Context, tx pgx.Tx, t *taskRef, sna
 	if err != nil {
 		return err
 	}
-	var enqueued int
+	var enqueued *[]string
+	start := time.Now()
 	if err := tx.QueryRow(ctx, `SELECT tasker.apply_task_plan($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 		t.uuid, string(t.state), before, enqueue, after, workflow.WorkerQueue(t.namespace), t.correlationID,
 		o.cfg.ProcessorUUID, meta, cur.Terminal(), snap.ready).Scan(&enqueued); err != nil {
 		return fmt.Errorf("apply plan to task %s: %w", t.uuid, err)
 	}
-	if enqueued < 0 {
+	if enqueued == nil {
 		return fmt.Errorf("task %s: plan from %s: %w", t.uuid, t.state, lifecycle.ErrStaleState)
+	}
+	took := time.Since(start)
+	if len(*enqueued) > 0 {
+		t.enqueued, t.sendTook = append(t.enqueued, *enqueued...), took
 	}
 	t.state = cur
 	if cur.Terminal() {
+		t.finalized, t.finalTook = true, took
 		o.log.Info("task finalized", "correlation_id", t.correlationID, "task_uuid", t.uuid, "final_state", cur)
 	}
 	return nil
@@ -149,7 +175,8 @@ func notifyFinalized(ctx context.Context, tx pgx.Tx, task uuid.UUID) error {
 type stepResult struct {
 	Success  bool `json:"success"`
 	Metadata struct {
-		Retryable bool `json:"retryable"`
+		Retryable bool   `json:"retryable"`
+		ErrorType string `json:"error_type"`
 	} `json:"metadata"`
 }
 
@@ -158,22 +185,32 @@ type stepResult struct {
 // first act: only one processor can archive it, so a duplicate delivery changes nothing.
 // Statements that do not depend on each other share a round trip (pgx batches).
 func (o *Orchestrator) processResult(ctx context.Context, job resultJob) error {
+	start := time.Now()
 	msg, decodeErr := messaging.DecodeStepMessage(job.body)
-	return pgx.BeginFunc(ctx, o.pool, func(tx pgx.Tx) error {
+	ctx, span := o.tel.Tracer.Start(ctx, "process_step_result", trace.WithAttributes(
+		attribute.String("correlation_id", msg.CorrelationID.String()), attribute.String("task_uuid", msg.TaskUUID.String()),
+		attribute.String("step_uuid", msg.StepUUID.String()), attribute.String("claim_method", job.method)))
+	defer span.End()
+	var (
+		t          taskRef
+		archived   bool
+		resultType string
+	)
+	err := pgx.BeginFunc(ctx, o.pool, func(tx pgx.Tx) error {
 		if decodeErr != nil {
-			archived, err := pgmq.Archive(ctx, tx, messaging.QueueStepResults, job.msgID)
+			var err error
+			archived, err = pgmq.Archive(ctx, tx, messaging.QueueStepResults, job.msgID)
 			if err == nil && archived {
 				o.log.Warn("archived poison result message", "msg_id", job.msgID, "error", decodeErr)
 			}
 			return err
 		}
 		var (
-			archived, taskFound, stepFound bool
-			t                              taskRef
-			taskState, stepState           string
-			results                        []byte
-			attempts, maxAttempts          int
-			retryable                      bool
+			taskFound, stepFound  bool
+			taskState, stepState  string
+			results               []byte
+			attempts, maxAttempts int
+			retryable             bool
 		)
 		b := &pgx.Batch{}
 		b.Queue("SELECT pgmq.archive($1, $2::bigint)", messaging.QueueStepResults, job.msgID).QueryRow(func(row pgx.Row) error {
@@ -211,6 +248,7 @@ func (o *Orchestrator) processResult(ctx context.Context, job resultJob) error {
 		meta := map[string]any{"processor_uuid": o.cfg.ProcessorUUID}
 		switch from := lifecycle.StepState(stepState); from {
 		case lifecycle.StepEnqueuedForOrchestration:
+			resultType = "success"
 			if err := lifecycle.QueueStepTransition(b, msg.StepUUID, from, lifecycle.StepComplete, meta, &moved); err != nil {
 				return err
 			}
@@ -219,6 +257,10 @@ func (o *Orchestrator) processResult(ctx context.Context, job resultJob) error {
 		case lifecycle.StepEnqueuedAsErrorForOrchestration:
 			var r stepResult
 			_ = json.Unmarshal(results, &r)
+			resultType = "error"
+			if r.Metadata.ErrorType == "Timeout" {
+				resultType = "timeout"
+			}
 			if err := o.queueFailStep(b, msg.StepUUID, from, retryable && r.Metadata.Retryable && attempts < maxAttempts,
 				attempts, &moved); err != nil {
 				return err
@@ -240,6 +282,21 @@ func (o *Orchestrator) processResult(ctx context.Context, job resultJob) error {
 		}
 		return o.applyPlan(ctx, tx, &t, snap, "step_result")
 	})
+	if err != nil {
+		span.RecordError(err)
+		o.tel.Instruments.QueueError(ctx, messaging.QueueStepResults, "process")
+		return err
+	}
+	in := o.tel.Instruments
+	if archived {
+		in.MessageReceived(ctx, messaging.QueueStepResults, job.method, job.readCount > 1)
+		in.MessagesDeleted(ctx, messaging.QueueStepResults, "archive", 1)
+	}
+	if resultType != "" {
+		in.StepResultProcessed(ctx, t.correlationID.String(), resultType, time.Since(start))
+		o.recordCommitted(ctx, &t)
+	}
+	return nil
 }
 
 func ignoreNoRows(err error) error {
@@ -301,17 +358,23 @@ func (o *Orchestrator) forEachTask(ctx context.Context, query string, fn func(tx
 	}
 	total := 0
 	for _, id := range tasks {
+		var locked *taskRef
+		n := 0
 		err := pgx.BeginFunc(ctx, o.pool, func(tx pgx.Tx) error {
 			t, ok, err := lockTask(ctx, tx, id, true)
 			if err != nil || !ok {
 				return err
 			}
-			n, err := fn(tx, t)
-			total += n
+			locked = t
+			n, err = fn(tx, t)
 			return err
 		})
 		if err != nil {
 			return total, err
+		}
+		total += n
+		if locked != nil {
+			o.recordCommitted(ctx, locked)
 		}
 	}
 	return total, nil

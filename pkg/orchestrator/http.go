@@ -30,6 +30,7 @@ func (o *Orchestrator) routes() http.Handler {
 	})
 	mux.HandleFunc("GET /health/ready", o.handleReady)
 	mux.HandleFunc("GET /health/detailed", o.handleDetailed)
+	mux.Handle("GET /metrics", o.tel.MetricsHandler)
 	return mux
 }
 

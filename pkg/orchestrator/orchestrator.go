@@ -14,9 +14,12 @@ import (
 	pgmq "github.com/craigpastro/pgmq-go"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/tasker-sim/tasker-sim/migrations"
+	"github.com/tasker-sim/tasker-sim/pkg/lifecycle"
 	"github.com/tasker-sim/tasker-sim/pkg/messaging"
+	"github.com/tasker-sim/tasker-sim/pkg/telemetry"
 )
 
 // Orchestrator is a running orchestration service.
@@ -35,12 +38,15 @@ type Orchestrator struct {
 	started      time.Time
 	pgmqProvider string
 	waiters      *waiters
+	tel          *telemetry.Providers
+	gauges       metric.Registration
 }
 
 type resultJob struct {
-	msgID  int64
-	body   []byte
-	method string
+	msgID     int64
+	body      []byte
+	method    string
+	readCount int64 // 0 when it came with a notification; >1 means a redelivery
 }
 
 // Run starts an orchestrator and blocks until ctx is cancelled, then stops it gracefully.
@@ -65,11 +71,13 @@ func Start(ctx context.Context, cfg *Config) (*Orchestrator, error) {
 		return nil, fmt.Errorf("orchestrator: database url: %w", err)
 	}
 	poolCfg.MaxConns = c.MaxConns
+	poolCfg.ConnConfig.Tracer = telemetry.NewDBTracer(c.Telemetry.Instruments, "orchestrator")
 	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
 		return nil, fmt.Errorf("orchestrator: connect: %w", err)
 	}
 	o := &Orchestrator{
+		tel: c.Telemetry,
 		cfg: c, log: c.Logger.With("component", "orchestrator", "processor_uuid", c.ProcessorUUID),
 		pool: pool, templates: newTemplateCache(), results: make(chan resultJob, resultChannelCapacity),
 		started: time.Now(), waiters: newWaiters(),
@@ -85,6 +93,11 @@ func Start(ctx context.Context, cfg *Config) (*Orchestrator, error) {
 		return nil, fmt.Errorf("orchestrator: listen on %s (TASKER_WEB_BIND_ADDRESS): %w", c.BindAddress, err)
 	}
 	o.listener = ln
+	if o.gauges, err = o.tel.Instruments.Observe(o.observeGauges); err != nil {
+		_ = ln.Close()
+		pool.Close()
+		return nil, fmt.Errorf("orchestrator: %w", err)
+	}
 	o.server = &http.Server{Handler: o.routes(), ReadHeaderTimeout: 10 * time.Second}
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -147,6 +160,7 @@ func (o *Orchestrator) Stop() error {
 		o.stopErr = o.server.Shutdown(ctx)
 		o.cancel()
 		o.wg.Wait()
+		_ = o.gauges.Unregister()
 		o.pool.Close()
 		o.log.Info("orchestrator stopped")
 	})
@@ -181,12 +195,10 @@ func (o *Orchestrator) listen(ctx context.Context) {
 				}
 				job.body = body
 			}
-			select {
-			case o.results <- job:
-			case <-ctx.Done():
-			}
+			o.enqueueResult(ctx, job)
 		},
 		OnConnect: func(ctx context.Context) { o.pollResults(ctx) },
+		OnRetry:   func(ctx context.Context) { o.tel.Instruments.QueueRetry(ctx, "listen") },
 	}
 	_ = l.Run(ctx)
 }
@@ -216,17 +228,127 @@ func (o *Orchestrator) resultWorker(ctx context.Context) {
 // pollResults reads results the event path has not taken (a missed notification, a
 // crash mid-processing) and processes them in line.
 func (o *Orchestrator) pollResults(ctx context.Context) {
+	start := time.Now()
 	msgs, err := pgmq.ReadBatch(ctx, o.pool, messaging.QueueStepResults,
 		int64(o.cfg.VisibilityTimeout.Seconds()), pollBatchSize)
 	if err != nil {
 		if ctx.Err() == nil {
+			o.tel.Instruments.QueueError(ctx, messaging.QueueStepResults, "read")
 			o.log.Warn("poll step results", "error", err)
 		}
 		return
 	}
+	o.tel.Instruments.QueueRead(ctx, messaging.QueueStepResults, time.Since(start))
 	for _, m := range msgs {
-		if err := o.processResult(ctx, resultJob{msgID: m.MsgID, body: m.Message, method: "poll"}); err != nil && ctx.Err() == nil {
+		if err := o.processResult(ctx, resultJob{msgID: m.MsgID, body: m.Message, method: "poll", readCount: m.ReadCount}); err != nil && ctx.Err() == nil {
 			o.log.Error("process polled step result", "msg_id", m.MsgID, "error", err)
 		}
 	}
+}
+
+// resultChannel names the orchestrator's bounded queue of step results to process.
+const resultChannel = "orchestration_step_results"
+
+// enqueueResult hands a result to the processors. When the bounded channel is full the
+// listener waits (backpressure), and the wait is counted.
+func (o *Orchestrator) enqueueResult(ctx context.Context, job resultJob) {
+	select {
+	case o.results <- job:
+		return
+	default:
+	}
+	o.tel.Instruments.ChannelFull(ctx, resultChannel, "orchestration")
+	select {
+	case o.results <- job:
+	case <-ctx.Done():
+	}
+}
+
+// observeGauges reports the orchestrator's gauges at each collection: task states and
+// ready steps from the database, every queue's depth and age, the pool, and the channel.
+func (o *Orchestrator) observeGauges(ctx context.Context, g *telemetry.GaugeObserver) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st := o.pool.Stat()
+	g.PoolConnections("orchestrator", int64(st.AcquiredConns()), int64(st.IdleConns()))
+	g.Channel(resultChannel, "orchestration", len(o.results), cap(o.results))
+	rows, err := o.pool.Query(ctx, `
+		SELECT s.state, count(t.task_uuid)
+		  FROM unnest($1::text[]) AS s(state)
+		  LEFT JOIN tasker.task_transitions AS t ON t.most_recent AND t.to_state = s.state
+		 GROUP BY s.state`, activeTaskStates())
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var state string
+		var n int64
+		if err := rows.Scan(&state, &n); err != nil {
+			rows.Close()
+			return err
+		}
+		g.TasksActive(state, n)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows, err = o.pool.Query(ctx, `
+		SELECT tn.name, count(r.workflow_step_uuid) FILTER (WHERE r.ready_for_execution)
+		  FROM tasker.task_namespaces AS tn
+		  LEFT JOIN tasker.named_tasks AS nt ON nt.task_namespace_uuid = tn.task_namespace_uuid
+		  LEFT JOIN tasker.tasks AS t ON t.named_task_uuid = nt.named_task_uuid AND NOT t.complete AND t.completed_at IS NULL
+		  LEFT JOIN LATERAL tasker.get_step_readiness_status(t.task_uuid) AS r ON true
+		 GROUP BY tn.name`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var ns string
+		var n int64
+		if err := rows.Scan(&ns, &n); err != nil {
+			rows.Close()
+			return err
+		}
+		g.StepsReady(ns, n)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return observeQueues(ctx, o.pool, g, nil)
+}
+
+// activeTaskStates lists the non-terminal task states, the ones tasks.active reports.
+func activeTaskStates() []string {
+	var out []string
+	for _, s := range lifecycle.TaskStates {
+		if !s.Terminal() {
+			out = append(out, string(s))
+		}
+	}
+	return out
+}
+
+// observeQueues reports depth and oldest-message age for every queue (or only those in
+// only, when it is not nil).
+func observeQueues(ctx context.Context, pool *pgxpool.Pool, g *telemetry.GaugeObserver, only map[string]bool) error {
+	rows, err := pool.Query(ctx, `SELECT queue_name, tasker.extract_queue_namespace(queue_name), queue_length,
+	                                     coalesce(oldest_msg_age_sec, 0) FROM pgmq.metrics_all()`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var q, ns string
+		var depth, age int64
+		if err := rows.Scan(&q, &ns, &depth, &age); err != nil {
+			return err
+		}
+		if only == nil || only[q] {
+			g.QueueDepth(ns, q, depth)
+			g.QueueAge(q, age)
+		}
+	}
+	return rows.Err()
 }

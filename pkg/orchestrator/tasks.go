@@ -14,6 +14,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tasker-sim/tasker-sim/pkg/api"
 	"github.com/tasker-sim/tasker-sim/pkg/lifecycle"
@@ -191,6 +193,7 @@ func (o *Orchestrator) lookupTemplate(ctx context.Context, namespace, name, vers
 // CreateTask validates a request and, in one transaction, creates the task, its steps,
 // edges and initial transitions, and enqueues the root steps.
 func (o *Orchestrator) CreateTask(ctx context.Context, req *api.TaskRequest) (uuid.UUID, error) {
+	start := time.Now()
 	corr, parent, priority, err := o.validateRequest(req)
 	if err != nil {
 		return uuid.Nil, err
@@ -199,6 +202,12 @@ func (o *Orchestrator) CreateTask(ctx context.Context, req *api.TaskRequest) (uu
 	if err != nil {
 		return uuid.Nil, err
 	}
+	// Counted once the template is known, so the labels stay a bounded set.
+	o.tel.Instruments.TaskRequested(ctx, corr.String(), req.Name, req.Namespace)
+	ctx, span := o.tel.Tracer.Start(ctx, "create_task", trace.WithAttributes(
+		attribute.String("correlation_id", corr.String()), attribute.String("task_name", req.Name),
+		attribute.String("namespace", req.Namespace)))
+	defer span.End()
 	if err := nt.template.ValidateInput(req.Context); err != nil {
 		var ve *ValidationError
 		if errors.As(err, &ve) {
@@ -244,6 +253,8 @@ func (o *Orchestrator) CreateTask(ctx context.Context, req *api.TaskRequest) (uu
 		parentArg = parent
 	}
 
+	span.SetAttributes(attribute.String("task_uuid", taskUUID.String()))
+	t := &taskRef{uuid: taskUUID, correlationID: corr, namespace: tmpl.NamespaceName, state: lifecycle.TaskPending}
 	err = pgx.BeginFunc(ctx, o.pool, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
 		b.Queue(`INSERT INTO tasker.tasks (task_uuid, named_task_uuid, initiator, source_system, reason, tags,
@@ -270,12 +281,14 @@ func (o *Orchestrator) CreateTask(ctx context.Context, req *api.TaskRequest) (uu
 			}
 			return fmt.Errorf("create task: %w", err)
 		}
-		t := &taskRef{uuid: taskUUID, correlationID: corr, namespace: tmpl.NamespaceName, state: lifecycle.TaskPending}
 		return o.advance(ctx, tx, t, "task_created")
 	})
 	if err != nil {
+		span.RecordError(err)
 		return uuid.Nil, err
 	}
+	o.tel.Instruments.TaskInitialized(ctx, corr.String(), tmpl.Name, time.Since(start))
+	o.recordCommitted(ctx, t)
 	o.log.Info("task created", "correlation_id", corr, "task_uuid", taskUUID, "namespace", tmpl.NamespaceName,
 		"task_name", tmpl.Name, "steps", n)
 	return taskUUID, nil
@@ -353,11 +366,14 @@ func (o *Orchestrator) ListTasks(ctx context.Context, f ListFilter) (*api.TaskLi
 
 // CancelTask cancels a task that has not finished, and every step of it that has not.
 func (o *Orchestrator) CancelTask(ctx context.Context, id uuid.UUID) error {
-	return pgx.BeginFunc(ctx, o.pool, func(tx pgx.Tx) error {
+	start := time.Now()
+	var cancelled *taskRef
+	err := pgx.BeginFunc(ctx, o.pool, func(tx pgx.Tx) error {
 		t, ok, err := lockTask(ctx, tx, id, false)
 		if err != nil {
 			return err
 		}
+		cancelled = t
 		if !ok {
 			return fmt.Errorf("task %s: %w", id, ErrNotFound)
 		}
@@ -405,6 +421,11 @@ func (o *Orchestrator) CancelTask(ctx context.Context, id uuid.UUID) error {
 		}
 		return notifyFinalized(ctx, tx, id)
 	})
+	if err == nil {
+		cancelled.state, cancelled.finalized, cancelled.finalTook = lifecycle.TaskCancelled, true, time.Since(start)
+		o.recordCommitted(ctx, cancelled)
+	}
+	return err
 }
 
 // ListSteps returns a task's steps with their readiness and results.

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 
 	"github.com/tasker-sim/tasker-sim/pkg/lifecycle"
 	"github.com/tasker-sim/tasker-sim/pkg/messaging"
+	"github.com/tasker-sim/tasker-sim/pkg/telemetry"
 	"github.com/tasker-sim/tasker-sim/pkg/workflow"
 )
 
@@ -162,6 +164,8 @@ type Config struct {
 	PollBatch int
 	// Logger; default slog.Default().
 	Logger *slog.Logger
+	// Instruments record claims and queue traffic. Default: record nothing.
+	Instruments *telemetry.Instruments
 }
 
 // Claimer feeds claimed steps to Execute until its context ends.
@@ -173,11 +177,18 @@ type Claimer struct {
 }
 
 type candidate struct {
-	queue  string
-	msgID  int64
-	body   []byte
-	method string
+	queue     string
+	msgID     int64
+	body      []byte
+	method    string
+	readCount int64 // 0 for a notification; above 1 for a redelivery
 }
+
+// CandidateChannel names the worker's bounded queue of messages waiting to be claimed.
+const CandidateChannel = "worker_step_candidates"
+
+// Candidates reports how full the candidate channel is, for the gauges.
+func (c *Claimer) Candidates() (length, capacity int) { return len(c.candidates), cap(c.candidates) }
 
 // New checks cfg and returns a Claimer.
 func New(cfg Config) (*Claimer, error) {
@@ -197,6 +208,9 @@ func New(cfg Config) (*Claimer, error) {
 	cfg.PollBatch = cmp.Or(cfg.PollBatch, PollBatchDefault)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Instruments == nil {
+		cfg.Instruments = telemetry.Noop()
 	}
 	queues := map[string]bool{}
 	for _, ns := range cfg.Namespaces {
@@ -218,6 +232,7 @@ func (c *Claimer) Run(ctx context.Context) {
 		Logger:     c.log,
 		Handle:     c.onNotification,
 		OnConnect:  c.poll,
+		OnRetry:    func(ctx context.Context) { c.cfg.Instruments.QueueRetry(ctx, "listen") },
 	}
 	wg.Go(func() { _ = l.Run(ctx) })
 	wg.Go(func() {
@@ -247,7 +262,15 @@ func (c *Claimer) Run(ctx context.Context) {
 	wg.Wait()
 }
 
+// offer hands a candidate to the claimers. When the bounded channel is full the caller
+// waits (backpressure), and the wait is counted.
 func (c *Claimer) offer(ctx context.Context, cand candidate) {
+	select {
+	case c.candidates <- cand:
+		return
+	default:
+	}
+	c.cfg.Instruments.ChannelFull(ctx, CandidateChannel, "worker")
 	select {
 	case c.candidates <- cand:
 	case <-ctx.Done():
@@ -281,36 +304,56 @@ func (c *Claimer) onNotification(ctx context.Context, n *pgconn.Notification) {
 // are archived, so a poll finds only what it missed.
 func (c *Claimer) poll(ctx context.Context) {
 	for q := range c.queues {
+		start := time.Now()
 		msgs, err := pgmq.ReadBatch(ctx, c.cfg.Pool, q, int64(max(c.cfg.VisibilityTimeout.Seconds(), 1)), int64(c.cfg.PollBatch))
 		if err != nil {
 			if ctx.Err() == nil {
+				c.cfg.Instruments.QueueError(ctx, q, "read")
 				c.log.Warn("poll queue", "queue", q, "error", err)
 			}
 			continue
 		}
+		c.cfg.Instruments.QueueRead(ctx, q, time.Since(start))
 		for _, m := range msgs {
-			c.offer(ctx, candidate{queue: q, msgID: m.MsgID, body: m.Message, method: MethodPoll})
+			c.offer(ctx, candidate{queue: q, msgID: m.MsgID, body: m.Message, method: MethodPoll, readCount: m.ReadCount})
 		}
 	}
 }
 
 func (c *Claimer) handle(ctx context.Context, cand candidate) {
+	in := c.cfg.Instruments
 	msg, err := messaging.DecodeStepMessage(cand.body)
 	if err != nil {
 		// A poison message can never be claimed: archive it so it stops coming back.
-		if _, aerr := pgmq.Archive(ctx, c.cfg.Pool, cand.queue, cand.msgID); aerr != nil && ctx.Err() == nil {
+		archived, aerr := pgmq.Archive(ctx, c.cfg.Pool, cand.queue, cand.msgID)
+		if aerr != nil && ctx.Err() == nil {
+			in.QueueError(ctx, cand.queue, "archive")
 			c.log.Error("archive poison message", "queue", cand.queue, "msg_id", cand.msgID, "error", aerr)
 		}
-		c.log.Warn("archived poison message", "queue", cand.queue, "msg_id", cand.msgID, "error", err)
+		if archived {
+			in.MessageReceived(ctx, cand.queue, cand.method, cand.readCount > 1)
+			in.MessagesDeleted(ctx, cand.queue, "archive", 1)
+			c.log.Warn("archived poison message", "queue", cand.queue, "msg_id", cand.msgID, "error", err)
+		}
 		return
 	}
+	start := time.Now()
 	step, outcome, err := Claim(ctx, c.cfg.Pool, cand.queue, cand.msgID, msg.StepUUID, c.cfg.WorkerID,
 		c.cfg.VisibilityTimeout, cand.method)
 	if err != nil {
 		if ctx.Err() == nil {
+			in.StepFailedEarly(ctx, msg.CorrelationID.String(), namespaceOf(cand.queue), "claim_failed")
 			c.log.Error("claim", "correlation_id", msg.CorrelationID, "step_uuid", msg.StepUUID, "error", err)
 		}
 		return
+	}
+	if outcome != MessageGone {
+		// This claimer consumed the message.
+		in.MessageReceived(ctx, cand.queue, cand.method, cand.readCount > 1)
+		in.MessagesDeleted(ctx, cand.queue, "archive", 1)
+	}
+	if outcome == Claimed {
+		in.StepClaimed(ctx, step.Namespace, cand.method, time.Since(start))
 	}
 	if outcome != Claimed {
 		c.log.Debug("not claimed", "correlation_id", msg.CorrelationID, "step_uuid", msg.StepUUID,
@@ -318,4 +361,13 @@ func (c *Claimer) handle(ctx context.Context, cand candidate) {
 		return
 	}
 	c.cfg.Execute(ctx, step)
+}
+
+// namespaceOf recovers a namespace from its worker queue name.
+func namespaceOf(queue string) string {
+	ns := strings.TrimSuffix(strings.TrimPrefix(queue, "worker_"), "_queue")
+	if ns == queue {
+		return "unknown"
+	}
+	return ns
 }

@@ -17,16 +17,22 @@ import (
 	"os"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	pgmq "github.com/craigpastro/pgmq-go"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tasker-sim/tasker-sim/migrations"
 	"github.com/tasker-sim/tasker-sim/pkg/api"
+	"github.com/tasker-sim/tasker-sim/pkg/messaging"
 	"github.com/tasker-sim/tasker-sim/pkg/stepclaim"
+	"github.com/tasker-sim/tasker-sim/pkg/telemetry"
 	"github.com/tasker-sim/tasker-sim/pkg/workflow"
 )
 
@@ -70,6 +76,8 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Logger; default slog.Default().
 	Logger *slog.Logger
+	// Telemetry supplies instruments, tracer and the /metrics handler. Default: disabled.
+	Telemetry *telemetry.Providers
 }
 
 // Worker is a running worker.
@@ -86,6 +94,10 @@ type Worker struct {
 	wg        sync.WaitGroup
 	stopOnce  sync.Once
 	started   time.Time
+	in        *telemetry.Instruments
+	tracer    trace.Tracer
+	claimer   *stepclaim.Claimer
+	gauges    metric.Registration
 }
 
 // Run starts a worker and blocks until ctx is cancelled, then stops it.
@@ -112,6 +124,9 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Telemetry == nil {
+		cfg.Telemetry = telemetry.Disabled()
 	}
 	if cfg.Templates == nil {
 		ts, err := workflow.Embedded()
@@ -148,12 +163,13 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 		return nil, fmt.Errorf("worker: database url: %w", err)
 	}
 	poolCfg.MaxConns = cfg.MaxConns
+	poolCfg.ConnConfig.Tracer = telemetry.NewDBTracer(cfg.Telemetry.Instruments, "worker")
 	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
 		return nil, fmt.Errorf("worker: connect: %w", err)
 	}
 	w := &Worker{cfg: cfg, log: cfg.Logger.With("component", "worker", "worker_id", cfg.WorkerID),
-		pool: pool, templates: templates, started: time.Now()}
+		pool: pool, templates: templates, started: time.Now(), in: cfg.Telemetry.Instruments, tracer: cfg.Telemetry.Tracer}
 	if err := w.prepare(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -161,7 +177,7 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 	claimer, err := stepclaim.New(stepclaim.Config{
 		Pool: pool, WorkerID: cfg.WorkerID, Namespaces: cfg.Namespaces, Execute: w.execute,
 		PollInterval: cfg.PollInterval, VisibilityTimeout: cfg.VisibilityTimeout,
-		Concurrency: cfg.Concurrency, PollBatch: cfg.PollBatch, Logger: w.log,
+		Concurrency: cfg.Concurrency, PollBatch: cfg.PollBatch, Logger: w.log, Instruments: w.in,
 	})
 	if err != nil {
 		pool.Close()
@@ -174,6 +190,12 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 		return nil, fmt.Errorf("worker: listen on %s (TASKER_WORKER_BIND_ADDRESS): %w", cfg.BindAddress, err)
 	}
 	w.listener = ln
+	w.claimer = claimer
+	if w.gauges, err = w.in.Observe(w.observeGauges); err != nil {
+		_ = ln.Close()
+		pool.Close()
+		return nil, fmt.Errorf("worker: %w", err)
+	}
 	w.server = &http.Server{Handler: w.routes(), ReadHeaderTimeout: 10 * time.Second}
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -231,6 +253,7 @@ func (w *Worker) Stop() error {
 			<-done
 		}
 		w.hardStop()
+		_ = w.gauges.Unregister()
 		w.pool.Close()
 		w.log.Info("worker stopped")
 	})
@@ -269,6 +292,12 @@ type executionMetadata struct {
 // execute runs one claimed step's handler and submits its result. Handlers get a context
 // that survives a graceful stop (so running steps can finish) but not a hard one.
 func (w *Worker) execute(_ context.Context, s *stepclaim.Step) {
+	ctx, span := w.tracer.Start(w.hardCtx, "worker.step_execution", trace.WithAttributes(
+		attribute.String("correlation_id", s.CorrelationID.String()), attribute.String("task_uuid", s.TaskUUID.String()),
+		attribute.String("step_uuid", s.StepUUID.String()), attribute.String("step_name", s.StepName),
+		attribute.String("namespace", s.Namespace), attribute.String("claim_method", s.Method)))
+	defer span.End()
+	corr := s.CorrelationID.String()
 	log := w.log.With("correlation_id", s.CorrelationID, "task_uuid", s.TaskUUID, "step_uuid", s.StepUUID,
 		"namespace", s.Namespace, "step_name", s.StepName, "claim_method", s.Method)
 	tmpl := w.templates[s.Namespace+"/"+s.TaskName+"/"+s.Version]
@@ -280,6 +309,8 @@ func (w *Worker) execute(_ context.Context, s *stepclaim.Step) {
 		value any
 		herr  error
 	)
+	w.in.ActiveExecution(ctx, s.Namespace, HandlerTypeRust, 1)
+	defer w.in.ActiveExecution(ctx, s.Namespace, HandlerTypeRust, -1)
 	started := time.Now()
 	if spec == nil {
 		herr = &workflow.StepError{Message: fmt.Sprintf("this worker has no template step %s in %s/%s/%s",
@@ -289,8 +320,8 @@ func (w *Worker) execute(_ context.Context, s *stepclaim.Step) {
 		if spec.TimeoutSeconds > 0 {
 			timeout = min(timeout, time.Duration(spec.TimeoutSeconds)*time.Second)
 		}
-		ctx, cancel := context.WithTimeout(w.hardCtx, timeout)
-		value, herr = runHandler(ctx, w.cfg.Registry[spec.Handler.Callable], workflow.StepInput{
+		hctx, cancel := context.WithTimeout(ctx, timeout)
+		value, herr = runHandler(hctx, w.cfg.Registry[spec.Handler.Callable], workflow.StepInput{
 			TaskUUID: s.TaskUUID, StepUUID: s.StepUUID, StepName: s.StepName, CorrelationID: s.CorrelationID,
 			Context: s.Context, Dependencies: s.Dependencies, Attempt: s.Attempt, MaxAttempts: s.MaxAttempts,
 			Initialization: spec.Handler.Initialization,
@@ -304,6 +335,14 @@ func (w *Worker) execute(_ context.Context, s *stepclaim.Step) {
 		return
 	}
 	finished := time.Now()
+	switch {
+	case spec == nil:
+		w.in.StepFailedEarly(ctx, corr, s.Namespace, "step_not_found")
+	case herr != nil:
+		w.in.StepExecuted(ctx, corr, s.Namespace, "handler_execution_failed", finished.Sub(started))
+	default:
+		w.in.StepExecuted(ctx, corr, s.Namespace, "", finished.Sub(started))
+	}
 	res := stepExecutionResult{StepUUID: s.StepUUID.String(), Success: herr == nil, Status: "completed", Result: value,
 		Metadata: executionMetadata{
 			ExecutionTimeMS: float64(finished.Sub(started).Microseconds()) / 1000, WorkerID: w.cfg.WorkerID,
@@ -319,14 +358,20 @@ func (w *Worker) execute(_ context.Context, s *stepclaim.Step) {
 		log.Error("encode step result", "error", err)
 		return
 	}
-	if _, err := stepclaim.Submit(w.hardCtx, w.pool, s, w.cfg.WorkerID, res.Success, body); err != nil {
+	submitStart := time.Now()
+	if _, err := stepclaim.Submit(ctx, w.pool, s, w.cfg.WorkerID, res.Success, body); err != nil {
+		span.RecordError(err)
 		if errors.Is(err, stepclaim.ErrLeaseLost) {
 			log.Warn("result discarded: the step's lease was lost", "attempt", s.Attempt)
 			return
 		}
+		w.in.QueueError(ctx, messaging.QueueStepResults, "send")
 		log.Error("submit step result; the step will be recovered when its lease runs out", "error", err)
 		return
 	}
+	submitted := time.Since(submitStart)
+	w.in.ResultSubmitted(ctx, corr, submitted)
+	w.in.MessagesSent(ctx, messaging.QueueStepResults, 1, submitted)
 	if herr != nil {
 		log.Info("step failed", "attempt", s.Attempt, "error", herr, "retryable", res.Metadata.Retryable)
 	} else {
@@ -389,6 +434,7 @@ func (w *Worker) routes() http.Handler {
 	}
 	mux.HandleFunc("GET /health/ready", ready)
 	mux.HandleFunc("GET /health/detailed", ready)
+	mux.Handle("GET /metrics", w.cfg.Telemetry.MetricsHandler)
 	return mux
 }
 
@@ -396,4 +442,35 @@ func writeJSON(w http.ResponseWriter, status int, body any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(body)
+}
+
+// observeGauges reports the worker's gauges: its queues, its pool and its candidate channel.
+func (w *Worker) observeGauges(ctx context.Context, g *telemetry.GaugeObserver) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st := w.pool.Stat()
+	g.PoolConnections("worker", int64(st.AcquiredConns()), int64(st.IdleConns()))
+	n, c := w.claimer.Candidates()
+	g.Channel(stepclaim.CandidateChannel, "worker", n, c)
+	only := map[string]bool{}
+	for _, ns := range w.cfg.Namespaces {
+		only[workflow.WorkerQueue(ns)] = true
+	}
+	rows, err := w.pool.Query(ctx, `SELECT queue_name, queue_length, coalesce(oldest_msg_age_sec, 0) FROM pgmq.metrics_all()`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var q string
+		var depth, age int64
+		if err := rows.Scan(&q, &depth, &age); err != nil {
+			return err
+		}
+		if only[q] {
+			g.QueueDepth(strings.TrimSuffix(strings.TrimPrefix(q, "worker_"), "_queue"), q, depth)
+			g.QueueAge(q, age)
+		}
+	}
+	return rows.Err()
 }
