@@ -26,6 +26,7 @@ import (
 	"github.com/tasker-sim/tasker-sim/pkg/client"
 	"github.com/tasker-sim/tasker-sim/pkg/orchestrator"
 	"github.com/tasker-sim/tasker-sim/pkg/pgprovision"
+	"github.com/tasker-sim/tasker-sim/pkg/telemetry"
 	"github.com/tasker-sim/tasker-sim/pkg/worker"
 )
 
@@ -43,6 +44,9 @@ type Options struct {
 	PGMQMode migrations.PGMQMode
 	// Logger for every component. Default: discard.
 	Logger *slog.Logger
+	// Telemetry, when set, is shared by every component, so one registry (and one
+	// /metrics) holds what all of them recorded. Default: telemetry disabled.
+	Telemetry *telemetry.Providers
 }
 
 // Env is a running tasker-sim.
@@ -84,7 +88,7 @@ func Start(ctx context.Context, databaseURL string, opts Options) (_ *Env, err e
 	}
 	for i := range opts.Orchestrators {
 		cfg := &orchestrator.Config{DatabaseURL: databaseURL, BindAddress: "127.0.0.1:0", SkipMigrate: true,
-			PGMQMode: opts.PGMQMode, Logger: opts.Logger.With("orchestrator", i)}
+			PGMQMode: opts.PGMQMode, Logger: opts.Logger.With("orchestrator", i), Telemetry: opts.Telemetry}
 		if opts.Orchestrator != nil {
 			opts.Orchestrator(i, cfg)
 		}
@@ -105,7 +109,7 @@ func Start(ctx context.Context, databaseURL string, opts Options) (_ *Env, err e
 func (e *Env) AddWorker(ctx context.Context, modify func(cfg *worker.Config)) (*worker.Worker, error) {
 	i := len(e.Workers)
 	cfg := worker.Config{DatabaseURL: e.DatabaseURL, BindAddress: "127.0.0.1:0", SkipMigrate: true,
-		PGMQMode: e.opts.PGMQMode, Logger: e.opts.Logger.With("worker", i)}
+		PGMQMode: e.opts.PGMQMode, Logger: e.opts.Logger.With("worker", i), Telemetry: e.opts.Telemetry}
 	if e.opts.Worker != nil {
 		e.opts.Worker(i, &cfg)
 	}

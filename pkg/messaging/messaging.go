@@ -164,6 +164,34 @@ func ReadByID(ctx context.Context, db interface {
 	return body, err == nil, err
 }
 
+// Message is one message read from a queue.
+type Message struct {
+	MsgID     int64
+	ReadCount int64
+	Body      []byte
+}
+
+// Read reads up to qty visible messages from queue, hiding them for vt. It names its
+// columns, so it works whether pgmq returns 5, 6 or 7 of them, and, unlike pgmq-go's
+// ReadBatch, it reports errors that arrive with the rows (a dropped queue, say).
+func Read(ctx context.Context, db interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}, queue string, vt time.Duration, qty int) ([]Message, error) {
+	rows, err := db.Query(ctx, "SELECT msg_id, read_ct, message FROM pgmq.read($1, $2, $3)",
+		queue, int(max(vt.Seconds(), 1)), qty)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", queue, err)
+	}
+	msgs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Message, error) {
+		var m Message
+		return m, r.Scan(&m.MsgID, &m.ReadCount, &m.Body)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", queue, err)
+	}
+	return msgs, nil
+}
+
 // Send sends msg to queue with a readiness notification, inside db's transaction when db
 // is a transaction.
 func Send(ctx context.Context, db interface {

@@ -229,8 +229,7 @@ func (o *Orchestrator) resultWorker(ctx context.Context) {
 // crash mid-processing) and processes them in line.
 func (o *Orchestrator) pollResults(ctx context.Context) {
 	start := time.Now()
-	msgs, err := pgmq.ReadBatch(ctx, o.pool, messaging.QueueStepResults,
-		int64(o.cfg.VisibilityTimeout.Seconds()), pollBatchSize)
+	msgs, err := messaging.Read(ctx, o.pool, messaging.QueueStepResults, o.cfg.VisibilityTimeout, pollBatchSize)
 	if err != nil {
 		if ctx.Err() == nil {
 			o.tel.Instruments.QueueError(ctx, messaging.QueueStepResults, "read")
@@ -240,7 +239,7 @@ func (o *Orchestrator) pollResults(ctx context.Context) {
 	}
 	o.tel.Instruments.QueueRead(ctx, messaging.QueueStepResults, time.Since(start))
 	for _, m := range msgs {
-		if err := o.processResult(ctx, resultJob{msgID: m.MsgID, body: m.Message, method: "poll", readCount: m.ReadCount}); err != nil && ctx.Err() == nil {
+		if err := o.processResult(ctx, resultJob{msgID: m.MsgID, body: m.Body, method: "poll", readCount: m.ReadCount}); err != nil && ctx.Err() == nil {
 			o.log.Error("process polled step result", "msg_id", m.MsgID, "error", err)
 		}
 	}

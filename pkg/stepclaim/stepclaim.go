@@ -43,7 +43,7 @@ const (
 	VisibilityTimeoutDefault = 30 * time.Second
 	ConcurrencyDefault       = 10
 	PollBatchDefault         = 20
-	candidateCapacity        = 1000
+	CandidateCapacityDefault = 1000
 )
 
 // Outcome is what a claim attempt found.
@@ -162,6 +162,8 @@ type Config struct {
 	Concurrency int
 	// PollBatch is how many messages one poll reads per queue. Default 20.
 	PollBatch int
+	// CandidateCapacity bounds the channel of messages waiting to be claimed. Default 1000.
+	CandidateCapacity int
 	// Logger; default slog.Default().
 	Logger *slog.Logger
 	// Instruments record claims and queue traffic. Default: record nothing.
@@ -206,6 +208,7 @@ func New(cfg Config) (*Claimer, error) {
 	cfg.VisibilityTimeout = cmp.Or(cfg.VisibilityTimeout, VisibilityTimeoutDefault)
 	cfg.Concurrency = cmp.Or(cfg.Concurrency, ConcurrencyDefault)
 	cfg.PollBatch = cmp.Or(cfg.PollBatch, PollBatchDefault)
+	cfg.CandidateCapacity = cmp.Or(cfg.CandidateCapacity, CandidateCapacityDefault)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -216,7 +219,7 @@ func New(cfg Config) (*Claimer, error) {
 	for _, ns := range cfg.Namespaces {
 		queues[workflow.WorkerQueue(ns)] = true
 	}
-	return &Claimer{cfg: cfg, candidates: make(chan candidate, candidateCapacity), log: cfg.Logger, queues: queues}, nil
+	return &Claimer{cfg: cfg, candidates: make(chan candidate, cfg.CandidateCapacity), log: cfg.Logger, queues: queues}, nil
 }
 
 // Run listens, polls and claims until ctx ends, then waits for running steps to finish.
@@ -305,7 +308,7 @@ func (c *Claimer) onNotification(ctx context.Context, n *pgconn.Notification) {
 func (c *Claimer) poll(ctx context.Context) {
 	for q := range c.queues {
 		start := time.Now()
-		msgs, err := pgmq.ReadBatch(ctx, c.cfg.Pool, q, int64(max(c.cfg.VisibilityTimeout.Seconds(), 1)), int64(c.cfg.PollBatch))
+		msgs, err := messaging.Read(ctx, c.cfg.Pool, q, c.cfg.VisibilityTimeout, c.cfg.PollBatch)
 		if err != nil {
 			if ctx.Err() == nil {
 				c.cfg.Instruments.QueueError(ctx, q, "read")
@@ -315,7 +318,7 @@ func (c *Claimer) poll(ctx context.Context) {
 		}
 		c.cfg.Instruments.QueueRead(ctx, q, time.Since(start))
 		for _, m := range msgs {
-			c.offer(ctx, candidate{queue: q, msgID: m.MsgID, body: m.Message, method: MethodPoll, readCount: m.ReadCount})
+			c.offer(ctx, candidate{queue: q, msgID: m.MsgID, body: m.Body, method: MethodPoll, readCount: m.ReadCount})
 		}
 	}
 }

@@ -65,6 +65,8 @@ type Config struct {
 	VisibilityTimeout time.Duration
 	Concurrency       int
 	PollBatch         int
+	// CandidateCapacity bounds the channel of messages waiting to be claimed (default 1000).
+	CandidateCapacity int
 	// MaxConns caps the database pool. Default 20.
 	MaxConns int32
 	// SkipMigrate skips running migrations at start.
@@ -177,7 +179,8 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 	claimer, err := stepclaim.New(stepclaim.Config{
 		Pool: pool, WorkerID: cfg.WorkerID, Namespaces: cfg.Namespaces, Execute: w.execute,
 		PollInterval: cfg.PollInterval, VisibilityTimeout: cfg.VisibilityTimeout,
-		Concurrency: cfg.Concurrency, PollBatch: cfg.PollBatch, Logger: w.log, Instruments: w.in,
+		Concurrency: cfg.Concurrency, PollBatch: cfg.PollBatch, CandidateCapacity: cfg.CandidateCapacity,
+		Logger: w.log, Instruments: w.in,
 	})
 	if err != nil {
 		pool.Close()

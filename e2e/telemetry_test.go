@@ -1,0 +1,286 @@
+package e2e
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	pgmq "github.com/craigpastro/pgmq-go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tasker-sim/tasker-sim/pkg/harness"
+	"github.com/tasker-sim/tasker-sim/pkg/orchestrator"
+	"github.com/tasker-sim/tasker-sim/pkg/telemetry"
+	"github.com/tasker-sim/tasker-sim/pkg/worker"
+	"github.com/tasker-sim/tasker-sim/pkg/workflow"
+)
+
+func newTelemetry(t *testing.T) *telemetry.Providers {
+	t.Helper()
+	p, err := telemetry.Setup(context.Background(), telemetry.Config{ServiceName: "e2e"},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Shutdown(context.Background()) })
+	return p
+}
+
+// sample is one line of Prometheus text.
+type sample struct {
+	name   string
+	labels map[string]string
+	value  float64
+}
+
+func scrapeSamples(t *testing.T, p *telemetry.Providers) []sample {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	p.MetricsHandler.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	var out []sample
+	for _, line := range strings.Split(rec.Body.String(), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		s := sample{labels: map[string]string{}}
+		var rest string
+		if i := strings.IndexByte(line, '{'); i >= 0 {
+			s.name = line[:i]
+			j := strings.LastIndexByte(line, '}')
+			for _, kv := range splitLabels(line[i+1 : j]) {
+				k, v, _ := strings.Cut(kv, "=")
+				s.labels[k] = strings.Trim(v, `"`)
+			}
+			rest = strings.TrimSpace(line[j+1:])
+		} else {
+			s.name, rest, _ = strings.Cut(line, " ")
+		}
+		s.value, _ = strconv.ParseFloat(strings.Fields(rest)[0], 64)
+		out = append(out, s)
+	}
+	return out
+}
+
+// splitLabels splits a label list on the commas between pairs (values here hold none).
+func splitLabels(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// total sums a series over the samples whose labels include match.
+func total(samples []sample, name string, match map[string]string) float64 {
+	var sum float64
+next:
+	for _, s := range samples {
+		if s.name != name {
+			continue
+		}
+		for k, v := range match {
+			if s.labels[k] != v {
+				continue next
+			}
+		}
+		sum += s.value
+	}
+	return sum
+}
+
+func telemetryOptions(p *telemetry.Providers) harness.Options {
+	o := fastOptions()
+	o.Telemetry = p
+	o.Orchestrator = func(_ int, c *orchestrator.Config) {
+		c.PollInterval = 100 * time.Millisecond
+		c.Backoff.Base = 10 * time.Millisecond
+		c.Backoff.Max = 50 * time.Millisecond
+	}
+	return o
+}
+
+// TestFlowInvariant reads one task's journey from the metrics by its correlation_id:
+// requests 1 → enqueued N → executions N → successes N → submitted N → processed N →
+// completions 1; and, for a failing task, the failure counters and their labels.
+func TestFlowInvariant(t *testing.T) {
+	t.Parallel()
+	p := newTelemetry(t)
+	env := harness.New(t, cluster, telemetryOptions(p))
+	ctx := ctxFor(t, 30*time.Second)
+
+	req := request("rust_e2e_mixed_dag", "complex_dag", map[string]any{"even_number": 4})
+	req.CorrelationID = "0199c3e0-ccdb-7581-87ab-3f67daeaa4a5"
+	created, err := env.Client.CreateTask(ctx, req)
+	require.NoError(t, err)
+	done, err := env.Client.WaitTask(ctx, created.TaskUUID)
+	require.NoError(t, err)
+	require.Equal(t, "complete", done.Status)
+	const n = 7
+	byCorr := map[string]string{"correlation_id": req.CorrelationID}
+	want := map[string]float64{
+		"tasker_tasks_requests_total": 1, "tasker_steps_enqueued_total": n, "tasker_steps_executions_total": n,
+		"tasker_steps_successes_total": n, "tasker_steps_results_submitted_total": n,
+		"tasker_step_results_processed_total": n, "tasker_tasks_completions_total": 1,
+		"tasker_tasks_failures_total": 0, "tasker_steps_failures_total": 0,
+	}
+	// The worker records a submission just after its statement returns, which can be a
+	// moment after orchestration has already finished the task: poll until it settles.
+	waitFor(t, 5*time.Second, "the flow counters", func() bool {
+		s := scrapeSamples(t, p)
+		for name, v := range want {
+			if total(s, name, byCorr) != v {
+				return false
+			}
+		}
+		return true
+	})
+
+	failing := request("rust_e2e_retry", "retry_exhaustion_test", map[string]any{})
+	failing.CorrelationID = "0199c3e0-ccdb-7581-87ab-3f67daeaa4a6"
+	created, err = env.Client.CreateTask(ctx, failing)
+	require.NoError(t, err)
+	done, err = env.Client.WaitTask(ctx, created.TaskUUID)
+	require.NoError(t, err)
+	require.Equal(t, "error", done.Status)
+	byFail := map[string]string{"correlation_id": failing.CorrelationID}
+	waitFor(t, 5*time.Second, "the failure counters", func() bool {
+		s := scrapeSamples(t, p)
+		return total(s, "tasker_steps_executions_total", byFail) == 3 &&
+			total(s, "tasker_steps_failures_total", map[string]string{"correlation_id": failing.CorrelationID,
+				"error_type": "handler_execution_failed", "namespace": "rust_e2e_retry"}) == 3 &&
+			total(s, "tasker_steps_successes_total", byFail) == 0 &&
+			total(s, "tasker_step_results_processed_total", map[string]string{"correlation_id": failing.CorrelationID,
+				"result_type": "error"}) == 3 &&
+			total(s, "tasker_tasks_failures_total", byFail) == 1 &&
+			total(s, "tasker_tasks_completions_total", byFail) == 0 &&
+			total(s, "tasker_task_finalization_duration_milliseconds_count",
+				map[string]string{"correlation_id": failing.CorrelationID, "final_state": "error"}) == 1
+	})
+}
+
+// pendingResilience are the catalog entries whose feeding components (circuit breakers,
+// the FFI completion path) belong to the resilience issue: their instruments exist and
+// their names are checked by pkg/telemetry's tests, but no code path here records them yet.
+var pendingResilience = map[string]bool{
+	"api_circuit_breaker_state":                    true,
+	"tasker_circuit_breaker_state":                 true,
+	"api_requests_rejected_total":                  true,
+	"ffi_completion_slow_sends_total":              true,
+	"ffi_completion_circuit_open_rejections_total": true,
+}
+
+// TestCatalogEmission runs real work, and the real events behind the rarer metrics (a
+// redelivery after a visibility timeout, a failed queue read, a dropped LISTEN
+// connection, a full channel), then checks that /metrics holds every catalog series with
+// its documented labels.
+func TestCatalogEmission(t *testing.T) {
+	t.Parallel()
+	p := newTelemetry(t)
+	opts := telemetryOptions(p)
+	// The only worker at first serves another namespace, so a linear step waits in its
+	// queue for the test to read it the way a consumer that then dies would.
+	opts.Worker = func(_ int, c *worker.Config) {
+		c.Namespaces = []string{"rust_e2e_retry"}
+		c.PollInterval = 100 * time.Millisecond
+	}
+	env := harness.New(t, cluster, opts)
+	ctx := ctxFor(t, 60*time.Second)
+
+	// A visibility timeout: read the step's message with a 1 s timeout and abandon it.
+	linear, err := env.Client.CreateTask(ctx, request("rust_e2e_linear", "mathematical_sequence", map[string]any{"even_number": 6}))
+	require.NoError(t, err)
+	_, err = pgmq.Read(ctx, env.Pool, workflow.WorkerQueue("rust_e2e_linear"), 1)
+	require.NoError(t, err)
+	// A worker for the namespace with a one-slot candidate channel and one executor, so a
+	// burst of steps fills the channel and the listener has to wait.
+	_, err = env.AddWorker(ctx, func(c *worker.Config) {
+		c.Namespaces = []string{"rust_e2e_linear", "rust_e2e_diamond", "rust_e2e_mixed_dag", "rust_e2e_tree", "tasker_sim_test"}
+		c.PollInterval = 100 * time.Millisecond
+		c.CandidateCapacity, c.Concurrency = 1, 1
+	})
+	require.NoError(t, err)
+	done, err := env.Client.WaitTask(ctx, linear.TaskUUID)
+	require.NoError(t, err)
+	require.Equal(t, "complete", done.Status)
+
+	var ids []string
+	for i := range 12 {
+		shape := [][2]string{{"rust_e2e_tree", "hierarchical_tree"}, {"rust_e2e_mixed_dag", "complex_dag"},
+			{"rust_e2e_diamond", "diamond_pattern"}, {"rust_e2e_retry", "retry_exhaustion_test"}}[i%4]
+		created, err := env.Client.CreateTask(ctx, request(shape[0], shape[1], map[string]any{"even_number": 2}))
+		require.NoError(t, err)
+		ids = append(ids, created.TaskUUID)
+	}
+	for _, id := range ids {
+		_, err := env.Client.WaitTask(ctx, id)
+		require.NoError(t, err)
+	}
+
+	// A dropped LISTEN connection: both processes reconnect, and count the retry.
+	_, err = env.Pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE datname = current_database() AND query ILIKE 'LISTEN%'`)
+	require.NoError(t, err)
+	// A failed queue operation: the queue of a namespace a worker serves disappears.
+	_, err = env.Pool.Exec(ctx, `SELECT pgmq.drop_queue('worker_tasker_sim_test_queue')`)
+	require.NoError(t, err)
+
+	var missing []string
+	deadline := time.Now().Add(20 * time.Second)
+	for missing = missingSeries(scrapeSamples(t, p)); len(missing) > 0 && time.Now().Before(deadline); missing = missingSeries(scrapeSamples(t, p)) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	require.Empty(t, missing, "catalog series never emitted")
+	samples := scrapeSamples(t, p)
+	for _, m := range telemetry.Catalog {
+		if pendingResilience[m.Name] {
+			continue
+		}
+		for _, series := range m.Series {
+			labels := labelsOf(samples, series)
+			for _, l := range m.Labels {
+				require.Contains(t, labels, l, "%s carries label %s", series, l)
+			}
+		}
+	}
+	require.Positive(t, total(samples, "tasker_queue_visibility_timeouts_total", map[string]string{"queue": "worker_rust_e2e_linear_queue"}))
+	require.Positive(t, total(samples, "mpsc_channel_full_events_total", map[string]string{"channel": "worker_step_candidates"}))
+	require.Positive(t, total(samples, "tasker_steps_claimed_total", map[string]string{"claim_method": "poll"}))
+	require.Positive(t, total(samples, "tasker_steps_claimed_total", map[string]string{"claim_method": "event"}))
+}
+
+// missingSeries lists catalog series (pending resilience ones aside) absent from samples.
+func missingSeries(samples []sample) []string {
+	have := map[string]bool{}
+	for _, s := range samples {
+		have[s.name] = true
+	}
+	var missing []string
+	for _, m := range telemetry.Catalog {
+		if pendingResilience[m.Name] {
+			continue
+		}
+		for _, s := range m.Series {
+			if !have[s] {
+				missing = append(missing, s)
+			}
+		}
+	}
+	return missing
+}
+
+func labelsOf(samples []sample, name string) map[string]bool {
+	out := map[string]bool{}
+	for _, s := range samples {
+		if s.name == name {
+			for k := range s.labels {
+				out[k] = true
+			}
+		}
+	}
+	return out
+}
