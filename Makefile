@@ -5,7 +5,7 @@ GOLANGCI_VERSION := v2.15.0
 GOBIN ?= $(shell $(GO) env GOPATH)/bin
 GOLANGCI := $(GOBIN)/golangci-lint
 
-.PHONY: help build test test-race lint fmt vet demo bench clean
+.PHONY: help build test test-race lint fmt vet demo bench bench-telemetry docs clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ demo: build ## throwaway Postgres + orchestrator + worker as processes, a burst 
 
 bench: build ## mathematical_sequence latency, create -> complete, over 200 sequential tasks
 	bin/taskerctl bench --tasks 200
+
+docs: ## regenerate docs/metrics.md from the telemetry catalog (a test fails when it is stale)
+	$(GO) run ./cmd/metricsdoc docs/metrics.md
 
 clean: ## remove build output
 	rm -rf bin

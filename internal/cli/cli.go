@@ -34,7 +34,7 @@ unless given --url.`,
 		SilenceUsage: true,
 	}
 	root.PersistentFlags().String("url", "", "orchestration API URL (default $TASKER_ORCHESTRATION_URL or "+client.DefaultURL+")")
-	root.AddCommand(taskCommand(), benchCommand(), demoCommand())
+	root.AddCommand(taskCommand(), benchCommand(), demoCommand(), verifyCommand())
 	return root
 }
 

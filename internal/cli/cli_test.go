@@ -5,9 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"regexp"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -16,6 +22,7 @@ import (
 	"github.com/tasker-sim/tasker-sim/pkg/api"
 	"github.com/tasker-sim/tasker-sim/pkg/harness"
 	"github.com/tasker-sim/tasker-sim/pkg/pgprovision"
+	"github.com/tasker-sim/tasker-sim/pkg/telemetry"
 )
 
 var cluster *pgprovision.Cluster
@@ -115,4 +122,52 @@ func TestTaskCommandErrors(t *testing.T) {
 	}
 	_, err := taskerctl(t, "ftp://nowhere", "task", "get", "x")
 	require.ErrorContains(t, err, "must be an http(s) URL")
+}
+
+func TestVerify(t *testing.T) {
+	t.Parallel()
+	tel, err := telemetry.Setup(context.Background(), telemetry.Config{ServiceName: "verify-test"},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
+	env := harness.New(t, cluster, harness.Options{Telemetry: tel})
+	url := env.Orchestrators[0].URL()
+	const corr = "0199c3e0-ccdb-7581-87ab-3f67daeaa4b1"
+	_, err = taskerctl(t, url, "task", "create", "--namespace", "rust_e2e_linear", "--name", "mathematical_sequence",
+		"--input", `{"even_number": 4}`, "--correlation-id", corr, "--wait")
+	require.NoError(t, err)
+
+	var out string
+	require.Eventually(t, func() bool {
+		out, _ = taskerctl(t, url, "verify", "--metrics-url", url+"/metrics", "--correlation-id", corr)
+		return strings.Contains(out, "✓  flow "+corr)
+	}, 5*time.Second, 20*time.Millisecond, "the flow row turns green once the worker's counters land")
+	require.Contains(t, out, "✓  tasker_tasks_requests_total")
+	require.Contains(t, out, "requests 1 → enqueued 4 → executions 4 → successes 4 → submitted 4 → processed 4 → completions 1")
+	// No circuit breaker feeds api_circuit_breaker_state yet, so verify must say so and fail.
+	_, err = taskerctl(t, url, "verify", "--metrics-url", url+"/metrics")
+	require.ErrorContains(t, err, "checks failed")
+	require.Contains(t, out, "✗  api_circuit_breaker_state")
+
+	// The same rows from a Prometheus HTTP API, here one answering from the same registry.
+	prom := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		require.Equal(t, "/api/v1/query", r.URL.Path)
+		rec := httptest.NewRecorder()
+		tel.MetricsHandler.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		var result []map[string]any
+		for _, line := range strings.Split(rec.Body.String(), "\n") {
+			if !strings.HasPrefix(line, "tasker_tasks_requests_total{") {
+				continue
+			}
+			labels := map[string]string{"__name__": "tasker_tasks_requests_total", "correlation_id": corr}
+			fields := strings.Fields(line)
+			result = append(result, map[string]any{"metric": labels, "value": []any{1.0, fields[len(fields)-1]}})
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"status": "success", "data": map[string]any{"resultType": "vector", "result": result}})
+	}))
+	t.Cleanup(prom.Close)
+	out, err = taskerctl(t, url, "verify", "--prometheus", prom.URL)
+	require.Error(t, err, "a Prometheus holding only request counts fails most rows")
+	require.Contains(t, out, "✓  tasker_tasks_requests_total")
+	require.Contains(t, out, "✗  tasker_steps_enqueued_total")
 }

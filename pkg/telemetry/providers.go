@@ -60,7 +60,7 @@ func Disabled() *Providers {
 // readers (tests use a ManualReader) are added to the MeterProvider.
 func Setup(ctx context.Context, cfg Config, log *slog.Logger, extra ...sdkmetric.Reader) (*Providers, error) {
 	if cfg.Enabled != nil && !*cfg.Enabled {
-		log.Info("telemetry disabled", "opentelemetry_enabled", false)
+		log.Info("telemetry disabled: opentelemetry_enabled=false", "opentelemetry_enabled", false)
 		return Disabled(), nil
 	}
 	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(
@@ -126,7 +126,8 @@ func Setup(ctx context.Context, cfg Config, log *slog.Logger, extra ...sdkmetric
 	} else {
 		p.Tracer = tracenoop.NewTracerProvider().Tracer(ScopeName)
 	}
-	log.Info("telemetry configured", "opentelemetry_enabled", p.OTLPEnabled, "service_name", cfg.ServiceName,
+	// The message repeats the flag as key=value, so `grep opentelemetry_enabled=true` works.
+	log.Info(fmt.Sprintf("telemetry configured: opentelemetry_enabled=%t", p.OTLPEnabled), "opentelemetry_enabled", p.OTLPEnabled, "service_name", cfg.ServiceName,
 		"otlp_protocol", protocol, "drop_high_cardinality_labels", cfg.DropHighCardinalityLabels)
 	return p, nil
 }
