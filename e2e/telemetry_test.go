@@ -12,6 +12,8 @@ import (
 
 	pgmq "github.com/craigpastro/pgmq-go"
 	"github.com/stretchr/testify/require"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/tasker-sim/tasker-sim/pkg/harness"
 	"github.com/tasker-sim/tasker-sim/pkg/orchestrator"
@@ -283,4 +285,42 @@ func labelsOf(samples []sample, name string) map[string]bool {
 		}
 	}
 	return out
+}
+
+// TestSpans checks that each lifecycle operation makes a span carrying the task's ids.
+func TestSpans(t *testing.T) {
+	t.Parallel()
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	p := newTelemetry(t)
+	p.Tracer = tp.Tracer(telemetry.ScopeName)
+	env := harness.New(t, cluster, telemetryOptions(p))
+	ctx := ctxFor(t, 30*time.Second)
+	req := request("rust_e2e_diamond", "diamond_pattern", map[string]any{"even_number": 2})
+	created, err := env.Client.CreateTask(ctx, req)
+	require.NoError(t, err)
+	_, err = env.Client.WaitTask(ctx, created.TaskUUID)
+	require.NoError(t, err)
+
+	counts := map[string]int{}
+	waitFor(t, 5*time.Second, "every span to end", func() bool {
+		counts = map[string]int{}
+		for _, s := range rec.Ended() {
+			attrs := map[string]string{}
+			for _, kv := range s.Attributes() {
+				attrs[string(kv.Key)] = kv.Value.Emit()
+			}
+			if attrs["task_uuid"] != created.TaskUUID {
+				continue
+			}
+			require.Equal(t, created.CorrelationID, attrs["correlation_id"], s.Name())
+			if s.Name() != "create_task" {
+				require.NotEmpty(t, attrs["step_uuid"], s.Name())
+			}
+			counts[s.Name()]++
+		}
+		return counts["worker.step_execution"] == 4 && counts["process_step_result"] == 4
+	})
+	require.Equal(t, map[string]int{"create_task": 1, "process_step_result": 4, "worker.step_execution": 4}, counts)
 }
