@@ -309,7 +309,7 @@ func TestSpans(t *testing.T) {
 		for _, s := range rec.Ended() {
 			attrs := map[string]string{}
 			for _, kv := range s.Attributes() {
-				attrs[string(kv.Key)] = kv.Value.Emit()
+				attrs[string(kv.Key)] = kv.Value.String()
 			}
 			if attrs["task_uuid"] != created.TaskUUID {
 				continue
