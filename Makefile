@@ -39,6 +39,9 @@ demo: build ## throwaway Postgres + orchestrator + worker as processes, a burst 
 bench: build ## mathematical_sequence latency, create -> complete, over 200 sequential tasks
 	bin/taskerctl bench --tasks 200
 
+bench-telemetry: ## throughput with telemetry off and on, reported as a ratio (goal: on/off >= 0.95)
+	$(GO) test ./e2e -run '^$$' -bench TelemetryOverhead -benchtime 1x -timeout 20m
+
 docs: ## regenerate docs/metrics.md from the telemetry catalog (a test fails when it is stale)
 	$(GO) run ./cmd/metricsdoc docs/metrics.md
 

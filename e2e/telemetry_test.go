@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net/http/httptest"
 	"strconv"
 	"strings"
@@ -24,8 +22,7 @@ import (
 
 func newTelemetry(t *testing.T) *telemetry.Providers {
 	t.Helper()
-	p, err := telemetry.Setup(context.Background(), telemetry.Config{ServiceName: "e2e"},
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	p, err := telemetry.Setup(context.Background(), telemetry.Config{ServiceName: "e2e"}, discard())
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Shutdown(context.Background()) })
 	return p

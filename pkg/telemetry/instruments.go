@@ -3,6 +3,7 @@ package telemetry
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -29,6 +30,7 @@ type Instruments struct {
 	hists    map[string]metric.Float64Histogram
 	igauges  map[string]metric.Int64ObservableGauge
 	fgauges  map[string]metric.Float64ObservableGauge
+	sqlAttrs sync.Map // sqlKey → sqlOpts
 }
 
 // Noop returns instruments that record nothing, for components started without telemetry.
@@ -234,14 +236,34 @@ func (in *Instruments) ChannelFull(ctx context.Context, channel, component strin
 	in.add(ctx, MetricChannelFullEvents, 1, attribute.String(LabelChannel, channel), attribute.String(LabelComponent, component))
 }
 
-// SQLQuery records one statement.
+// SQLQuery records one statement. It runs for every statement, so its attribute sets
+// are built once per (operation, outcome) and reused.
 func (in *Instruments) SQLQuery(ctx context.Context, operation string, failed bool, d time.Duration) {
-	outcome := "ok"
-	if failed {
-		outcome = "error"
+	key := sqlKey{operation, failed}
+	opts, ok := in.sqlAttrs.Load(key)
+	if !ok {
+		outcome := "ok"
+		if failed {
+			outcome = "error"
+		}
+		opts, _ = in.sqlAttrs.LoadOrStore(key, sqlOpts{
+			count: metric.WithAttributeSet(attribute.NewSet(attribute.String(LabelOperation, operation), attribute.String(LabelOutcome, outcome))),
+			dur:   metric.WithAttributeSet(attribute.NewSet(attribute.String(LabelOperation, operation))),
+		})
 	}
-	in.add(ctx, MetricSQLQueries, 1, attribute.String(LabelOperation, operation), attribute.String(LabelOutcome, outcome))
-	in.record(ctx, MetricSQLQueryDuration, d, attribute.String(LabelOperation, operation))
+	o := opts.(sqlOpts)
+	in.counters[MetricSQLQueries].Add(ctx, 1, o.count)
+	in.hists[MetricSQLQueryDuration].Record(ctx, ms(d), o.dur)
+}
+
+type sqlKey struct {
+	operation string
+	failed    bool
+}
+
+type sqlOpts struct {
+	count metric.AddOption
+	dur   metric.RecordOption
 }
 
 // Transaction records an explicit transaction that ended in outcome ("commit" or "rollback").
