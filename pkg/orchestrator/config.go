@@ -16,6 +16,7 @@ import (
 
 	"github.com/tasker-sim/tasker-sim/migrations"
 	"github.com/tasker-sim/tasker-sim/pkg/lifecycle"
+	"github.com/tasker-sim/tasker-sim/pkg/resilience"
 	"github.com/tasker-sim/tasker-sim/pkg/telemetry"
 )
 
@@ -71,6 +72,13 @@ type Config struct {
 	Logger *slog.Logger
 	// Telemetry supplies instruments, tracer and the /metrics handler. Default: disabled.
 	Telemetry *telemetry.Providers
+	// WebBreaker guards the API's database work: while open, task endpoints answer 503
+	// with Retry-After. Defaults: 5 failures, 30 s open, 2 successes to close.
+	WebBreaker resilience.BreakerConfig
+	// ReadinessBreaker guards the fallback loops (retries, orphans); while open they skip.
+	ReadinessBreaker resilience.BreakerConfig
+	// PGMQBreaker guards the fallback reads of the results queue.
+	PGMQBreaker resilience.BreakerConfig
 }
 
 func (c *Config) withDefaults() (*Config, error) {

@@ -455,13 +455,22 @@ func (o *Orchestrator) maintenance(ctx context.Context) {
 		case <-tick.C:
 		}
 		o.pollResults(ctx)
-		if _, err := o.retryDue(ctx); err != nil && ctx.Err() == nil {
-			o.log.Error("retry poller", "error", err)
+		// The task_readiness breaker stops the fallback loops from hammering a database
+		// that keeps failing them; they resume when it half-opens.
+		done, err := o.readiness.Allow()
+		if err != nil {
+			continue
 		}
-		if n, err := o.recoverOrphans(ctx); err != nil && ctx.Err() == nil {
-			o.log.Error("orphan recovery", "error", err)
+		_, rerr := o.retryDue(ctx)
+		if rerr != nil && ctx.Err() == nil {
+			o.log.Error("retry poller", "error", rerr)
+		}
+		n, oerr := o.recoverOrphans(ctx)
+		if oerr != nil && ctx.Err() == nil {
+			o.log.Error("orphan recovery", "error", oerr)
 		} else if n > 0 {
 			o.log.Info("recovered orphaned steps", "count", n)
 		}
+		done(ctx.Err() != nil || (rerr == nil && oerr == nil))
 	}
 }

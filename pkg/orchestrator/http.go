@@ -15,15 +15,16 @@ import (
 
 	"github.com/tasker-sim/tasker-sim/pkg/api"
 	"github.com/tasker-sim/tasker-sim/pkg/lifecycle"
+	"github.com/tasker-sim/tasker-sim/pkg/resilience"
 )
 
 func (o *Orchestrator) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/tasks", o.handleCreate)
-	mux.HandleFunc("GET /v1/tasks", o.handleList)
-	mux.HandleFunc("GET /v1/tasks/{uuid}", o.handleGet)
-	mux.HandleFunc("DELETE /v1/tasks/{uuid}", o.handleCancel)
-	mux.HandleFunc("GET /v1/tasks/{uuid}/workflow_steps", o.handleSteps)
+	mux.HandleFunc("POST /v1/tasks", o.guarded("/v1/tasks", o.handleCreate))
+	mux.HandleFunc("GET /v1/tasks", o.guarded("/v1/tasks", o.handleList))
+	mux.HandleFunc("GET /v1/tasks/{uuid}", o.guarded("/v1/tasks/{uuid}", o.handleGet))
+	mux.HandleFunc("DELETE /v1/tasks/{uuid}", o.guarded("/v1/tasks/{uuid}", o.handleCancel))
+	mux.HandleFunc("GET /v1/tasks/{uuid}/workflow_steps", o.guarded("/v1/tasks/{uuid}/workflow_steps", o.handleSteps))
 	mux.HandleFunc("GET /health", o.handleHealth)
 	mux.HandleFunc("GET /health/live", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, api.Health{Status: "alive", Timestamp: time.Now().UTC()})
@@ -251,8 +252,19 @@ func (o *Orchestrator) handleDetailed(w http.ResponseWriter, r *http.Request) {
 	}
 	qc.DurationMS = msSince(start)
 	checks["queue_depth"] = qc
+	for _, b := range []*resilience.Breaker{o.web, o.readiness, o.queue} {
+		c := api.Check{Status: "healthy", Message: "circuit breaker " + b.State().String()}
+		switch b.State() {
+		case resilience.HalfOpen:
+			c.Status = "degraded"
+		case resilience.Open:
+			c.Status = "unhealthy"
+		case resilience.Closed:
+		}
+		checks["circuit_breaker_"+b.Name()] = c
+	}
 	checks["result_channel"] = api.Check{Status: "healthy",
-		Message: fmt.Sprintf("%d of %d slots used", len(o.results), cap(o.results))}
+		Message: fmt.Sprintf("%d of %d slots used", o.results.Len(), o.results.Cap())}
 	overall, code := "healthy", http.StatusOK
 	for _, c := range checks {
 		if c.Status != "healthy" {
@@ -265,4 +277,33 @@ func (o *Orchestrator) handleDetailed(w http.ResponseWriter, r *http.Request) {
 			"pgmq_provider":  o.pgmqProvider,
 			"uptime_seconds": strconv.FormatFloat(time.Since(o.started).Seconds(), 'f', 0, 64),
 		}})
+}
+
+// guarded runs a task endpoint through the web_database breaker. While the breaker is
+// open the endpoint answers 503 with Retry-After and counts the rejection; a 5xx answer
+// (the database failing) counts against the breaker, anything else for it.
+func (o *Orchestrator) guarded(endpoint string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		done, err := o.web.Allow()
+		if err != nil {
+			o.tel.Instruments.APIRequestRejected(r.Context(), endpoint)
+			w.Header().Set("Retry-After", strconv.Itoa(int(o.web.RetryAfter().Seconds())))
+			writeError(w, http.StatusServiceUnavailable, "service_unavailable",
+				"the database circuit breaker is open; retry after the Retry-After delay")
+			return
+		}
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		h(rec, r)
+		done(rec.status < 500)
+	}
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
 }

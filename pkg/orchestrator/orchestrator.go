@@ -19,6 +19,7 @@ import (
 	"github.com/tasker-sim/tasker-sim/migrations"
 	"github.com/tasker-sim/tasker-sim/pkg/lifecycle"
 	"github.com/tasker-sim/tasker-sim/pkg/messaging"
+	"github.com/tasker-sim/tasker-sim/pkg/resilience"
 	"github.com/tasker-sim/tasker-sim/pkg/telemetry"
 )
 
@@ -28,7 +29,7 @@ type Orchestrator struct {
 	log          *slog.Logger
 	pool         *pgxpool.Pool
 	templates    *templateCache
-	results      chan resultJob
+	results      *resilience.Channel[resultJob]
 	server       *http.Server
 	listener     net.Listener
 	cancel       context.CancelFunc
@@ -40,6 +41,9 @@ type Orchestrator struct {
 	waiters      *waiters
 	tel          *telemetry.Providers
 	gauges       metric.Registration
+	web          *resilience.Breaker
+	readiness    *resilience.Breaker
+	queue        *resilience.Breaker
 }
 
 type resultJob struct {
@@ -79,9 +83,12 @@ func Start(ctx context.Context, cfg *Config) (*Orchestrator, error) {
 	o := &Orchestrator{
 		tel: c.Telemetry,
 		cfg: c, log: c.Logger.With("component", "orchestrator", "processor_uuid", c.ProcessorUUID),
-		pool: pool, templates: newTemplateCache(), results: make(chan resultJob, resultChannelCapacity),
+		pool: pool, templates: newTemplateCache(), results: resilience.NewChannel[resultJob](resultChannel, "orchestration", resultChannelCapacity, c.Telemetry.Instruments),
 		started: time.Now(), waiters: newWaiters(),
 	}
+	o.web = resilience.NewBreaker(resilience.WebDatabase, c.WebBreaker, o.log)
+	o.readiness = resilience.NewBreaker(resilience.TaskReadiness, c.ReadinessBreaker, o.log)
+	o.queue = resilience.NewBreaker(resilience.PGMQ, c.PGMQBreaker, o.log)
 	if err := o.prepare(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -216,7 +223,7 @@ func (o *Orchestrator) resultWorker(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case job := <-o.results:
+		case job := <-o.results.Receive():
 			if err := o.processResult(ctx, job); err != nil && ctx.Err() == nil {
 				// The message stays in the queue; the fallback poller retries it.
 				o.log.Error("process step result", "msg_id", job.msgID, "claim_method", job.method, "error", err)
@@ -228,8 +235,13 @@ func (o *Orchestrator) resultWorker(ctx context.Context) {
 // pollResults reads results the event path has not taken (a missed notification, a
 // crash mid-processing) and processes them in line.
 func (o *Orchestrator) pollResults(ctx context.Context) {
+	done, err := o.queue.Allow()
+	if err != nil {
+		return // the pgmq breaker is open: leave the queue alone until it half-opens
+	}
 	start := time.Now()
 	msgs, err := messaging.Read(ctx, o.pool, messaging.QueueStepResults, o.cfg.VisibilityTimeout, pollBatchSize)
+	done(err == nil || ctx.Err() != nil)
 	if err != nil {
 		if ctx.Err() == nil {
 			o.tel.Instruments.QueueError(ctx, messaging.QueueStepResults, "read")
@@ -248,20 +260,8 @@ func (o *Orchestrator) pollResults(ctx context.Context) {
 // resultChannel names the orchestrator's bounded queue of step results to process.
 const resultChannel = "orchestration_step_results"
 
-// enqueueResult hands a result to the processors. When the bounded channel is full the
-// listener waits (backpressure), and the wait is counted.
-func (o *Orchestrator) enqueueResult(ctx context.Context, job resultJob) {
-	select {
-	case o.results <- job:
-		return
-	default:
-	}
-	o.tel.Instruments.ChannelFull(ctx, resultChannel, "orchestration")
-	select {
-	case o.results <- job:
-	case <-ctx.Done():
-	}
-}
+// enqueueResult hands a result to the processors; a full channel makes the listener wait.
+func (o *Orchestrator) enqueueResult(ctx context.Context, job resultJob) { o.results.Send(ctx, job) }
 
 // observeGauges reports the orchestrator's gauges at each collection: task states and
 // ready steps from the database, every queue's depth and age, the pool, and the channel.
@@ -270,7 +270,10 @@ func (o *Orchestrator) observeGauges(ctx context.Context, g *telemetry.GaugeObse
 	defer cancel()
 	st := o.pool.Stat()
 	g.PoolConnections("orchestrator", int64(st.AcquiredConns()), int64(st.IdleConns()))
-	g.Channel(resultChannel, "orchestration", len(o.results), cap(o.results))
+	o.results.Observe(g)
+	for _, b := range []*resilience.Breaker{o.web, o.readiness, o.queue} {
+		g.CircuitBreaker(b.Name(), int64(b.State()))
+	}
 	rows, err := o.pool.Query(ctx, `
 		SELECT s.state, count(t.task_uuid)
 		  FROM unnest($1::text[]) AS s(state)

@@ -27,6 +27,7 @@ import (
 
 	"github.com/tasker-sim/tasker-sim/pkg/lifecycle"
 	"github.com/tasker-sim/tasker-sim/pkg/messaging"
+	"github.com/tasker-sim/tasker-sim/pkg/resilience"
 	"github.com/tasker-sim/tasker-sim/pkg/telemetry"
 	"github.com/tasker-sim/tasker-sim/pkg/workflow"
 )
@@ -168,12 +169,14 @@ type Config struct {
 	Logger *slog.Logger
 	// Instruments record claims and queue traffic. Default: record nothing.
 	Instruments *telemetry.Instruments
+	// Breaker, when set, guards the fallback reads (the pgmq breaker).
+	Breaker *resilience.Breaker
 }
 
 // Claimer feeds claimed steps to Execute until its context ends.
 type Claimer struct {
 	cfg        Config
-	candidates chan candidate
+	candidates *resilience.Channel[candidate]
 	log        *slog.Logger
 	queues     map[string]bool
 }
@@ -189,8 +192,8 @@ type candidate struct {
 // CandidateChannel names the worker's bounded queue of messages waiting to be claimed.
 const CandidateChannel = "worker_step_candidates"
 
-// Candidates reports how full the candidate channel is, for the gauges.
-func (c *Claimer) Candidates() (length, capacity int) { return len(c.candidates), cap(c.candidates) }
+// Candidates is the bounded channel of messages waiting to be claimed, for the gauges.
+func (c *Claimer) Candidates() *resilience.Channel[candidate] { return c.candidates }
 
 // New checks cfg and returns a Claimer.
 func New(cfg Config) (*Claimer, error) {
@@ -219,7 +222,7 @@ func New(cfg Config) (*Claimer, error) {
 	for _, ns := range cfg.Namespaces {
 		queues[workflow.WorkerQueue(ns)] = true
 	}
-	return &Claimer{cfg: cfg, candidates: make(chan candidate, cfg.CandidateCapacity), log: cfg.Logger, queues: queues}, nil
+	return &Claimer{cfg: cfg, candidates: resilience.NewChannel[candidate](CandidateChannel, "worker", cfg.CandidateCapacity, cfg.Instruments), log: cfg.Logger, queues: queues}, nil
 }
 
 // Run listens, polls and claims until ctx ends, then waits for running steps to finish.
@@ -256,7 +259,7 @@ func (c *Claimer) Run(ctx context.Context) {
 				select {
 				case <-ctx.Done():
 					return
-				case cand := <-c.candidates:
+				case cand := <-c.candidates.Receive():
 					c.handle(ctx, cand)
 				}
 			}
@@ -265,20 +268,8 @@ func (c *Claimer) Run(ctx context.Context) {
 	wg.Wait()
 }
 
-// offer hands a candidate to the claimers. When the bounded channel is full the caller
-// waits (backpressure), and the wait is counted.
-func (c *Claimer) offer(ctx context.Context, cand candidate) {
-	select {
-	case c.candidates <- cand:
-		return
-	default:
-	}
-	c.cfg.Instruments.ChannelFull(ctx, CandidateChannel, "worker")
-	select {
-	case c.candidates <- cand:
-	case <-ctx.Done():
-	}
-}
+// offer hands a candidate to the claimers; a full channel makes the caller wait.
+func (c *Claimer) offer(ctx context.Context, cand candidate) { c.candidates.Send(ctx, cand) }
 
 func (c *Claimer) onNotification(ctx context.Context, n *pgconn.Notification) {
 	var ev messaging.Notification
@@ -307,8 +298,18 @@ func (c *Claimer) onNotification(ctx context.Context, n *pgconn.Notification) {
 // are archived, so a poll finds only what it missed.
 func (c *Claimer) poll(ctx context.Context) {
 	for q := range c.queues {
+		var done func(bool)
+		if c.cfg.Breaker != nil {
+			var err error
+			if done, err = c.cfg.Breaker.Allow(); err != nil {
+				return // the pgmq breaker is open: no polling until it half-opens
+			}
+		}
 		start := time.Now()
 		msgs, err := messaging.Read(ctx, c.cfg.Pool, q, c.cfg.VisibilityTimeout, c.cfg.PollBatch)
+		if done != nil {
+			done(err == nil || ctx.Err() != nil)
+		}
 		if err != nil {
 			if ctx.Err() == nil {
 				c.cfg.Instruments.QueueError(ctx, q, "read")

@@ -31,6 +31,7 @@ import (
 	"github.com/tasker-sim/tasker-sim/migrations"
 	"github.com/tasker-sim/tasker-sim/pkg/api"
 	"github.com/tasker-sim/tasker-sim/pkg/messaging"
+	"github.com/tasker-sim/tasker-sim/pkg/resilience"
 	"github.com/tasker-sim/tasker-sim/pkg/stepclaim"
 	"github.com/tasker-sim/tasker-sim/pkg/telemetry"
 	"github.com/tasker-sim/tasker-sim/pkg/workflow"
@@ -80,6 +81,22 @@ type Config struct {
 	Logger *slog.Logger
 	// Telemetry supplies instruments, tracer and the /metrics handler. Default: disabled.
 	Telemetry *telemetry.Providers
+	// HandlerType is "rust" (handlers run directly; the default) or "ruby", "python" or
+	// "typescript", which route steps through the simulated FFI dispatch and completion
+	// channels (see ffi.go).
+	HandlerType string
+	// FFIOverhead is the simulated per-call cost of crossing into the foreign runtime.
+	FFIOverhead time.Duration
+	// SlowSendThreshold marks a completion send as slow (a breaker failure). Default 100 ms.
+	SlowSendThreshold time.Duration
+	// FFICompletionDelay slows the completion consumer: a fault to inject. Default 0.
+	FFICompletionDelay time.Duration
+	// FFIChannelCapacity bounds the FFI dispatch and completion channels. Default 1000.
+	FFIChannelCapacity int
+	// FFIBreaker sets the ffi_completion breaker. Defaults: 5 failures, 30 s, 2 successes.
+	FFIBreaker resilience.BreakerConfig
+	// PGMQBreaker guards the fallback reads of the worker queues.
+	PGMQBreaker resilience.BreakerConfig
 }
 
 // Worker is a running worker.
@@ -100,6 +117,8 @@ type Worker struct {
 	tracer    trace.Tracer
 	claimer   *stepclaim.Claimer
 	gauges    metric.Registration
+	ffi       *ffiPath
+	queueCB   *resilience.Breaker
 }
 
 // Run starts a worker and blocks until ctx is cancelled, then stops it.
@@ -130,6 +149,13 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 	if cfg.Telemetry == nil {
 		cfg.Telemetry = telemetry.Disabled()
 	}
+	cfg.HandlerType = cmp.Or(cfg.HandlerType, HandlerTypeRust)
+	switch cfg.HandlerType {
+	case HandlerTypeRust, HandlerTypeRuby, HandlerTypePython, HandlerTypeTypeScript:
+	default:
+		return nil, fmt.Errorf("worker config: handler type %q: must be rust, ruby, python or typescript", cfg.HandlerType)
+	}
+	cfg.SlowSendThreshold = cmp.Or(cfg.SlowSendThreshold, SlowSendThresholdDefault)
 	if cfg.Templates == nil {
 		ts, err := workflow.Embedded()
 		if err != nil {
@@ -172,6 +198,10 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 	}
 	w := &Worker{cfg: cfg, log: cfg.Logger.With("component", "worker", "worker_id", cfg.WorkerID),
 		pool: pool, templates: templates, started: time.Now(), in: cfg.Telemetry.Instruments, tracer: cfg.Telemetry.Tracer}
+	w.queueCB = resilience.NewBreaker(resilience.PGMQ, cfg.PGMQBreaker, w.log)
+	if cfg.HandlerType != HandlerTypeRust {
+		w.ffi = newFFIPath(w)
+	}
 	if err := w.prepare(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -180,7 +210,7 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 		Pool: pool, WorkerID: cfg.WorkerID, Namespaces: cfg.Namespaces, Execute: w.execute,
 		PollInterval: cfg.PollInterval, VisibilityTimeout: cfg.VisibilityTimeout,
 		Concurrency: cfg.Concurrency, PollBatch: cfg.PollBatch, CandidateCapacity: cfg.CandidateCapacity,
-		Logger: w.log, Instruments: w.in,
+		Logger: w.log, Instruments: w.in, Breaker: w.queueCB,
 	})
 	if err != nil {
 		pool.Close()
@@ -210,8 +240,12 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 		}
 	})
 	w.wg.Go(func() { claimer.Run(runCtx) })
+	if w.ffi != nil {
+		w.ffi.start(runCtx, cmp.Or(cfg.Concurrency, stepclaim.ConcurrencyDefault))
+		w.wg.Go(func() { w.ffi.wg.Wait() })
+	}
 	w.log.Info("worker started", "namespaces", cfg.Namespaces, "bind_address", ln.Addr().String(),
-		"handler_type", HandlerTypeRust)
+		"handler_type", cfg.HandlerType)
 	return w, nil
 }
 
@@ -292,14 +326,39 @@ type executionMetadata struct {
 	ErrorCode       string    `json:"error_code,omitempty"`
 }
 
-// execute runs one claimed step's handler and submits its result. Handlers get a context
-// that survives a graceful stop (so running steps can finish) but not a hard one.
+// execute takes one claimed step. The native ("rust") path runs it here and submits the
+// result; the FFI-style path hands it to the dispatch channel (see ffi.go).
 func (w *Worker) execute(_ context.Context, s *stepclaim.Step) {
+	if w.ffi != nil {
+		w.ffi.dispatch(s)
+		return
+	}
+	if o := w.run(s); o != nil {
+		w.finish(o)
+	}
+}
+
+// outcome is a step whose handler has run and whose result is ready to submit.
+type outcome struct {
+	ctx     context.Context
+	span    trace.Span
+	log     *slog.Logger
+	step    *stepclaim.Step
+	body    []byte
+	success bool
+	herr    error
+	retry   bool
+	tookMS  float64
+}
+
+// run runs a claimed step's handler and builds its result. Handlers get a context that
+// survives a graceful stop (so running steps can finish) but not a hard one. It returns
+// nil when the step must be left to lease recovery.
+func (w *Worker) run(s *stepclaim.Step) *outcome {
 	ctx, span := w.tracer.Start(w.hardCtx, "worker.step_execution", trace.WithAttributes(
 		attribute.String("correlation_id", s.CorrelationID.String()), attribute.String("task_uuid", s.TaskUUID.String()),
 		attribute.String("step_uuid", s.StepUUID.String()), attribute.String("step_name", s.StepName),
 		attribute.String("namespace", s.Namespace), attribute.String("claim_method", s.Method)))
-	defer span.End()
 	corr := s.CorrelationID.String()
 	log := w.log.With("correlation_id", s.CorrelationID, "task_uuid", s.TaskUUID, "step_uuid", s.StepUUID,
 		"namespace", s.Namespace, "step_name", s.StepName, "claim_method", s.Method)
@@ -312,8 +371,7 @@ func (w *Worker) execute(_ context.Context, s *stepclaim.Step) {
 		value any
 		herr  error
 	)
-	w.in.ActiveExecution(ctx, s.Namespace, HandlerTypeRust, 1)
-	defer w.in.ActiveExecution(ctx, s.Namespace, HandlerTypeRust, -1)
+	w.in.ActiveExecution(ctx, s.Namespace, w.cfg.HandlerType, 1)
 	started := time.Now()
 	if spec == nil {
 		herr = &workflow.StepError{Message: fmt.Sprintf("this worker has no template step %s in %s/%s/%s",
@@ -331,13 +389,15 @@ func (w *Worker) execute(_ context.Context, s *stepclaim.Step) {
 		})
 		cancel()
 	}
+	finished := time.Now()
+	w.in.ActiveExecution(ctx, s.Namespace, w.cfg.HandlerType, -1)
 	if w.hardCtx.Err() != nil {
 		// Stopped mid-step: leave the step to lease recovery rather than report a failure
 		// that was ours, not the handler's.
 		log.Warn("worker stopping; step left for lease recovery")
-		return
+		span.End()
+		return nil
 	}
-	finished := time.Now()
 	switch {
 	case spec == nil:
 		w.in.StepFailedEarly(ctx, corr, s.Namespace, "step_not_found")
@@ -349,7 +409,7 @@ func (w *Worker) execute(_ context.Context, s *stepclaim.Step) {
 	res := stepExecutionResult{StepUUID: s.StepUUID.String(), Success: herr == nil, Status: "completed", Result: value,
 		Metadata: executionMetadata{
 			ExecutionTimeMS: float64(finished.Sub(started).Microseconds()) / 1000, WorkerID: w.cfg.WorkerID,
-			HandlerType: HandlerTypeRust, Attempt: s.Attempt, StartedAt: started.UTC(), CompletedAt: finished.UTC(),
+			HandlerType: w.cfg.HandlerType, Attempt: s.Attempt, StartedAt: started.UTC(), CompletedAt: finished.UTC(),
 		}}
 	if herr != nil {
 		re := classify(herr)
@@ -359,26 +419,35 @@ func (w *Worker) execute(_ context.Context, s *stepclaim.Step) {
 	body, err := json.Marshal(res)
 	if err != nil {
 		log.Error("encode step result", "error", err)
-		return
+		span.End()
+		return nil
 	}
+	return &outcome{ctx: ctx, span: span, log: log, step: s, body: body, success: res.Success, herr: herr,
+		retry: res.Metadata.Retryable, tookMS: res.Metadata.ExecutionTimeMS}
+}
+
+// finish submits a step's result and ends its span.
+func (w *Worker) finish(o *outcome) {
+	defer o.span.End()
+	s, ctx := o.step, o.ctx
 	submitStart := time.Now()
-	if _, err := stepclaim.Submit(ctx, w.pool, s, w.cfg.WorkerID, res.Success, body); err != nil {
-		span.RecordError(err)
+	if _, err := stepclaim.Submit(ctx, w.pool, s, w.cfg.WorkerID, o.success, o.body); err != nil {
+		o.span.RecordError(err)
 		if errors.Is(err, stepclaim.ErrLeaseLost) {
-			log.Warn("result discarded: the step's lease was lost", "attempt", s.Attempt)
+			o.log.Warn("result discarded: the step's lease was lost", "attempt", s.Attempt)
 			return
 		}
 		w.in.QueueError(ctx, messaging.QueueStepResults, "send")
-		log.Error("submit step result; the step will be recovered when its lease runs out", "error", err)
+		o.log.Error("submit step result; the step will be recovered when its lease runs out", "error", err)
 		return
 	}
 	submitted := time.Since(submitStart)
-	w.in.ResultSubmitted(ctx, corr, submitted)
+	w.in.ResultSubmitted(ctx, s.CorrelationID.String(), submitted)
 	w.in.MessagesSent(ctx, messaging.QueueStepResults, 1, submitted)
-	if herr != nil {
-		log.Info("step failed", "attempt", s.Attempt, "error", herr, "retryable", res.Metadata.Retryable)
+	if o.herr != nil {
+		o.log.Info("step failed", "attempt", s.Attempt, "error", o.herr, "retryable", o.retry)
 	} else {
-		log.Debug("step completed", "attempt", s.Attempt, "duration_ms", res.Metadata.ExecutionTimeMS)
+		o.log.Debug("step completed", "attempt", s.Attempt, "duration_ms", o.tookMS)
 	}
 }
 
@@ -427,7 +496,7 @@ func (w *Worker) routes() http.Handler {
 			"database": c,
 			"pool_utilization": {Status: "healthy",
 				Message: fmt.Sprintf("%d of %d connections in use", st.AcquiredConns(), st.MaxConns())},
-		}, Info: map[string]string{"worker_id": w.cfg.WorkerID, "handler_type": HandlerTypeRust,
+		}, Info: map[string]string{"worker_id": w.cfg.WorkerID, "handler_type": w.cfg.HandlerType,
 			"namespaces": fmt.Sprint(w.cfg.Namespaces)}}
 		code := http.StatusOK
 		if c.Status != "healthy" {
@@ -453,8 +522,13 @@ func (w *Worker) observeGauges(ctx context.Context, g *telemetry.GaugeObserver) 
 	defer cancel()
 	st := w.pool.Stat()
 	g.PoolConnections("worker", int64(st.AcquiredConns()), int64(st.IdleConns()))
-	n, c := w.claimer.Candidates()
-	g.Channel(stepclaim.CandidateChannel, "worker", n, c)
+	w.claimer.Candidates().Observe(g)
+	g.CircuitBreaker(w.queueCB.Name(), int64(w.queueCB.State()))
+	if w.ffi != nil {
+		w.ffi.dispatchCh.Observe(g)
+		w.ffi.completeCh.Observe(g)
+		g.CircuitBreaker(w.ffi.breaker.Name(), int64(w.ffi.breaker.State()))
+	}
 	only := map[string]bool{}
 	for _, ns := range w.cfg.Namespaces {
 		only[workflow.WorkerQueue(ns)] = true
