@@ -13,8 +13,10 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/tasker-sim/tasker-sim/pkg/client"
 	"github.com/tasker-sim/tasker-sim/pkg/harness"
 	"github.com/tasker-sim/tasker-sim/pkg/orchestrator"
+	"github.com/tasker-sim/tasker-sim/pkg/resilience"
 	"github.com/tasker-sim/tasker-sim/pkg/telemetry"
 	"github.com/tasker-sim/tasker-sim/pkg/worker"
 	"github.com/tasker-sim/tasker-sim/pkg/workflow"
@@ -162,25 +164,20 @@ func TestFlowInvariant(t *testing.T) {
 	})
 }
 
-// pendingResilience are the catalog entries whose feeding components (circuit breakers,
-// the FFI completion path) belong to the resilience issue: their instruments exist and
-// their names are checked by pkg/telemetry's tests, but no code path here records them yet.
-var pendingResilience = map[string]bool{
-	"api_circuit_breaker_state":                    true,
-	"tasker_circuit_breaker_state":                 true,
-	"api_requests_rejected_total":                  true,
-	"ffi_completion_slow_sends_total":              true,
-	"ffi_completion_circuit_open_rejections_total": true,
-}
-
 // TestCatalogEmission runs real work, and the real events behind the rarer metrics (a
 // redelivery after a visibility timeout, a failed queue read, a dropped LISTEN
-// connection, a full channel), then checks that /metrics holds every catalog series with
-// its documented labels.
+// connection, a full channel, slow FFI completions that open their breaker, a database
+// failure that opens the web breaker), then checks that /metrics holds every one of the
+// 44 catalog series with its documented labels.
 func TestCatalogEmission(t *testing.T) {
 	t.Parallel()
 	p := newTelemetry(t)
 	opts := telemetryOptions(p)
+	base := opts.Orchestrator
+	opts.Orchestrator = func(i int, c *orchestrator.Config) {
+		base(i, c)
+		c.WebBreaker = resilience.BreakerConfig{FailureThreshold: 1, OpenTimeout: time.Hour}
+	}
 	// The only worker at first serves another namespace, so a linear step waits in its
 	// queue for the test to read it the way a consumer that then dies would.
 	opts.Worker = func(_ int, c *worker.Config) {
@@ -198,7 +195,7 @@ func TestCatalogEmission(t *testing.T) {
 	// A worker for the namespace with a one-slot candidate channel and one executor, so a
 	// burst of steps fills the channel and the listener has to wait.
 	_, err = env.AddWorker(ctx, func(c *worker.Config) {
-		c.Namespaces = []string{"rust_e2e_linear", "rust_e2e_diamond", "rust_e2e_mixed_dag", "rust_e2e_tree", "tasker_sim_test"}
+		c.Namespaces = []string{"rust_e2e_linear", "rust_e2e_diamond", "rust_e2e_mixed_dag", "rust_e2e_tree"}
 		c.PollInterval = 100 * time.Millisecond
 		c.CandidateCapacity, c.Concurrency = 1, 1
 	})
@@ -220,6 +217,31 @@ func TestCatalogEmission(t *testing.T) {
 		require.NoError(t, err)
 	}
 
+	// An FFI-style worker whose completion consumer is slow and whose completion channel
+	// holds one item: sends take longer than the 100 ms threshold, two slow sends open the
+	// ffi_completion breaker, and it then refuses completions.
+	_, err = env.AddWorker(ctx, func(c *worker.Config) {
+		c.Namespaces = []string{"tasker_sim_test"}
+		c.HandlerType = worker.HandlerTypePython
+		c.FFIChannelCapacity, c.FFICompletionDelay = 1, 250*time.Millisecond
+		c.FFIBreaker = resilience.BreakerConfig{FailureThreshold: 2, OpenTimeout: time.Hour}
+	})
+	require.NoError(t, err)
+	ffiTasks := func(n int) {
+		for range n {
+			_, err := env.Client.CreateTask(ctx, request("tasker_sim_test", "slow_step", map[string]any{}))
+			require.NoError(t, err)
+		}
+	}
+	ffiTasks(5)
+	waitFor(t, 20*time.Second, "slow completions to open the ffi breaker", func() bool {
+		return total(scrapeSamples(t, p), "tasker_circuit_breaker_state", map[string]string{"component": "ffi_completion"}) == 2
+	})
+	ffiTasks(2) // completions that arrive while the breaker is open are refused
+	waitFor(t, 20*time.Second, "the ffi breaker to refuse a completion", func() bool {
+		return total(scrapeSamples(t, p), "ffi_completion_circuit_open_rejections_total", nil) > 0
+	})
+
 	// A dropped LISTEN connection: both processes reconnect, and count the retry.
 	_, err = env.Pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
 		WHERE datname = current_database() AND query ILIKE 'LISTEN%'`)
@@ -227,6 +249,17 @@ func TestCatalogEmission(t *testing.T) {
 	// A failed queue operation: the queue of a namespace a worker serves disappears.
 	_, err = env.Pool.Exec(ctx, `SELECT pgmq.drop_queue('worker_tasker_sim_test_queue')`)
 	require.NoError(t, err)
+
+	// The database fails the API: with its table gone a create answers 500, which opens
+	// the web breaker (threshold 1 here), and the next request is refused with 503.
+	_, err = env.Pool.Exec(ctx, `ALTER TABLE tasker.tasks RENAME TO tasks_gone`)
+	require.NoError(t, err)
+	_, err = env.Client.CreateTask(ctx, request("rust_e2e_linear", "mathematical_sequence", map[string]any{"even_number": 2}))
+	require.True(t, client.IsStatus(err, 500), "%v", err)
+	_, err = env.Client.CreateTask(ctx, request("rust_e2e_linear", "mathematical_sequence", map[string]any{"even_number": 2}))
+	require.True(t, client.IsStatus(err, 503), "%v", err)
+	_, err = env.Pool.Exec(ctx, `ALTER TABLE tasker.tasks_gone RENAME TO tasks`)
+	require.NoError(t, err, "the database comes back; the breaker stays open for its timeout")
 
 	var missing []string
 	deadline := time.Now().Add(20 * time.Second)
@@ -236,9 +269,6 @@ func TestCatalogEmission(t *testing.T) {
 	require.Empty(t, missing, "catalog series never emitted")
 	samples := scrapeSamples(t, p)
 	for _, m := range telemetry.Catalog {
-		if pendingResilience[m.Name] {
-			continue
-		}
 		for _, series := range m.Series {
 			labels := labelsOf(samples, series)
 			for _, l := range m.Labels {
@@ -250,9 +280,13 @@ func TestCatalogEmission(t *testing.T) {
 	require.Positive(t, total(samples, "mpsc_channel_full_events_total", map[string]string{"channel": "worker_step_candidates"}))
 	require.Positive(t, total(samples, "tasker_steps_claimed_total", map[string]string{"claim_method": "poll"}))
 	require.Positive(t, total(samples, "tasker_steps_claimed_total", map[string]string{"claim_method": "event"}))
+	require.Positive(t, total(samples, "ffi_completion_slow_sends_total", nil))
+	require.Positive(t, total(samples, "api_requests_rejected_total", map[string]string{"endpoint": "/v1/tasks"}))
+	require.Equal(t, 2.0, total(samples, "api_circuit_breaker_state", nil), "the web breaker is open")
+	require.Equal(t, 2.0, total(samples, "tasker_circuit_breaker_state", map[string]string{"component": "ffi_completion"}))
 }
 
-// missingSeries lists catalog series (pending resilience ones aside) absent from samples.
+// missingSeries lists catalog series absent from samples.
 func missingSeries(samples []sample) []string {
 	have := map[string]bool{}
 	for _, s := range samples {
@@ -260,9 +294,6 @@ func missingSeries(samples []sample) []string {
 	}
 	var missing []string
 	for _, m := range telemetry.Catalog {
-		if pendingResilience[m.Name] {
-			continue
-		}
 		for _, s := range m.Series {
 			if !have[s] {
 				missing = append(missing, s)

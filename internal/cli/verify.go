@@ -161,7 +161,11 @@ func parseText(r io.Reader) ([]series, error) {
 
 // fromPrometheus asks a Prometheus server for every tasker-sim series at once.
 func fromPrometheus(ctx context.Context, base string) ([]series, error) {
-	q := url.Values{"query": {`{__name__=~"tasker_.+|api_.+|mpsc_.+|ffi_.+"}`}}
+	var names []string
+	for _, m := range telemetry.Catalog {
+		names = append(names, m.Series...)
+	}
+	q := url.Values{"query": {`{__name__=~"` + strings.Join(names, "|") + `"}`}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/api/v1/query?"+q.Encode(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("--prometheus %q: %w", base, err)
@@ -248,31 +252,31 @@ func checklist(all []series, corr string) []checkRow {
 		v, _ := sum(all, name, nil)
 		rows = append(rows, checkRow{name: name, ok: v > 0, detail: fmt.Sprintf("%s: %g", what, v)})
 	}
-	nonZero("tasker_tasks_requests_total", "task requests")
-	nonZero("tasker_steps_enqueued_total", "steps enqueued")
-	nonZero("tasker_step_results_processed_total", "results processed")
-	nonZero("tasker_tasks_completions_total", "tasks completed")
-	nonZero("tasker_task_initialization_duration_milliseconds_count", "initializations in the histogram")
-	nonZero("tasker_steps_executions_total", "step executions")
-	nonZero("tasker_steps_successes_total", "step successes")
-	nonZero("tasker_steps_claimed_total", "claims")
-	nonZero("tasker_steps_results_submitted_total", "results submitted")
-	nonZero("tasker_step_execution_duration_milliseconds_count", "executions in the histogram")
+	nonZero(telemetry.Series(telemetry.MetricTasksRequests), "task requests")
+	nonZero(telemetry.Series(telemetry.MetricStepsEnqueued), "steps enqueued")
+	nonZero(telemetry.Series(telemetry.MetricStepResultsProcessed), "results processed")
+	nonZero(telemetry.Series(telemetry.MetricTasksCompletions), "tasks completed")
+	nonZero(telemetry.Series(telemetry.MetricTaskInitDuration), "initializations in the histogram")
+	nonZero(telemetry.Series(telemetry.MetricStepsExecutions), "step executions")
+	nonZero(telemetry.Series(telemetry.MetricStepsSuccesses), "step successes")
+	nonZero(telemetry.Series(telemetry.MetricStepsClaimed), "claims")
+	nonZero(telemetry.Series(telemetry.MetricStepsResultsSubmitted), "results submitted")
+	nonZero(telemetry.Series(telemetry.MetricStepExecutionDuration), "executions in the histogram")
 
-	state, found := sum(all, "api_circuit_breaker_state", nil)
-	rows = append(rows, checkRow{name: "api_circuit_breaker_state", ok: found && state == 0, detail: map[bool]string{true: fmt.Sprintf("state %g (0 closed, 1 half-open, 2 open)", state), false: "not reported"}[found]})
-	usage, found := maxOf(all, "mpsc_channel_usage_percent")
-	rows = append(rows, checkRow{name: "mpsc_channel_usage_percent", ok: found && usage < 80, detail: map[bool]string{true: fmt.Sprintf("highest channel at %.1f%% (must stay under 80%%)", usage), false: "not reported"}[found]})
-	claims, _ := sum(all, "tasker_steps_claimed_total", nil)
-	full, _ := sum(all, "mpsc_channel_full_events_total", nil)
-	rows = append(rows, checkRow{name: "mpsc_channel_full_events_total", ok: full <= math.Max(1, claims/100), detail: fmt.Sprintf("%g full events for %g claims (at most 1%%)", full, claims)})
-	execs, _ := sum(all, "tasker_steps_executions_total", nil)
-	slow, _ := sum(all, "ffi_completion_slow_sends_total", nil)
-	rows = append(rows, checkRow{name: "ffi_completion_slow_sends_total", ok: slow <= math.Max(1, execs/100), detail: fmt.Sprintf("%g slow sends for %g executions (at most 1%%)", slow, execs)})
+	state, found := sum(all, telemetry.Series(telemetry.MetricAPICircuitBreakerState), nil)
+	rows = append(rows, checkRow{name: telemetry.Series(telemetry.MetricAPICircuitBreakerState), ok: found && state == 0, detail: map[bool]string{true: fmt.Sprintf("state %g (0 closed, 1 half-open, 2 open)", state), false: "not reported"}[found]})
+	usage, found := maxOf(all, telemetry.Series(telemetry.MetricChannelUsagePercent))
+	rows = append(rows, checkRow{name: telemetry.Series(telemetry.MetricChannelUsagePercent), ok: found && usage < 80, detail: map[bool]string{true: fmt.Sprintf("highest channel at %.1f%% (must stay under 80%%)", usage), false: "not reported"}[found]})
+	claims, _ := sum(all, telemetry.Series(telemetry.MetricStepsClaimed), nil)
+	full, _ := sum(all, telemetry.Series(telemetry.MetricChannelFullEvents), nil)
+	rows = append(rows, checkRow{name: telemetry.Series(telemetry.MetricChannelFullEvents), ok: full <= math.Max(1, claims/100), detail: fmt.Sprintf("%g full events for %g claims (at most 1%%)", full, claims)})
+	execs, _ := sum(all, telemetry.Series(telemetry.MetricStepsExecutions), nil)
+	slow, _ := sum(all, telemetry.Series(telemetry.MetricFFISlowSends), nil)
+	rows = append(rows, checkRow{name: telemetry.Series(telemetry.MetricFFISlowSends), ok: slow <= math.Max(1, execs/100), detail: fmt.Sprintf("%g slow sends for %g executions (at most 1%%)", slow, execs)})
 
 	withCorr := 0
 	for _, s := range all {
-		if s.name == "tasker_tasks_requests_total" && s.labels["correlation_id"] != "" {
+		if s.name == telemetry.Series(telemetry.MetricTasksRequests) && s.labels[telemetry.LabelCorrelationID] != "" {
 			withCorr++
 		}
 	}
@@ -306,12 +310,12 @@ func checklist(all []series, corr string) []checkRow {
 
 // flowRow checks the reference's flow invariant for one correlation id.
 func flowRow(all []series, corr string) checkRow {
-	by := map[string]string{"correlation_id": corr}
+	by := map[string]string{telemetry.LabelCorrelationID: corr}
 	get := func(name string) float64 { v, _ := sum(all, name, by); return v }
-	req, enq := get("tasker_tasks_requests_total"), get("tasker_steps_enqueued_total")
-	exe, suc := get("tasker_steps_executions_total"), get("tasker_steps_successes_total")
-	sub, pro := get("tasker_steps_results_submitted_total"), get("tasker_step_results_processed_total")
-	done := get("tasker_tasks_completions_total")
+	req, enq := get(telemetry.Series(telemetry.MetricTasksRequests)), get(telemetry.Series(telemetry.MetricStepsEnqueued))
+	exe, suc := get(telemetry.Series(telemetry.MetricStepsExecutions)), get(telemetry.Series(telemetry.MetricStepsSuccesses))
+	sub, pro := get(telemetry.Series(telemetry.MetricStepsResultsSubmitted)), get(telemetry.Series(telemetry.MetricStepResultsProcessed))
+	done := get(telemetry.Series(telemetry.MetricTasksCompletions))
 	ok := req == 1 && enq > 0 && exe == enq && suc == enq && sub == enq && pro == enq && done == 1
 	return checkRow{name: "flow " + corr, ok: ok, detail: fmt.Sprintf("requests %g → enqueued %g → executions %g → successes %g → submitted %g → processed %g → completions %g",
 		req, enq, exe, suc, sub, pro, done)}

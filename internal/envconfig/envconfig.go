@@ -14,6 +14,7 @@ import (
 
 	"github.com/tasker-sim/tasker-sim/migrations"
 	"github.com/tasker-sim/tasker-sim/pkg/orchestrator"
+	"github.com/tasker-sim/tasker-sim/pkg/resilience"
 	"github.com/tasker-sim/tasker-sim/pkg/telemetry"
 	"github.com/tasker-sim/tasker-sim/pkg/worker"
 	"github.com/tasker-sim/tasker-sim/pkg/workflow"
@@ -35,7 +36,30 @@ const (
 	MaxHandlers         = "TASKER_MAX_CONCURRENT_HANDLERS"
 	LogLevel            = "LOG_LEVEL"
 	ConfigPath          = "TASKER_CONFIG_PATH"
+	HandlerType         = "TASKER_HANDLER_TYPE"
+	FFIOverheadMS       = "TASKER_FFI_OVERHEAD_MS"
+	BreakerFailures     = "TASKER_CB_FAILURE_THRESHOLD"
+	BreakerOpenMS       = "TASKER_CB_OPEN_TIMEOUT_MS"
+	BreakerSuccesses    = "TASKER_CB_SUCCESS_THRESHOLD"
 )
+
+// breaker reads the circuit breaker thresholds shared by a process's breakers.
+func breaker() (resilience.BreakerConfig, error) {
+	var c resilience.BreakerConfig
+	for _, v := range []struct {
+		name string
+		dst  *uint32
+	}{{BreakerFailures, &c.FailureThreshold}, {BreakerSuccesses, &c.SuccessThreshold}} {
+		if s := os.Getenv(v.name); s != "" {
+			n, err := strconv.ParseUint(s, 10, 32)
+			if err != nil || n == 0 || n > 1000 {
+				return c, fmt.Errorf("%s=%q: must be a whole number from 1 to 1000", v.name, s)
+			}
+			*v.dst = uint32(n)
+		}
+	}
+	return c, duration(BreakerOpenMS, &c.OpenTimeout)
+}
 
 // Telemetry reads the [telemetry] section of TASKER_CONFIG_PATH (when set), applies the
 // environment overrides and builds the process's telemetry providers.
@@ -100,6 +124,11 @@ func Orchestrator(log *slog.Logger) (*orchestrator.Config, error) {
 	if cfg.PGMQMode, err = pgmqMode(); err != nil {
 		return nil, err
 	}
+	b, err := breaker()
+	if err != nil {
+		return nil, err
+	}
+	cfg.WebBreaker, cfg.ReadinessBreaker, cfg.PGMQBreaker = b, b, b
 	for _, d := range []struct {
 		name string
 		dst  *time.Duration
@@ -122,8 +151,17 @@ func Worker(log *slog.Logger) (*worker.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := &worker.Config{DatabaseURL: url, BindAddress: os.Getenv(WorkerBindAddress), WorkerID: os.Getenv(WorkerID), Logger: log}
+	cfg := &worker.Config{DatabaseURL: url, BindAddress: os.Getenv(WorkerBindAddress), WorkerID: os.Getenv(WorkerID),
+		HandlerType: os.Getenv(HandlerType), Logger: log}
 	if cfg.PGMQMode, err = pgmqMode(); err != nil {
+		return nil, err
+	}
+	b, err := breaker()
+	if err != nil {
+		return nil, err
+	}
+	cfg.FFIBreaker, cfg.PGMQBreaker = b, b
+	if err := duration(FFIOverheadMS, &cfg.FFIOverhead); err != nil {
 		return nil, err
 	}
 	if v := os.Getenv(WorkerNamespaces); v != "" {

@@ -32,6 +32,8 @@ func TestErrorsNameTheVariableAndRule(t *testing.T) {
 		{envconfig.PGMQMode, "magic", "TASKER_PGMQ_MODE=\"magic\": must be auto, extension or compat"},
 		{envconfig.MaxHandlers, "0", "TASKER_MAX_CONCURRENT_HANDLERS=\"0\": must be a whole number from 1 to 1000"},
 		{envconfig.TemplatePath, "/no/such/dir", "TASKER_TEMPLATE_PATH"},
+		{envconfig.BreakerFailures, "0", "TASKER_CB_FAILURE_THRESHOLD=\"0\": must be a whole number from 1 to 1000"},
+		{envconfig.FFIOverheadMS, "x", "TASKER_FFI_OVERHEAD_MS"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv(envconfig.DatabaseURL, "postgres://u@127.0.0.1:1/db")

@@ -303,6 +303,7 @@ type statusRecorder struct {
 	status int
 }
 
+// WriteHeader notes the status on its way out.
 func (s *statusRecorder) WriteHeader(code int) {
 	s.status = code
 	s.ResponseWriter.WriteHeader(code)

@@ -274,51 +274,40 @@ func (o *Orchestrator) observeGauges(ctx context.Context, g *telemetry.GaugeObse
 	for _, b := range []*resilience.Breaker{o.web, o.readiness, o.queue} {
 		g.CircuitBreaker(b.Name(), int64(b.State()))
 	}
-	rows, err := o.pool.Query(ctx, `
-		SELECT s.state, count(t.task_uuid)
-		  FROM unnest($1::text[]) AS s(state)
-		  LEFT JOIN tasker.task_transitions AS t ON t.most_recent AND t.to_state = s.state
-		 GROUP BY s.state`, activeTaskStates())
+	// Each database-backed gauge stands alone: one failing query does not hide the others.
+	return errors.Join(
+		countBy(ctx, o.pool, `
+			SELECT s.state, count(t.task_uuid)
+			  FROM unnest($1::text[]) AS s(state)
+			  LEFT JOIN tasker.task_transitions AS t ON t.most_recent AND t.to_state = s.state
+			 GROUP BY s.state`, []any{activeTaskStates()}, g.TasksActive),
+		countBy(ctx, o.pool, `
+			SELECT tn.name, count(r.workflow_step_uuid) FILTER (WHERE r.ready_for_execution)
+			  FROM tasker.task_namespaces AS tn
+			  LEFT JOIN tasker.named_tasks AS nt ON nt.task_namespace_uuid = tn.task_namespace_uuid
+			  LEFT JOIN tasker.tasks AS t ON t.named_task_uuid = nt.named_task_uuid AND t.completed_at IS NULL
+			  LEFT JOIN LATERAL tasker.get_step_readiness_status(t.task_uuid) AS r ON true
+			 GROUP BY tn.name`, nil, g.StepsReady),
+		observeQueues(ctx, o.pool, g, nil),
+	)
+}
+
+// countBy runs a (label, count) query and reports each row through observe.
+func countBy(ctx context.Context, pool *pgxpool.Pool, sql string, args []any, observe func(string, int64)) error {
+	rows, err := pool.Query(ctx, sql, args...)
 	if err != nil {
 		return err
 	}
+	defer rows.Close()
 	for rows.Next() {
-		var state string
+		var label string
 		var n int64
-		if err := rows.Scan(&state, &n); err != nil {
-			rows.Close()
+		if err := rows.Scan(&label, &n); err != nil {
 			return err
 		}
-		g.TasksActive(state, n)
+		observe(label, n)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	rows, err = o.pool.Query(ctx, `
-		SELECT tn.name, count(r.workflow_step_uuid) FILTER (WHERE r.ready_for_execution)
-		  FROM tasker.task_namespaces AS tn
-		  LEFT JOIN tasker.named_tasks AS nt ON nt.task_namespace_uuid = tn.task_namespace_uuid
-		  LEFT JOIN tasker.tasks AS t ON t.named_task_uuid = nt.named_task_uuid AND NOT t.complete AND t.completed_at IS NULL
-		  LEFT JOIN LATERAL tasker.get_step_readiness_status(t.task_uuid) AS r ON true
-		 GROUP BY tn.name`)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var ns string
-		var n int64
-		if err := rows.Scan(&ns, &n); err != nil {
-			rows.Close()
-			return err
-		}
-		g.StepsReady(ns, n)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	return observeQueues(ctx, o.pool, g, nil)
+	return rows.Err()
 }
 
 // activeTaskStates lists the non-terminal task states, the ones tasks.active reports.

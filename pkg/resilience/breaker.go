@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/sony/gobreaker/v2"
+
+	"github.com/tasker-sim/tasker-sim/pkg/telemetry"
 )
 
 // State is a breaker state with the reference's numbering.
@@ -36,7 +38,7 @@ func (s State) String() string {
 
 // Breaker components.
 const (
-	WebDatabase   = "web_database"
+	WebDatabase   = telemetry.BreakerWebDatabase
 	TaskReadiness = "task_readiness"
 	PGMQ          = "pgmq"
 	FFICompletion = "ffi_completion"

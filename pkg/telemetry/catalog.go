@@ -250,3 +250,19 @@ func Lookup(name string) (Metric, bool) {
 	}
 	return Metric{}, false
 }
+
+// Series returns the Prometheus series a metric is read through: its only series, or a
+// histogram's _count series. It panics on a name outside the catalog, which is a
+// programming error caught by any test that reaches the call.
+func Series(name string) string {
+	m, ok := Lookup(name)
+	if !ok {
+		panic("telemetry: " + name + " is not in the catalog")
+	}
+	for _, s := range m.Series {
+		if m.Kind != Histogram || len(s) > len("_count") && s[len(s)-len("_count"):] == "_count" {
+			return s
+		}
+	}
+	return m.Series[0]
+}
