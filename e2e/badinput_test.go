@@ -128,6 +128,13 @@ func TestDuplicateIdentity(t *testing.T) {
 	body := validBody(set2("context", map[string]any{"even_number": 8, "run": "dup"}))
 	status, e := post(t, url, body)
 	require.Equal(t, http.StatusCreated, status, "%+v", e)
+	// Let the first task finish, so the counts below move only if the duplicate wrote.
+	waitFor(t, 20*time.Second, "the first task to finish", func() bool {
+		var open int
+		require.NoError(t, env.Pool.QueryRow(context.Background(),
+			`SELECT count(*) FROM tasker.tasks WHERE completed_at IS NULL`).Scan(&open))
+		return open == 0
+	})
 	tasks, steps, transitions := countRows(t, env)
 
 	// Same template and context, keys reordered: the same identity.

@@ -288,6 +288,8 @@ func (o *Orchestrator) processResult(ctx context.Context, job resultJob) error {
 		return err
 	}
 	in := o.tel.Instruments
+	// A message someone else archived first is a duplicate: the span says so.
+	span.SetAttributes(attribute.Bool("archived", archived))
 	if archived {
 		in.MessageReceived(ctx, messaging.QueueStepResults, job.method, job.readCount > 1)
 		in.MessagesDeleted(ctx, messaging.QueueStepResults, "archive", 1)
