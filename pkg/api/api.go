@@ -109,3 +109,18 @@ type Check struct {
 	Message    string  `json:"message"`
 	DurationMS float64 `json:"duration_ms"`
 }
+
+// Overall folds checks into one status and HTTP code: any unhealthy check makes the whole
+// unhealthy (503); otherwise any degraded one makes it degraded (200); else healthy.
+func Overall(checks map[string]Check) (string, int) {
+	status, code := "healthy", 200
+	for _, c := range checks {
+		switch c.Status {
+		case "unhealthy":
+			return "unhealthy", 503
+		case "degraded":
+			status = "degraded"
+		}
+	}
+	return status, code
+}

@@ -253,24 +253,11 @@ func (o *Orchestrator) handleDetailed(w http.ResponseWriter, r *http.Request) {
 	qc.DurationMS = msSince(start)
 	checks["queue_depth"] = qc
 	for _, b := range []*resilience.Breaker{o.web, o.readiness, o.queue} {
-		c := api.Check{Status: "healthy", Message: "circuit breaker " + b.State().String()}
-		switch b.State() {
-		case resilience.HalfOpen:
-			c.Status = "degraded"
-		case resilience.Open:
-			c.Status = "unhealthy"
-		case resilience.Closed:
-		}
-		checks["circuit_breaker_"+b.Name()] = c
+		checks["circuit_breaker_"+b.Name()] = b.Check()
 	}
 	checks["result_channel"] = api.Check{Status: "healthy",
 		Message: fmt.Sprintf("%d of %d slots used", o.results.Len(), o.results.Cap())}
-	overall, code := "healthy", http.StatusOK
-	for _, c := range checks {
-		if c.Status != "healthy" {
-			overall, code = "unhealthy", http.StatusServiceUnavailable
-		}
-	}
+	overall, code := api.Overall(checks)
 	writeJSON(w, code, api.Health{Status: overall, Timestamp: time.Now().UTC(), Checks: checks,
 		Info: map[string]string{
 			"processor_uuid": o.cfg.ProcessorUUID.String(),

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sony/gobreaker/v2"
 
+	"github.com/tasker-sim/tasker-sim/pkg/api"
 	"github.com/tasker-sim/tasker-sim/pkg/telemetry"
 )
 
@@ -139,4 +140,18 @@ func (b *Breaker) Do(fn func() error, failed func(error) bool) error {
 	err = fn()
 	done(err == nil || (failed != nil && !failed(err)))
 	return err
+}
+
+// Check describes the breaker for /health/detailed: closed is healthy, half-open
+// degraded, open unhealthy.
+func (b *Breaker) Check() api.Check {
+	c := api.Check{Status: "healthy", Message: "circuit breaker " + b.State().String()}
+	switch b.State() {
+	case HalfOpen:
+		c.Status = "degraded"
+	case Open:
+		c.Status = "unhealthy"
+	case Closed:
+	}
+	return c
 }

@@ -505,7 +505,7 @@ func (w *Worker) routes() http.Handler {
 		writeJSON(rw, code, h)
 	}
 	mux.HandleFunc("GET /health/ready", ready)
-	mux.HandleFunc("GET /health/detailed", ready)
+	mux.HandleFunc("GET /health/detailed", w.handleDetailed)
 	mux.Handle("GET /metrics", w.cfg.Telemetry.MetricsHandler)
 	return mux
 }
@@ -550,4 +550,44 @@ func (w *Worker) observeGauges(ctx context.Context, g *telemetry.GaugeObserver) 
 		}
 	}
 	return rows.Err()
+}
+
+// handleDetailed reports every breaker, channel and the pool, plus the queues' depths.
+func (w *Worker) handleDetailed(rw http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	checks := map[string]api.Check{}
+	start := time.Now()
+	db := api.Check{Status: "healthy", Message: "database reachable"}
+	if err := w.pool.Ping(ctx); err != nil {
+		db = api.Check{Status: "unhealthy", Message: "database unreachable: " + err.Error()}
+	}
+	db.DurationMS = float64(time.Since(start).Microseconds()) / 1000
+	checks["database"] = db
+	st := w.pool.Stat()
+	checks["pool_utilization"] = api.Check{Status: "healthy",
+		Message: fmt.Sprintf("%d of %d connections in use", st.AcquiredConns(), st.MaxConns())}
+	breakers := []*resilience.Breaker{w.queueCB}
+	channels := map[string][2]int{}
+	cand := w.claimer.Candidates()
+	channels[cand.Name()] = [2]int{cand.Len(), cand.Cap()}
+	if w.ffi != nil {
+		breakers = append(breakers, w.ffi.breaker)
+		channels[w.ffi.dispatchCh.Name()] = [2]int{w.ffi.dispatchCh.Len(), w.ffi.dispatchCh.Cap()}
+		channels[w.ffi.completeCh.Name()] = [2]int{w.ffi.completeCh.Len(), w.ffi.completeCh.Cap()}
+	}
+	for _, b := range breakers {
+		checks["circuit_breaker_"+b.Name()] = b.Check()
+	}
+	for name, lc := range channels {
+		c := api.Check{Status: "healthy", Message: fmt.Sprintf("%d of %d slots used", lc[0], lc[1])}
+		if lc[0]*100 >= lc[1]*95 {
+			c.Status = "degraded"
+		}
+		checks["channel_"+name] = c
+	}
+	status, code := api.Overall(checks)
+	writeJSON(rw, code, api.Health{Status: status, Timestamp: time.Now().UTC(), Checks: checks,
+		Info: map[string]string{"worker_id": w.cfg.WorkerID, "handler_type": w.cfg.HandlerType,
+			"namespaces": fmt.Sprint(w.cfg.Namespaces)}})
 }
