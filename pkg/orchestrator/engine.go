@@ -332,7 +332,7 @@ func (o *Orchestrator) queueFailStep(b *pgx.Batch, step uuid.UUID, from lifecycl
 
 // retryDue advances tasks that have a step whose retry backoff has run out.
 func (o *Orchestrator) retryDue(ctx context.Context) (int, error) {
-	return o.forEachTask(ctx, `
+	return o.forEachTask(ctx, "retry_due_steps", `
 		SELECT DISTINCT ws.task_uuid
 		  FROM tasker.workflow_step_transitions AS st
 		  JOIN tasker.workflow_steps AS ws ON ws.workflow_step_uuid = st.workflow_step_uuid
@@ -346,10 +346,10 @@ func (o *Orchestrator) retryDue(ctx context.Context) (int, error) {
 	})
 }
 
-// forEachTask runs fn, in a transaction of its own, for each task the query (which takes
-// the batch size as $1) lists, with the task locked. Tasks another transaction holds are
+// forEachTask runs fn, in a transaction and a span (spanName) of its own, for each task
+// the query (which takes the batch size as $1) lists, with the task locked. Tasks another transaction holds are
 // skipped: whoever holds them is already advancing them. It returns the sum of fn's counts.
-func (o *Orchestrator) forEachTask(ctx context.Context, query string, fn func(tx pgx.Tx, t *taskRef) (int, error)) (int, error) {
+func (o *Orchestrator) forEachTask(ctx context.Context, spanName, query string, fn func(tx pgx.Tx, t *taskRef) (int, error)) (int, error) {
 	rows, err := o.pool.Query(ctx, query, maintenanceBatchSize)
 	if err != nil {
 		return 0, err
@@ -362,15 +362,21 @@ func (o *Orchestrator) forEachTask(ctx context.Context, query string, fn func(tx
 	for _, id := range tasks {
 		var locked *taskRef
 		n := 0
-		err := pgx.BeginFunc(ctx, o.pool, func(tx pgx.Tx) error {
-			t, ok, err := lockTask(ctx, tx, id, true)
+		sctx, span := o.tel.Tracer.Start(ctx, spanName, trace.WithAttributes(attribute.String("task_uuid", id.String())))
+		err := pgx.BeginFunc(sctx, o.pool, func(tx pgx.Tx) error {
+			t, ok, err := lockTask(sctx, tx, id, true)
 			if err != nil || !ok {
 				return err
 			}
+			span.SetAttributes(attribute.String("correlation_id", t.correlationID.String()))
 			locked = t
 			n, err = fn(tx, t)
 			return err
 		})
+		if err != nil {
+			span.RecordError(err)
+		}
+		span.End()
 		if err != nil {
 			return total, err
 		}
@@ -385,7 +391,7 @@ func (o *Orchestrator) forEachTask(ctx context.Context, query string, fn func(tx
 // recoverOrphans finds steps whose claim lease ran out (their worker died or hung) and
 // hands them back: to waiting_for_retry with no delay when attempts remain, else to error.
 func (o *Orchestrator) recoverOrphans(ctx context.Context) (int, error) {
-	return o.forEachTask(ctx, `
+	return o.forEachTask(ctx, "recover_orphaned_steps", `
 		SELECT DISTINCT task_uuid FROM tasker.workflow_steps
 		 WHERE in_process AND claim_expires_at < now()
 		 LIMIT $1`, func(tx pgx.Tx, t *taskRef) (int, error) {
