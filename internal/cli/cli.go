@@ -16,6 +16,7 @@ import (
 
 	"github.com/tasker-sim/tasker-sim/pkg/api"
 	"github.com/tasker-sim/tasker-sim/pkg/client"
+	"github.com/tasker-sim/tasker-sim/pkg/faults"
 )
 
 // OrchestrationURLEnv names the variable holding the API address.
@@ -34,7 +35,7 @@ unless given --url.`,
 		SilenceUsage: true,
 	}
 	root.PersistentFlags().String("url", "", "orchestration API URL (default $TASKER_ORCHESTRATION_URL or "+client.DefaultURL+")")
-	root.AddCommand(taskCommand(), benchCommand(), demoCommand(), verifyCommand())
+	root.AddCommand(taskCommand(), benchCommand(), demoCommand(), verifyCommand(), faultCommand())
 	return root
 }
 
@@ -114,6 +115,12 @@ Example:
 			if !noRunID {
 				ctxMap["_run_id"] = uuid.Must(uuid.NewV7()).String()
 			}
+			if spec, _ := f.GetString("faults"); spec != "" {
+				if _, err := faults.Parse([]byte(spec)); err != nil {
+					return fmt.Errorf("--faults: %w", err)
+				}
+				ctxMap[faults.ContextKey] = json.RawMessage(spec)
+			}
 			if corr == "" {
 				corr = uuid.Must(uuid.NewV7()).String()
 			}
@@ -167,6 +174,7 @@ Example:
 	f.String("idempotency-key", "", "identity key replacing the context in duplicate detection")
 	f.Int("priority", 0, "priority from -100 to 100")
 	f.Bool("no-run-id", false, "do not add a unique _run_id to the context")
+	f.String("faults", "", `faults for this task's steps, e.g. '{"error_rate": 1}' (see taskerctl fault --help)`)
 	f.Bool("wait", false, "block until the task reaches a terminal state")
 	f.Duration("timeout", 0, "with --wait, give up after this long (e.g. 30s); 0 waits for ever")
 	_ = cmd.MarkFlagRequired("namespace")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tasker-sim/tasker-sim/migrations"
+	"github.com/tasker-sim/tasker-sim/pkg/faults"
 	"github.com/tasker-sim/tasker-sim/pkg/orchestrator"
 	"github.com/tasker-sim/tasker-sim/pkg/resilience"
 	"github.com/tasker-sim/tasker-sim/pkg/telemetry"
@@ -41,7 +42,16 @@ const (
 	BreakerFailures     = "TASKER_CB_FAILURE_THRESHOLD"
 	BreakerOpenMS       = "TASKER_CB_OPEN_TIMEOUT_MS"
 	BreakerSuccesses    = "TASKER_CB_SUCCESS_THRESHOLD"
+	Faults              = "TASKER_FAULTS"
 )
+
+func processFaults() (faults.Faults, error) {
+	f, err := faults.Parse([]byte(os.Getenv(Faults)))
+	if err != nil {
+		return f, fmt.Errorf("%s: %w", Faults, err)
+	}
+	return f, nil
+}
 
 // breaker reads the circuit breaker thresholds shared by a process's breakers.
 func breaker() (resilience.BreakerConfig, error) {
@@ -129,6 +139,9 @@ func Orchestrator(log *slog.Logger) (*orchestrator.Config, error) {
 		return nil, err
 	}
 	cfg.WebBreaker, cfg.ReadinessBreaker, cfg.PGMQBreaker = b, b, b
+	if cfg.Faults, err = processFaults(); err != nil {
+		return nil, err
+	}
 	for _, d := range []struct {
 		name string
 		dst  *time.Duration
@@ -161,6 +174,9 @@ func Worker(log *slog.Logger) (*worker.Config, error) {
 		return nil, err
 	}
 	cfg.FFIBreaker, cfg.PGMQBreaker = b, b
+	if cfg.Faults, err = processFaults(); err != nil {
+		return nil, err
+	}
 	if err := duration(FFIOverheadMS, &cfg.FFIOverhead); err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tasker-sim/tasker-sim/migrations"
+	"github.com/tasker-sim/tasker-sim/pkg/faults"
 	"github.com/tasker-sim/tasker-sim/pkg/lifecycle"
 	"github.com/tasker-sim/tasker-sim/pkg/resilience"
 	"github.com/tasker-sim/tasker-sim/pkg/telemetry"
@@ -79,6 +80,8 @@ type Config struct {
 	ReadinessBreaker resilience.BreakerConfig
 	// PGMQBreaker guards the fallback reads of the results queue.
 	PGMQBreaker resilience.BreakerConfig
+	// Faults are injected from the start (TASKER_FAULTS); POST /admin/faults changes them.
+	Faults faults.Faults
 }
 
 func (c *Config) withDefaults() (*Config, error) {
@@ -102,6 +105,9 @@ func (c *Config) withDefaults() (*Config, error) {
 	}
 	if out.Telemetry == nil {
 		out.Telemetry = telemetry.Disabled()
+	}
+	if err := out.Faults.Validate(); err != nil {
+		return nil, fmt.Errorf("orchestrator config: faults: %w", err)
 	}
 	if out.PollInterval < 0 || out.ResultConcurrency < 0 || out.MaxConns < 0 {
 		return nil, fmt.Errorf("orchestrator config: PollInterval, ResultConcurrency and MaxConns must not be negative")

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tasker-sim/tasker-sim/pkg/api"
+	"github.com/tasker-sim/tasker-sim/pkg/faults"
 	"github.com/tasker-sim/tasker-sim/pkg/lifecycle"
 	"github.com/tasker-sim/tasker-sim/pkg/resilience"
 )
@@ -32,6 +33,7 @@ func (o *Orchestrator) routes() http.Handler {
 	mux.HandleFunc("GET /health/ready", o.handleReady)
 	mux.HandleFunc("GET /health/detailed", o.handleDetailed)
 	mux.Handle("GET /metrics", o.tel.MetricsHandler)
+	mux.Handle("/admin/faults", faults.Handler(o.faults))
 	return mux
 }
 
@@ -277,6 +279,12 @@ func (o *Orchestrator) guarded(endpoint string, h http.HandlerFunc) http.Handler
 			w.Header().Set("Retry-After", strconv.Itoa(int(o.web.RetryAfter().Seconds())))
 			writeError(w, http.StatusServiceUnavailable, "service_unavailable",
 				"the database circuit breaker is open; retry after the Retry-After delay")
+			return
+		}
+		if o.faults.Get().DatabaseUnavailable {
+			// Injected fault: the API's database is unreachable, as the breaker sees it.
+			writeError(w, http.StatusInternalServerError, "internal", "database unavailable (injected fault)")
+			done(false)
 			return
 		}
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/tasker-sim/tasker-sim/migrations"
+	"github.com/tasker-sim/tasker-sim/pkg/faults"
 	"github.com/tasker-sim/tasker-sim/pkg/lifecycle"
 	"github.com/tasker-sim/tasker-sim/pkg/messaging"
 	"github.com/tasker-sim/tasker-sim/pkg/resilience"
@@ -41,6 +42,8 @@ type Orchestrator struct {
 	waiters      *waiters
 	tel          *telemetry.Providers
 	gauges       metric.Registration
+	faults       *faults.Switch
+	runCtx       context.Context
 	web          *resilience.Breaker
 	readiness    *resilience.Breaker
 	queue        *resilience.Breaker
@@ -89,6 +92,7 @@ func Start(ctx context.Context, cfg *Config) (*Orchestrator, error) {
 	o.web = resilience.NewBreaker(resilience.WebDatabase, c.WebBreaker, o.log)
 	o.readiness = resilience.NewBreaker(resilience.TaskReadiness, c.ReadinessBreaker, o.log)
 	o.queue = resilience.NewBreaker(resilience.PGMQ, c.PGMQBreaker, o.log)
+	o.faults = faults.NewSwitch(c.Faults, o.applyProcessFaults)
 	if err := o.prepare(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -109,6 +113,7 @@ func Start(ctx context.Context, cfg *Config) (*Orchestrator, error) {
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	o.cancel = cancel
+	o.runCtx = runCtx
 	o.goLoop(func() { o.serve() })
 	o.goLoop(func() { o.listen(runCtx) })
 	for range c.ResultConcurrency {
@@ -342,4 +347,20 @@ func observeQueues(ctx context.Context, pool *pgxpool.Pool, g *telemetry.GaugeOb
 		}
 	}
 	return rows.Err()
+}
+
+// applyProcessFaults puts one-off process faults into effect: a flood of the result
+// channel with empty jobs, which the processors refuse as poison that no queue holds.
+func (o *Orchestrator) applyProcessFaults(f faults.Faults) {
+	if f.FloodChannel <= 0 || o.runCtx == nil {
+		return
+	}
+	ctx := o.runCtx
+	go func() {
+		for range f.FloodChannel {
+			if !o.results.Send(ctx, resultJob{msgID: -1, body: []byte("{}"), method: "flood"}) {
+				return
+			}
+		}
+	}()
 }

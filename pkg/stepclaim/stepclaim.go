@@ -375,3 +375,21 @@ func namespaceOf(queue string) string {
 	}
 	return ns
 }
+
+// Flood pushes n empty candidates through the intake channel, in the background, to
+// exercise backpressure (a fault to inject). Each is refused as a poison message that was
+// never in any queue, so nothing else changes.
+func (c *Claimer) Flood(ctx context.Context, n int) {
+	var queue string
+	for q := range c.queues {
+		queue = q
+		break
+	}
+	go func() {
+		for range n {
+			if !c.candidates.Send(ctx, candidate{queue: queue, msgID: -1, body: []byte("{}"), method: MethodPoll}) {
+				return
+			}
+		}
+	}()
+}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tasker-sim/tasker-sim/pkg/resilience"
@@ -37,8 +38,8 @@ type ffiPath struct {
 	breaker    *resilience.Breaker
 	slow       time.Duration
 	overhead   time.Duration
-	// consumerDelay slows the completion consumer (a fault to inject; 0 normally).
-	consumerDelay time.Duration
+	// consumerDelay slows the completion consumer, in nanoseconds (a fault; 0 normally).
+	consumerDelay atomic.Int64
 	wg            sync.WaitGroup
 }
 
@@ -46,13 +47,12 @@ func newFFIPath(w *Worker) *ffiPath {
 	in := w.in
 	capacity := cmp.Or(w.cfg.FFIChannelCapacity, FFIChannelCapacity)
 	return &ffiPath{
-		w:             w,
-		dispatchCh:    resilience.NewChannel[*stepclaim.Step]("worker_ffi_dispatch", "worker", capacity, in),
-		completeCh:    resilience.NewChannel[*outcome]("worker_ffi_completion", "worker", capacity, in),
-		breaker:       resilience.NewBreaker(resilience.FFICompletion, w.cfg.FFIBreaker, w.log),
-		slow:          w.cfg.SlowSendThreshold,
-		overhead:      w.cfg.FFIOverhead,
-		consumerDelay: w.cfg.FFICompletionDelay,
+		w:          w,
+		dispatchCh: resilience.NewChannel[*stepclaim.Step]("worker_ffi_dispatch", "worker", capacity, in),
+		completeCh: resilience.NewChannel[*outcome]("worker_ffi_completion", "worker", capacity, in),
+		breaker:    resilience.NewBreaker(resilience.FFICompletion, w.cfg.FFIBreaker, w.log),
+		slow:       w.cfg.SlowSendThreshold,
+		overhead:   w.cfg.FFIOverhead,
 	}
 }
 
@@ -125,9 +125,9 @@ func (f *ffiPath) completions(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case o := <-f.completeCh.Receive():
-			if f.consumerDelay > 0 {
+			if d := time.Duration(f.consumerDelay.Load()); d > 0 {
 				select {
-				case <-time.After(f.consumerDelay):
+				case <-time.After(d):
 				case <-ctx.Done():
 					return
 				}

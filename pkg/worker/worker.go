@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -30,6 +31,7 @@ import (
 
 	"github.com/tasker-sim/tasker-sim/migrations"
 	"github.com/tasker-sim/tasker-sim/pkg/api"
+	"github.com/tasker-sim/tasker-sim/pkg/faults"
 	"github.com/tasker-sim/tasker-sim/pkg/messaging"
 	"github.com/tasker-sim/tasker-sim/pkg/resilience"
 	"github.com/tasker-sim/tasker-sim/pkg/stepclaim"
@@ -97,6 +99,8 @@ type Config struct {
 	FFIBreaker resilience.BreakerConfig
 	// PGMQBreaker guards the fallback reads of the worker queues.
 	PGMQBreaker resilience.BreakerConfig
+	// Faults are injected from the start (TASKER_FAULTS); POST /admin/faults changes them.
+	Faults faults.Faults
 }
 
 // Worker is a running worker.
@@ -119,6 +123,10 @@ type Worker struct {
 	gauges    metric.Registration
 	ffi       *ffiPath
 	queueCB   *resilience.Breaker
+	faults    *faults.Switch
+	runCtx    context.Context
+	rndMu     sync.Mutex
+	rnd       *rand.Rand
 }
 
 // Run starts a worker and blocks until ctx is cancelled, then stops it.
@@ -199,6 +207,11 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 	w := &Worker{cfg: cfg, log: cfg.Logger.With("component", "worker", "worker_id", cfg.WorkerID),
 		pool: pool, templates: templates, started: time.Now(), in: cfg.Telemetry.Instruments, tracer: cfg.Telemetry.Tracer}
 	w.queueCB = resilience.NewBreaker(resilience.PGMQ, cfg.PGMQBreaker, w.log)
+	w.rnd = rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x5eed))
+	if err := cfg.Faults.Validate(); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("worker config: faults: %w", err)
+	}
 	if cfg.HandlerType != HandlerTypeRust {
 		w.ffi = newFFIPath(w)
 	}
@@ -224,6 +237,7 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 	}
 	w.listener = ln
 	w.claimer = claimer
+	w.faults = faults.NewSwitch(cfg.Faults, w.applyProcessFaults)
 	if w.gauges, err = w.in.Observe(w.observeGauges); err != nil {
 		_ = ln.Close()
 		pool.Close()
@@ -244,6 +258,8 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 		w.ffi.start(runCtx, cmp.Or(cfg.Concurrency, stepclaim.ConcurrencyDefault))
 		w.wg.Go(func() { w.ffi.wg.Wait() })
 	}
+	w.runCtx = runCtx
+	w.applyProcessFaults(cfg.Faults)
 	w.log.Info("worker started", "namespaces", cfg.Namespaces, "bind_address", ln.Addr().String(),
 		"handler_type", cfg.HandlerType)
 	return w, nil
@@ -382,11 +398,13 @@ func (w *Worker) run(s *stepclaim.Step) *outcome {
 			timeout = min(timeout, time.Duration(spec.TimeoutSeconds)*time.Second)
 		}
 		hctx, cancel := context.WithTimeout(ctx, timeout)
-		value, herr = runHandler(hctx, w.cfg.Registry[spec.Handler.Callable], workflow.StepInput{
-			TaskUUID: s.TaskUUID, StepUUID: s.StepUUID, StepName: s.StepName, CorrelationID: s.CorrelationID,
-			Context: s.Context, Dependencies: s.Dependencies, Attempt: s.Attempt, MaxAttempts: s.MaxAttempts,
-			Initialization: spec.Handler.Initialization,
-		})
+		if herr = w.injectFaults(hctx, s); herr == nil {
+			value, herr = runHandler(hctx, w.cfg.Registry[spec.Handler.Callable], workflow.StepInput{
+				TaskUUID: s.TaskUUID, StepUUID: s.StepUUID, StepName: s.StepName, CorrelationID: s.CorrelationID,
+				Context: s.Context, Dependencies: s.Dependencies, Attempt: s.Attempt, MaxAttempts: s.MaxAttempts,
+				Initialization: spec.Handler.Initialization,
+			})
+		}
 		cancel()
 	}
 	finished := time.Now()
@@ -507,6 +525,7 @@ func (w *Worker) routes() http.Handler {
 	mux.HandleFunc("GET /health/ready", ready)
 	mux.HandleFunc("GET /health/detailed", w.handleDetailed)
 	mux.Handle("GET /metrics", w.cfg.Telemetry.MetricsHandler)
+	mux.Handle("/admin/faults", faults.Handler(w.faults))
 	return mux
 }
 
@@ -590,4 +609,44 @@ func (w *Worker) handleDetailed(rw http.ResponseWriter, r *http.Request) {
 	writeJSON(rw, code, api.Health{Status: status, Timestamp: time.Now().UTC(), Checks: checks,
 		Info: map[string]string{"worker_id": w.cfg.WorkerID, "handler_type": w.cfg.HandlerType,
 			"namespaces": fmt.Sprint(w.cfg.Namespaces)}})
+}
+
+// injectFaults applies the step's faults before its handler: the task's own "_faults",
+// else the process's. A non-nil error means the handler does not run.
+func (w *Worker) injectFaults(ctx context.Context, s *stepclaim.Step) error {
+	f, own, err := faults.FromTaskContext(s.Context)
+	if err != nil {
+		return &workflow.StepError{Message: "task context _faults: " + err.Error(), ErrorType: "ValidationError",
+			ErrorCode: "INVALID_FAULTS"}
+	}
+	if !own {
+		f = w.faults.Get()
+	}
+	w.rndMu.Lock()
+	rnd := rand.New(rand.NewPCG(w.rnd.Uint64(), w.rnd.Uint64()))
+	w.rndMu.Unlock()
+	switch err := f.BeforeHandler(ctx, rnd); {
+	case err == nil:
+		return nil
+	case errors.Is(err, faults.ErrInjected):
+		return &workflow.StepError{Message: "injected handler failure", ErrorType: "InjectedFault",
+			ErrorCode: "INJECTED_FAULT", Retryable: f.Retryable}
+	default:
+		return err // the step's deadline: classified as a retryable timeout
+	}
+}
+
+// applyProcessFaults puts process-wide faults into effect: the FFI completion consumer's
+// delay, and a one-off flood of the intake channel.
+func (w *Worker) applyProcessFaults(f faults.Faults) {
+	if w.ffi != nil {
+		delay := w.cfg.FFICompletionDelay
+		if f.SlowCompletionMS > 0 {
+			delay = time.Duration(f.SlowCompletionMS) * time.Millisecond
+		}
+		w.ffi.consumerDelay.Store(int64(delay))
+	}
+	if f.FloodChannel > 0 && w.runCtx != nil {
+		w.claimer.Flood(w.runCtx, f.FloodChannel)
+	}
 }
