@@ -393,7 +393,9 @@ func (w *Worker) run(s *stepclaim.Step) *outcome {
 		herr = &workflow.StepError{Message: fmt.Sprintf("this worker has no template step %s in %s/%s/%s",
 			s.StepName, s.Namespace, s.TaskName, s.Version), ErrorType: "UnknownStep", ErrorCode: "UNKNOWN_STEP"}
 	} else {
-		timeout := time.Until(s.LeaseUntil)
+		// The handler must give up before the lease does, or its result would arrive after
+		// orchestration has already handed the step to another attempt.
+		timeout := time.Until(s.LeaseUntil) * 4 / 5
 		if spec.TimeoutSeconds > 0 {
 			timeout = min(timeout, time.Duration(spec.TimeoutSeconds)*time.Second)
 		}
