@@ -377,3 +377,31 @@ func TestCancel(t *testing.T) {
 	_, err = env.Client.CancelTask(ctx, created.TaskUUID)
 	require.True(t, client.IsStatus(err, 409), "cancelling a finished task is a conflict: %v", err)
 }
+
+// TestStaleTasksGoToTheDLQ leaves a task with no worker for its namespace: after the
+// steps_in_process threshold the staleness detector files it in the DLQ and errors it.
+func TestStaleTasksGoToTheDLQ(t *testing.T) {
+	t.Parallel()
+	opts := fastOptions()
+	opts.Worker = func(_ int, c *worker.Config) { c.Namespaces = []string{"rust_e2e_retry"} }
+	opts.Orchestrator = func(_ int, c *orchestrator.Config) {
+		c.PollInterval = 100 * time.Millisecond
+		c.Staleness = orchestrator.StalenessConfig{StepsInProcess: 300 * time.Millisecond}
+	}
+	env := harness.New(t, cluster, opts)
+	ctx := ctxFor(t, 30*time.Second)
+	created, err := env.Client.CreateTask(ctx, request("rust_e2e_linear", "mathematical_sequence", map[string]any{"even_number": 2}))
+	require.NoError(t, err)
+	done, err := env.Client.WaitTask(ctx, created.TaskUUID)
+	require.NoError(t, err)
+	require.Equal(t, "error", done.Status)
+
+	var state, reason, resolution, snapshotTask string
+	require.NoError(t, env.Pool.QueryRow(ctx, `SELECT original_state, dlq_reason, resolution_status, task_snapshot->>'task_uuid'
+		FROM tasker.tasks_dlq WHERE task_uuid = $1`, created.TaskUUID).Scan(&state, &reason, &resolution, &snapshotTask))
+	require.Equal(t, []string{"steps_in_process", "staleness_timeout", "pending", created.TaskUUID},
+		[]string{state, reason, resolution, snapshotTask})
+	rows := taskTransitions(t, env, created.TaskUUID)
+	requireWellFormedAudit(t, rows, legalTask)
+	require.Equal(t, "staleness_timeout", rows[len(rows)-1].Metadata["trigger"])
+}

@@ -71,8 +71,10 @@ var taskTransitions = map[TaskState][]TaskState{
 	TaskEnqueuingSteps:         {TaskStepsInProcess, TaskError},
 	TaskStepsInProcess:         {TaskEvaluatingResults, TaskWaitingForRetry, TaskComplete, TaskError},
 	TaskEvaluatingResults:      {TaskComplete, TaskEnqueuingSteps, TaskWaitingForDependencies, TaskBlockedByFailures},
-	TaskWaitingForDependencies: {TaskEvaluatingResults},
-	TaskWaitingForRetry:        {TaskEnqueuingSteps},
+	// → error from the waiting states is the staleness detector giving up on a task that
+	// waited too long (it also files a DLQ entry).
+	TaskWaitingForDependencies: {TaskEvaluatingResults, TaskError},
+	TaskWaitingForRetry:        {TaskEnqueuingSteps, TaskError},
 	TaskBlockedByFailures:      {TaskError},
 	// error is terminal for processing, but an operator may reset it.
 	TaskError:            {TaskPending, TaskResolvedManually},

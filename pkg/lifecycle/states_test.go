@@ -51,8 +51,10 @@ func expectedTaskEdges() map[edge]bool {
 		{"evaluating_results", "blocked_by_failures"}:      true,
 
 		{"waiting_for_dependencies", "evaluating_results"}: true,
+		{"waiting_for_dependencies", "error"}:              true, // staleness timeout
 
 		{"waiting_for_retry", "enqueuing_steps"}: true,
+		{"waiting_for_retry", "error"}:           true, // staleness timeout
 
 		{"blocked_by_failures", "error"}: true,
 
@@ -290,9 +292,9 @@ func TestCheckStepEveryEdge(t *testing.T) {
 
 func TestExpectedTablesSize(t *testing.T) {
 	t.Parallel()
-	// Guards the literal tables above against accidental edits: 19 named task edges plus
+	// Guards the literal tables above against accidental edits: 21 named task edges plus
 	// 8 non-terminal states × 2 operator exits (none of which is already named).
-	require.Len(t, expectedTaskEdges(), 19+8*2)
+	require.Len(t, expectedTaskEdges(), 21+8*2)
 	// 18 named step edges plus 7 non-terminal states × 3 operator exits, minus the
 	// overlaps already named (enqueued_for_orchestration→complete and
 	// enqueued_as_error_for_orchestration→complete).

@@ -82,6 +82,19 @@ type Config struct {
 	PGMQBreaker resilience.BreakerConfig
 	// Faults are injected from the start (TASKER_FAULTS); POST /admin/faults changes them.
 	Faults faults.Faults
+	// Staleness sets how long a task may sit in a waiting state before the staleness
+	// detector files it in the DLQ and moves it to error.
+	Staleness StalenessConfig
+}
+
+// StalenessConfig holds the staleness thresholds; tasker-core's defaults apply to zeros.
+type StalenessConfig struct {
+	// WaitingForDependencies defaults to 60 minutes.
+	WaitingForDependencies time.Duration
+	// WaitingForRetry defaults to 30 minutes.
+	WaitingForRetry time.Duration
+	// StepsInProcess defaults to 30 minutes.
+	StepsInProcess time.Duration
 }
 
 func (c *Config) withDefaults() (*Config, error) {
@@ -100,6 +113,9 @@ func (c *Config) withDefaults() (*Config, error) {
 	out.MaxContextBytes = cmp.Or(out.MaxContextBytes, MaxContextBytesDefault)
 	out.MaxConns = cmp.Or(out.MaxConns, MaxConnsDefault)
 	out.ShutdownTimeout = cmp.Or(out.ShutdownTimeout, ShutdownTimeoutDefault)
+	out.Staleness.WaitingForDependencies = cmp.Or(out.Staleness.WaitingForDependencies, 60*time.Minute)
+	out.Staleness.WaitingForRetry = cmp.Or(out.Staleness.WaitingForRetry, 30*time.Minute)
+	out.Staleness.StepsInProcess = cmp.Or(out.Staleness.StepsInProcess, 30*time.Minute)
 	if out.Logger == nil {
 		out.Logger = slog.Default()
 	}

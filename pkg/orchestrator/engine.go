@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	pgmq "github.com/craigpastro/pgmq-go"
@@ -479,6 +480,60 @@ func (o *Orchestrator) maintenance(ctx context.Context) {
 		} else if n > 0 {
 			o.log.Info("recovered orphaned steps", "count", n)
 		}
-		done(ctx.Err() != nil || (rerr == nil && oerr == nil))
+		stale, serr := o.expireStale(ctx)
+		if serr != nil && ctx.Err() == nil {
+			o.log.Error("staleness detector", "error", serr)
+		} else if stale > 0 {
+			o.log.Warn("moved stale tasks to the DLQ and to error", "count", stale)
+		}
+		done(ctx.Err() != nil || (rerr == nil && oerr == nil && serr == nil))
 	}
 }
+
+// expireStale files tasks that sat too long in a waiting state in the DLQ (reason
+// staleness_timeout, with a snapshot of the task) and moves them to error, one
+// transaction per task.
+func (o *Orchestrator) expireStale(ctx context.Context) (int, error) {
+	st := o.cfg.Staleness
+	return o.forEachTask(ctx, "expire_stale_task", `
+		SELECT tt.task_uuid FROM tasker.task_transitions AS tt
+		 WHERE tt.most_recent
+		   AND ((tt.to_state = 'waiting_for_dependencies' AND tt.created_at < now() - make_interval(secs => `+
+		secs(st.WaitingForDependencies)+`))
+		     OR (tt.to_state = 'waiting_for_retry' AND tt.created_at < now() - make_interval(secs => `+
+		secs(st.WaitingForRetry)+`))
+		     OR (tt.to_state = 'steps_in_process' AND tt.created_at < now() - make_interval(secs => `+
+		secs(st.StepsInProcess)+`)))
+		 LIMIT $1`, func(tx pgx.Tx, t *taskRef) (int, error) {
+		switch t.state {
+		case lifecycle.TaskWaitingForDependencies, lifecycle.TaskWaitingForRetry, lifecycle.TaskStepsInProcess:
+		default:
+			return 0, nil // it moved on since the query
+		}
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO tasker.tasks_dlq (task_uuid, original_state, dlq_reason, task_snapshot, metadata)
+			SELECT t.task_uuid, $2, 'staleness_timeout', to_jsonb(t),
+			       jsonb_build_object('processor_uuid', $3::uuid, 'detected_at', now())
+			  FROM tasker.tasks AS t WHERE t.task_uuid = $1
+			ON CONFLICT DO NOTHING`, t.uuid, string(t.state), o.cfg.ProcessorUUID); err != nil {
+			return 0, err
+		}
+		if err := lifecycle.TransitionTask(ctx, tx, t.uuid, t.state, lifecycle.TaskError, o.cfg.ProcessorUUID,
+			map[string]any{"trigger": "staleness_timeout", "dlq_reason": "staleness_timeout"}); err != nil {
+			return 0, err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE tasker.tasks SET completed_at = now(), updated_at = now() WHERE task_uuid = $1`, t.uuid); err != nil {
+			return 0, err
+		}
+		if err := notifyFinalized(ctx, tx, t.uuid); err != nil {
+			return 0, err
+		}
+		o.log.Warn("stale task moved to the DLQ and to error", "correlation_id", t.correlationID, "task_uuid", t.uuid,
+			"original_state", t.state)
+		t.finalized, t.state = true, lifecycle.TaskError
+		return 1, nil
+	})
+}
+
+// secs renders a duration as a SQL numeric literal of seconds (a trusted config value).
+func secs(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 3, 64) }
