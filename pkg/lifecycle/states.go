@@ -66,11 +66,11 @@ var StepStates = []StepState{
 // taskTransitions is the task table. Orchestration makes every task transition. Cancel and
 // manual resolution are added below for every non-terminal state.
 var taskTransitions = map[TaskState][]TaskState{
-	TaskPending:                {TaskInitializing},
-	TaskInitializing:           {TaskEnqueuingSteps, TaskComplete, TaskWaitingForDependencies},
-	TaskEnqueuingSteps:         {TaskStepsInProcess, TaskError},
-	TaskStepsInProcess:         {TaskEvaluatingResults, TaskWaitingForRetry, TaskComplete, TaskError},
-	TaskEvaluatingResults:      {TaskComplete, TaskEnqueuingSteps, TaskWaitingForDependencies, TaskBlockedByFailures},
+	TaskPending:           {TaskInitializing},
+	TaskInitializing:      {TaskEnqueuingSteps, TaskComplete, TaskWaitingForDependencies},
+	TaskEnqueuingSteps:    {TaskStepsInProcess, TaskError},
+	TaskStepsInProcess:    {TaskEvaluatingResults, TaskWaitingForRetry, TaskComplete, TaskError},
+	TaskEvaluatingResults: {TaskComplete, TaskEnqueuingSteps, TaskWaitingForDependencies, TaskBlockedByFailures},
 	// → error from the waiting states is the staleness detector giving up on a task that
 	// waited too long (it also files a DLQ entry).
 	TaskWaitingForDependencies: {TaskEvaluatingResults, TaskError},
