@@ -405,3 +405,75 @@ func TestStaleTasksGoToTheDLQ(t *testing.T) {
 	requireWellFormedAudit(t, rows, legalTask)
 	require.Equal(t, "staleness_timeout", rows[len(rows)-1].Metadata["trigger"])
 }
+
+// TestWorkerSIGKILLMidLoad kills one of two worker processes while 120 tasks run. Every
+// task completes, the steps it held are recovered after their lease, and no step records
+// a transition twice.
+func TestWorkerSIGKILLMidLoad(t *testing.T) {
+	t.Parallel()
+	opts := fastOptions()
+	opts.Workers = -1
+	opts.Orchestrator = func(_ int, c *orchestrator.Config) { c.PollInterval = 100 * time.Millisecond }
+	env := harness.New(t, cluster, opts)
+	ctx := ctxFor(t, 3*time.Minute)
+	// Handlers take 20-40 ms (an injected latency), so the doomed worker always holds steps.
+	slow := map[string]string{"TASKER_VISIBILITY_TIMEOUT_MS": "1500", "TASKER_WORKER_NAMESPACES": "rust_e2e_linear",
+		"TASKER_FAULTS": `{"latency_ms": {"min": 20, "max": 40}}`, "TASKER_POLL_INTERVAL_MS": "200"}
+	doomed := startWorkerProcess(t, env.DatabaseURL, "doomed", slow)
+	startWorkerProcess(t, env.DatabaseURL, "survivor", slow)
+	waitFor(t, 20*time.Second, "both workers to register", func() bool {
+		var n int
+		_ = env.Pool.QueryRow(ctx, `SELECT count(*) FROM tasker.named_tasks`).Scan(&n)
+		return n > 0
+	})
+
+	const total = 120
+	var mu sync.Mutex
+	completed := 0
+	killed := make(chan struct{})
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for range total {
+		g.Go(func() error {
+			created, err := env.Client.CreateTask(gctx, request("rust_e2e_linear", "mathematical_sequence", map[string]any{"even_number": 2}))
+			if err != nil {
+				return err
+			}
+			done, err := env.Client.WaitTask(gctx, created.TaskUUID)
+			if err != nil {
+				return err
+			}
+			if done.Status != "complete" {
+				return fmt.Errorf("task %s ended %s", created.TaskUUID, done.Status)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			completed++
+			if completed == 30 {
+				close(killed)
+				return doomed.Process.Signal(syscall.SIGKILL)
+			}
+			return nil
+		})
+	}
+	require.NoError(t, g.Wait())
+	<-killed
+	_ = doomed.Wait()
+
+	var steps, completes, reported, recovered int
+	require.NoError(t, env.Pool.QueryRow(ctx, `
+		SELECT count(DISTINCT ws.workflow_step_uuid),
+		       count(*) FILTER (WHERE st.to_state = 'complete'),
+		       count(*) FILTER (WHERE st.to_state = 'enqueued_for_orchestration'),
+		       count(DISTINCT ws.workflow_step_uuid) FILTER (WHERE ws.attempts > 1)
+		  FROM tasker.workflow_steps AS ws
+		  JOIN tasker.workflow_step_transitions AS st ON st.workflow_step_uuid = ws.workflow_step_uuid`).
+		Scan(&steps, &completes, &reported, &recovered))
+	require.Equal(t, total*4, steps)
+	require.Equal(t, steps, completes, "each step completed exactly once")
+	require.Equal(t, steps, reported, "each step reported exactly one result")
+	require.Positive(t, recovered, "the killed worker held steps, and they were run again")
+	var tasksDone int
+	require.NoError(t, env.Pool.QueryRow(ctx, `SELECT count(*) FROM tasker.tasks WHERE complete`).Scan(&tasksDone))
+	require.Equal(t, total, tasksDone)
+}
