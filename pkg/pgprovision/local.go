@@ -404,3 +404,26 @@ func FreeLoopbackPort(ctx context.Context) (int, error) {
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
+
+// pause stops the server fast, leaving its files in place for resume.
+func (lc *localCluster) pause(ctx context.Context) error {
+	if err := lc.pgCtl(ctx, "stop", "-m", "fast", "-w", "-t", "60"); err != nil {
+		return fmt.Errorf("pgprovision: pause: %w", err)
+	}
+	return nil
+}
+
+// resume starts a paused server again on the same port, with the options it had (the
+// last command line, which the server keeps in postmaster.opts).
+func (lc *localCluster) resume(ctx context.Context) error {
+	opts, err := os.ReadFile(filepath.Join(lc.dataDir, "postmaster.opts"))
+	if err != nil {
+		return fmt.Errorf("pgprovision: resume: %w", err)
+	}
+	_, args, _ := strings.Cut(strings.TrimSpace(string(opts)), " ")
+	if err := lc.pgCtl(ctx, "start", "-w", "-t", strconv.Itoa(int(startTimeout/time.Second)), "-l", lc.logFile,
+		"-o", args); err != nil {
+		return fmt.Errorf("pgprovision: resume: %w\n--- tail of %s ---\n%s", err, lc.logFile, lc.logTail())
+	}
+	return waitReady(ctx, lc.adminURL(), startTimeout)
+}

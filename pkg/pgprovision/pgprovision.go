@@ -364,3 +364,23 @@ func redact(rawURL string) string {
 	}
 	return rawURL
 }
+
+// ErrCannotRestart is returned by Pause and Resume for a cluster this package does not run.
+var ErrCannotRestart = errors.New("only a local throwaway cluster can be paused and resumed")
+
+// Pause takes a local cluster down (fast shutdown) without removing it: a real outage for
+// reliability tests. Resume brings it back on the same port.
+func (c *Cluster) Pause(ctx context.Context) error {
+	if c.local == nil {
+		return ErrCannotRestart
+	}
+	return c.local.pause(ctx)
+}
+
+// Resume restarts a paused local cluster and waits until it accepts connections.
+func (c *Cluster) Resume(ctx context.Context) error {
+	if c.local == nil {
+		return ErrCannotRestart
+	}
+	return c.local.resume(ctx)
+}
