@@ -199,7 +199,10 @@ func TestReadEndpoints(t *testing.T) {
 // they are archived, and the processes keep working.
 func TestPoisonMessages(t *testing.T) {
 	t.Parallel()
-	env := harness.New(t, cluster, fastOptions())
+	p := newTelemetry(t)
+	opts := fastOptions()
+	opts.Telemetry = p
+	env := harness.New(t, cluster, opts)
 	ctx := ctxFor(t, 30*time.Second)
 	queue := workflow.WorkerQueue("rust_e2e_linear")
 	var ids []int64
@@ -222,6 +225,13 @@ func TestPoisonMessages(t *testing.T) {
 	require.NoError(t, env.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM pgmq.a_worker_rust_e2e_linear_queue)
 		+ (SELECT count(*) FROM pgmq.a_orchestration_step_results)`).Scan(&archived))
 	require.Equal(t, len(ids), archived)
+	waitFor(t, 5*time.Second, "the poison counters", func() bool {
+		s := scrapeSamples(t, p)
+		return total(s, "tasker_queue_messages_deleted_total", map[string]string{"operation": "archive_poison",
+			"queue": "worker_rust_e2e_linear_queue"}) == 4 &&
+			total(s, "tasker_queue_messages_deleted_total", map[string]string{"operation": "archive_poison",
+				"queue": "orchestration_step_results"}) == 4
+	})
 
 	created, err := env.Client.CreateTask(ctx, request("rust_e2e_linear", "mathematical_sequence", map[string]any{"even_number": 6}))
 	require.NoError(t, err)

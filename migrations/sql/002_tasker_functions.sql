@@ -259,6 +259,7 @@ $$;
 --   message_gone someone else already archived the message; nothing changed
 --   not_claimable the message was consumed, but the step was not in p_from (a duplicate
 --                delivery, or a cancelled task); nothing else changed
+--   unknown_step the message was consumed, but names no step: poison
 CREATE OR REPLACE FUNCTION tasker.claim_step(
     p_queue text, p_msg_id bigint, p_step_uuid uuid, p_worker text, p_lease_seconds double precision,
     p_claim_method text, p_from text, p_to text)
@@ -289,6 +290,11 @@ BEGIN
     END IF;
     -- Lock order everywhere: the workflow_steps row before its transition rows.
     PERFORM 1 FROM tasker.workflow_steps AS ws WHERE ws.workflow_step_uuid = p_step_uuid FOR UPDATE;
+    IF NOT FOUND THEN
+        outcome := 'unknown_step'; -- poison: a message about a step that does not exist
+        RETURN NEXT;
+        RETURN;
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM tasker.transition_step_states(ARRAY[p_step_uuid], p_from, p_to,
             jsonb_build_object('worker_id', p_worker, 'claim_method', p_claim_method, 'msg_id', p_msg_id))) THEN
         outcome := 'not_claimable';

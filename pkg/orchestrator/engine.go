@@ -16,6 +16,7 @@ import (
 
 	"github.com/tasker-sim/tasker-sim/pkg/lifecycle"
 	"github.com/tasker-sim/tasker-sim/pkg/messaging"
+	"github.com/tasker-sim/tasker-sim/pkg/telemetry"
 	"github.com/tasker-sim/tasker-sim/pkg/workflow"
 )
 
@@ -195,6 +196,7 @@ func (o *Orchestrator) processResult(ctx context.Context, job resultJob) error {
 	var (
 		t          taskRef
 		archived   bool
+		poison     bool
 		resultType string
 	)
 	err := pgx.BeginFunc(ctx, o.pool, func(tx pgx.Tx) error {
@@ -238,6 +240,7 @@ func (o *Orchestrator) processResult(ctx context.Context, job resultJob) error {
 		case !archived:
 			return nil // someone else processed it
 		case !taskFound || !stepFound:
+			poison = true
 			o.log.Warn("archived result for an unknown task or step", "msg_id", job.msgID,
 				"task_uuid", msg.TaskUUID, "step_uuid", msg.StepUUID)
 			return nil
@@ -293,7 +296,11 @@ func (o *Orchestrator) processResult(ctx context.Context, job resultJob) error {
 	span.SetAttributes(attribute.Bool("archived", archived))
 	if archived {
 		in.MessageReceived(ctx, messaging.QueueStepResults, job.method, job.readCount > 1)
-		in.MessagesDeleted(ctx, messaging.QueueStepResults, "archive", 1)
+		op := "archive"
+		if decodeErr != nil || poison {
+			op = telemetry.OpArchivePoison
+		}
+		in.MessagesDeleted(ctx, messaging.QueueStepResults, op, 1)
 	}
 	if resultType != "" {
 		in.StepResultProcessed(ctx, t.correlationID.String(), resultType, time.Since(start))

@@ -59,6 +59,8 @@ const (
 	// NotClaimable: the message is consumed, but the step was not enqueued (a duplicate
 	// delivery, or a cancelled task); nothing else changed.
 	NotClaimable Outcome = "not_claimable"
+	// UnknownStep: the message is consumed, but names no step at all: poison.
+	UnknownStep Outcome = "unknown_step"
 )
 
 // Step is a claimed step with everything its handler needs.
@@ -336,7 +338,7 @@ func (c *Claimer) handle(ctx context.Context, cand candidate) {
 		}
 		if archived {
 			in.MessageReceived(ctx, cand.queue, cand.method, cand.readCount > 1)
-			in.MessagesDeleted(ctx, cand.queue, "archive", 1)
+			in.MessagesDeleted(ctx, cand.queue, telemetry.OpArchivePoison, 1)
 			c.log.Warn("archived poison message", "queue", cand.queue, "msg_id", cand.msgID, "error", err)
 		}
 		return
@@ -354,7 +356,13 @@ func (c *Claimer) handle(ctx context.Context, cand candidate) {
 	if outcome != MessageGone {
 		// This claimer consumed the message.
 		in.MessageReceived(ctx, cand.queue, cand.method, cand.readCount > 1)
-		in.MessagesDeleted(ctx, cand.queue, "archive", 1)
+		op := "archive"
+		if outcome == UnknownStep {
+			op = telemetry.OpArchivePoison
+			c.log.Warn("archived poison message: no such step", "queue", cand.queue, "msg_id", cand.msgID,
+				"step_uuid", msg.StepUUID)
+		}
+		in.MessagesDeleted(ctx, cand.queue, op, 1)
 	}
 	if outcome == Claimed {
 		in.StepClaimed(ctx, step.Namespace, cand.method, time.Since(start))

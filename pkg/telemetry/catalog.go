@@ -55,6 +55,10 @@ const (
 	LabelQueue         = "queue"
 )
 
+// OpArchivePoison labels messages archived because they could never be processed (not
+// JSON, missing ids, an unknown task or step): poison is counted apart from normal acks.
+const OpArchivePoison = "archive_poison"
+
 // Metric describes one catalog entry.
 type Metric struct {
 	// Name is the OpenTelemetry instrument name, exactly as the reference gives it.
