@@ -143,3 +143,52 @@ func TestFaultsMoveTheirMetrics(t *testing.T) {
 		require.NoError(t, err, "a task's own faults are checked when its step runs: it fails validation then")
 	})
 }
+
+// TestFFIRefusedCompletionsAreNotLost opens the ffi_completion breaker with a slow
+// completion consumer, so completions are refused; once the fault is lifted and the
+// breaker recovers, the refused steps run again after their lease and every task completes.
+func TestFFIRefusedCompletionsAreNotLost(t *testing.T) {
+	t.Parallel()
+	p := newTelemetry(t)
+	opts := telemetryOptions(p)
+	base := opts.Orchestrator
+	opts.Orchestrator = func(i int, c *orchestrator.Config) {
+		base(i, c)
+		c.VisibilityTimeout = time.Second
+	}
+	opts.Worker = func(_ int, c *worker.Config) {
+		c.Namespaces = []string{"tasker_sim_test"}
+		c.HandlerType = worker.HandlerTypeTypeScript
+		c.VisibilityTimeout, c.PollInterval = time.Second, 100*time.Millisecond
+		c.FFIChannelCapacity = 1
+		c.FFIBreaker = resilience.BreakerConfig{FailureThreshold: 1, OpenTimeout: 2 * time.Second, SuccessThreshold: 1}
+		c.Faults = faults.Faults{SlowCompletionMS: 200}
+	}
+	env := harness.New(t, cluster, opts)
+	ctx := ctxFor(t, 60*time.Second)
+	var ids []string
+	wave := func(n int) {
+		for range n {
+			created, err := env.Client.CreateTask(ctx, request("tasker_sim_test", "slow_step", map[string]any{}))
+			require.NoError(t, err)
+			ids = append(ids, created.TaskUUID)
+		}
+	}
+	wave(4)
+	waitFor(t, 20*time.Second, "slow sends to open the ffi breaker", func() bool {
+		return total(scrapeSamples(t, p), "tasker_circuit_breaker_state", map[string]string{"component": "ffi_completion"}) == 2
+	})
+	wave(2) // their completions meet the open breaker
+	waitFor(t, 20*time.Second, "a refused completion", func() bool {
+		return total(scrapeSamples(t, p), "ffi_completion_circuit_open_rejections_total", nil) > 0
+	})
+	setFaults(t, "http://"+env.Workers[0].Addr(), `{}`)
+	for _, id := range ids {
+		done, err := env.Client.WaitTask(ctx, id)
+		require.NoError(t, err)
+		require.Equal(t, "complete", done.Status)
+	}
+	var retried int
+	require.NoError(t, env.Pool.QueryRow(ctx, `SELECT count(*) FROM tasker.workflow_steps WHERE attempts > 1`).Scan(&retried))
+	require.Positive(t, retried, "refused completions were retried after their lease")
+}
