@@ -174,3 +174,72 @@ func TestVerify(t *testing.T) {
 	require.Contains(t, out, "✓  tasker_tasks_requests_total")
 	require.Contains(t, out, "✗  tasker_steps_enqueued_total")
 }
+
+func TestFaultCommands(t *testing.T) {
+	t.Parallel()
+	env := harness.New(t, cluster, harness.Options{})
+	url := env.Orchestrators[0].URL()
+	workerURL := "http://" + env.Workers[0].Addr()
+
+	out, err := taskerctl(t, url, "fault", "set", "--target", "orchestrator", "--spec", `{"database_unavailable": true}`)
+	require.NoError(t, err)
+	require.Contains(t, out, `"database_unavailable": true`)
+	_, err = taskerctl(t, url, "task", "get", "0199c3e0-ccdb-7581-87ab-3f67daeaa4a5")
+	require.ErrorContains(t, err, "500", "the injected fault fails the API's database work")
+	out, err = taskerctl(t, url, "fault", "clear", "--target", "orchestrator")
+	require.NoError(t, err)
+	require.Equal(t, "{}", strings.TrimSpace(out))
+
+	out, err = taskerctl(t, url, "fault", "set", "--target", "worker", "--worker-url", workerURL,
+		"--spec", `{"error_rate": 0.5, "retryable": true, "latency_ms": {"min": 1, "max": 2}}`)
+	require.NoError(t, err)
+	require.Contains(t, out, `"error_rate": 0.5`)
+	out, err = taskerctl(t, url, "fault", "get", "--target", "worker", "--worker-url", workerURL)
+	require.NoError(t, err)
+	require.Contains(t, out, `"retryable": true`)
+
+	_, err = taskerctl(t, url, "fault", "set", "--target", "worker", "--worker-url", workerURL, "--spec", `{"error_rate": 3}`)
+	require.ErrorContains(t, err, "error_rate 3: must be from 0 to 1")
+	_, err = taskerctl(t, url, "fault", "set", "--target", "nowhere", "--spec", `{}`)
+	require.ErrorContains(t, err, `--target "nowhere": must be orchestrator or worker`)
+
+	// Per task: the step fails as injected, and the task ends in error.
+	out, err = taskerctl(t, url, "task", "create", "--namespace", "rust_e2e_linear", "--name", "mathematical_sequence",
+		"--input", `{"even_number": 4}`, "--faults", `{"error_rate": 1}`, "--wait")
+	require.ErrorContains(t, err, "ended error", out)
+	_, err = taskerctl(t, url, "task", "create", "--namespace", "rust_e2e_linear", "--name", "mathematical_sequence",
+		"--input", `{"even_number": 4}`, "--faults", `{"bogus": 1}`)
+	require.ErrorContains(t, err, "--faults")
+}
+
+func TestHealthDetailed(t *testing.T) {
+	t.Parallel()
+	env := harness.New(t, cluster, harness.Options{})
+	for _, base := range []string{env.Orchestrators[0].URL(), "http://" + env.Workers[0].Addr()} {
+		resp, err := http.Get(base + "/health/detailed")
+		require.NoError(t, err)
+		var h struct {
+			Status string                    `json:"status"`
+			Checks map[string]map[string]any `json:"checks"`
+		}
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&h))
+		_ = resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, base)
+		require.Equal(t, "healthy", h.Status, base)
+		var breakers, channels, queues int
+		for name := range h.Checks {
+			switch {
+			case strings.HasPrefix(name, "circuit_breaker_"):
+				breakers++
+			case strings.HasPrefix(name, "channel_") || name == "result_channel":
+				channels++
+			case strings.HasPrefix(name, "queue_"):
+				queues++
+			}
+		}
+		require.Positive(t, breakers, base)
+		require.Positive(t, channels, base)
+		require.Positive(t, queues, base)
+		require.Contains(t, h.Checks, "pool_utilization", base)
+	}
+}

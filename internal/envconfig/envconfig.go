@@ -43,6 +43,7 @@ const (
 	BreakerOpenMS       = "TASKER_CB_OPEN_TIMEOUT_MS"
 	BreakerSuccesses    = "TASKER_CB_SUCCESS_THRESHOLD"
 	Faults              = "TASKER_FAULTS"
+	FFISlowSendMS       = "TASKER_FFI_SLOW_SEND_MS"
 )
 
 func processFaults() (faults.Faults, error) {
@@ -178,6 +179,9 @@ func Worker(log *slog.Logger) (*worker.Config, error) {
 		return nil, err
 	}
 	if err := duration(FFIOverheadMS, &cfg.FFIOverhead); err != nil {
+		return nil, err
+	}
+	if err := duration(FFISlowSendMS, &cfg.SlowSendThreshold); err != nil {
 		return nil, err
 	}
 	if v := os.Getenv(WorkerNamespaces); v != "" {

@@ -14,6 +14,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/tasker-sim/tasker-sim/pkg/api"
 )
 
 // Orchestration queues.
@@ -206,4 +208,49 @@ func Send(ctx context.Context, db interface {
 		return 0, fmt.Errorf("send to %s: %w", queue, err)
 	}
 	return id, nil
+}
+
+// Queue depth tiers for health checks, from tasker-core's backpressure thresholds.
+const (
+	QueueDepthCritical = 5000
+	QueueDepthOverflow = 10000
+)
+
+// QueueChecks describes each queue (or each one in only, when only is not nil) for
+// /health/detailed: its depth and oldest message, degraded from QueueDepthCritical
+// messages and unhealthy from QueueDepthOverflow.
+func QueueChecks(ctx context.Context, db interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}, only map[string]bool) (map[string]api.Check, error) {
+	start := time.Now()
+	rows, err := db.Query(ctx, `SELECT queue_name, queue_length, coalesce(oldest_msg_age_sec, 0) FROM pgmq.metrics_all()`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	checks := map[string]api.Check{}
+	for rows.Next() {
+		var q string
+		var depth, age int64
+		if err := rows.Scan(&q, &depth, &age); err != nil {
+			return nil, err
+		}
+		if only != nil && !only[q] {
+			continue
+		}
+		c := api.Check{Status: "healthy", Message: fmt.Sprintf("%d messages waiting, oldest %d s", depth, age)}
+		switch {
+		case depth >= QueueDepthOverflow:
+			c.Status = "unhealthy"
+		case depth >= QueueDepthCritical:
+			c.Status = "degraded"
+		}
+		checks["queue_"+q] = c
+	}
+	took := float64(time.Since(start).Microseconds()) / 1000
+	for k, c := range checks {
+		c.DurationMS = took
+		checks[k] = c
+	}
+	return checks, rows.Err()
 }

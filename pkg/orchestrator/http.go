@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"strconv"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/tasker-sim/tasker-sim/pkg/api"
 	"github.com/tasker-sim/tasker-sim/pkg/faults"
 	"github.com/tasker-sim/tasker-sim/pkg/lifecycle"
+	"github.com/tasker-sim/tasker-sim/pkg/messaging"
 	"github.com/tasker-sim/tasker-sim/pkg/resilience"
 )
 
@@ -234,26 +236,11 @@ func (o *Orchestrator) handleDetailed(w http.ResponseWriter, r *http.Request) {
 	util := float64(st.AcquiredConns()) / float64(max(st.MaxConns(), 1)) * 100
 	checks["pool_utilization"] = api.Check{Status: "healthy",
 		Message: fmt.Sprintf("%d of %d connections in use (%.0f%%)", st.AcquiredConns(), st.MaxConns(), util)}
-	start := time.Now()
-	rows, err := o.pool.Query(r.Context(), `SELECT queue_name, queue_length FROM pgmq.metrics_all()`)
-	qc := api.Check{Status: "healthy"}
-	if err != nil {
-		qc.Status, qc.Message = "unhealthy", "queue metrics: "+err.Error()
+	if queues, err := messaging.QueueChecks(r.Context(), o.pool, nil); err != nil {
+		checks["queues"] = api.Check{Status: "unhealthy", Message: "queue metrics: " + err.Error()}
 	} else {
-		var worst int64
-		var worstQ string
-		for rows.Next() {
-			var q string
-			var n int64
-			if err := rows.Scan(&q, &n); err == nil && n >= worst {
-				worst, worstQ = n, q
-			}
-		}
-		rows.Close()
-		qc.Message = fmt.Sprintf("deepest queue %s holds %d messages", worstQ, worst)
+		maps.Copy(checks, queues)
 	}
-	qc.DurationMS = msSince(start)
-	checks["queue_depth"] = qc
 	for _, b := range []*resilience.Breaker{o.web, o.readiness, o.queue} {
 		checks["circuit_breaker_"+b.Name()] = b.Check()
 	}

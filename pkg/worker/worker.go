@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -599,6 +600,15 @@ func (w *Worker) handleDetailed(rw http.ResponseWriter, r *http.Request) {
 	}
 	for _, b := range breakers {
 		checks["circuit_breaker_"+b.Name()] = b.Check()
+	}
+	only := map[string]bool{}
+	for _, ns := range w.cfg.Namespaces {
+		only[workflow.WorkerQueue(ns)] = true
+	}
+	if queues, err := messaging.QueueChecks(ctx, w.pool, only); err != nil {
+		checks["queues"] = api.Check{Status: "unhealthy", Message: "queue metrics: " + err.Error()}
+	} else {
+		maps.Copy(checks, queues)
 	}
 	for name, lc := range channels {
 		c := api.Check{Status: "healthy", Message: fmt.Sprintf("%d of %d slots used", lc[0], lc[1])}
