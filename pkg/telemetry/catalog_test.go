@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -50,44 +49,7 @@ func TestPrometheusNames(t *testing.T) {
 		discardLogger())
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Shutdown(context.Background()) })
-	in := p.Instruments
-	d := time.Millisecond
-	in.TaskRequested(ctx, "c", "t", "ns")
-	in.TaskInitialized(ctx, "c", "t", d)
-	in.StepsEnqueued(ctx, "c", "ns", []string{"s"})
-	in.TaskFinalized(ctx, "c", "complete", d)
-	in.TaskFinalized(ctx, "c", "error", d)
-	in.StepResultProcessed(ctx, "c", "success", d)
-	in.StepClaimed(ctx, "ns", "event", d)
-	in.StepExecuted(ctx, "c", "ns", "", d)
-	in.StepExecuted(ctx, "c", "ns", "handler_execution_failed", d)
-	in.ResultSubmitted(ctx, "c", d)
-	in.ActiveExecution(ctx, "ns", "rust", 1)
-	in.MessagesSent(ctx, "q", 1, d)
-	in.MessageReceived(ctx, "q", "poll", true)
-	in.QueueRead(ctx, "q", d)
-	in.MessagesDeleted(ctx, "q", "archive", 1)
-	in.QueueError(ctx, "q", "read")
-	in.QueueRetry(ctx, "listen")
-	in.APIRequestRejected(ctx, "/v1/tasks")
-	in.FFISlowSend(ctx)
-	in.FFICircuitRejection(ctx)
-	in.ChannelFull(ctx, "ch", "worker")
-	in.SQLQuery(ctx, "SELECT", false, d)
-	in.Transaction(ctx, "commit", d)
-	in.PoolWait(ctx, "p", d)
-	reg, err := in.Observe(func(_ context.Context, g *telemetry.GaugeObserver) error {
-		g.TasksActive("pending", 1)
-		g.StepsReady("ns", 1)
-		g.QueueDepth("ns", "q", 1)
-		g.QueueAge("q", 1)
-		g.PoolConnections("p", 1, 1)
-		g.Channel("ch", "worker", 1, 10)
-		g.CircuitBreaker(telemetry.BreakerWebDatabase, 0)
-		return nil
-	})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = reg.Unregister() })
+	recordEverything(t, p.Instruments)
 
 	got := scrape(t, p)
 	var want []string
