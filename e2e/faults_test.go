@@ -102,12 +102,8 @@ func TestFaultsMoveTheirMetrics(t *testing.T) {
 			c.FFIBreaker = resilience.BreakerConfig{FailureThreshold: 2, OpenTimeout: time.Hour}
 		})
 		require.NoError(t, err)
-		setFaults(t, "http://"+w.Addr(), `{"slow_completion_ms": 250}`)
-		for range 5 {
-			_, err := env.Client.CreateTask(ctx, request("tasker_sim_test", "slow_step", map[string]any{}))
-			require.NoError(t, err)
-		}
-		waitFor(t, 20*time.Second, "slow sends to open the ffi breaker", func() bool {
+		setFaults(t, "http://"+w.Addr(), `{"slow_completion_ms": 1000}`)
+		feedUntil(t, env, "slow sends open the ffi breaker", func() bool {
 			s := scrapeSamples(t, p)
 			return total(s, "ffi_completion_slow_sends_total", nil) >= 2 &&
 				total(s, "tasker_circuit_breaker_state", map[string]string{"component": "ffi_completion"}) == 2
@@ -154,32 +150,22 @@ func TestFFIRefusedCompletionsAreNotLost(t *testing.T) {
 	base := opts.Orchestrator
 	opts.Orchestrator = func(i int, c *orchestrator.Config) {
 		base(i, c)
-		c.VisibilityTimeout = time.Second
+		// A lease longer than the breaker's open timeout: a refused step comes back after
+		// the breaker has had its chance to recover, instead of using up its attempts.
+		c.VisibilityTimeout = 4 * time.Second
 	}
 	opts.Worker = func(_ int, c *worker.Config) {
 		c.Namespaces = []string{"tasker_sim_test"}
 		c.HandlerType = worker.HandlerTypeTypeScript
-		c.VisibilityTimeout, c.PollInterval = time.Second, 100*time.Millisecond
+		c.VisibilityTimeout, c.PollInterval = 4*time.Second, 100*time.Millisecond
 		c.FFIChannelCapacity = 1
-		c.FFIBreaker = resilience.BreakerConfig{FailureThreshold: 1, OpenTimeout: 2 * time.Second, SuccessThreshold: 1}
-		c.Faults = faults.Faults{SlowCompletionMS: 200}
+		c.FFIBreaker = resilience.BreakerConfig{FailureThreshold: 1, OpenTimeout: 3 * time.Second, SuccessThreshold: 1}
+		c.Faults = faults.Faults{SlowCompletionMS: 1000}
 	}
 	env := harness.New(t, cluster, opts)
 	ctx := ctxFor(t, 60*time.Second)
-	var ids []string
-	wave := func(n int) {
-		for range n {
-			created, err := env.Client.CreateTask(ctx, request("tasker_sim_test", "slow_step", map[string]any{}))
-			require.NoError(t, err)
-			ids = append(ids, created.TaskUUID)
-		}
-	}
-	wave(4)
-	waitFor(t, 20*time.Second, "slow sends to open the ffi breaker", func() bool {
-		return total(scrapeSamples(t, p), "tasker_circuit_breaker_state", map[string]string{"component": "ffi_completion"}) == 2
-	})
-	wave(2) // their completions meet the open breaker
-	waitFor(t, 20*time.Second, "a refused completion", func() bool {
+	// Feed work until a completion meets the open breaker and is refused.
+	ids := feedUntil(t, env, "a completion is refused", func() bool {
 		return total(scrapeSamples(t, p), "ffi_completion_circuit_open_rejections_total", nil) > 0
 	})
 	setFaults(t, "http://"+env.Workers[0].Addr(), `{}`)
@@ -191,4 +177,22 @@ func TestFFIRefusedCompletionsAreNotLost(t *testing.T) {
 	var retried int
 	require.NoError(t, env.Pool.QueryRow(ctx, `SELECT count(*) FROM tasker.workflow_steps WHERE attempts > 1`).Scan(&retried))
 	require.Positive(t, retried, "refused completions were retried after their lease")
+}
+
+// feedUntil creates slow_step tasks one after another until cond holds: on a loaded
+// machine steps finish far apart, so the completion channel fills only under steady supply.
+func feedUntil(t *testing.T, env *harness.Env, what string, cond func() bool) []string {
+	t.Helper()
+	var ids []string
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after 30s feeding tasks until %s", what)
+		}
+		created, err := env.Client.CreateTask(context.Background(), request("tasker_sim_test", "slow_step", map[string]any{}))
+		require.NoError(t, err)
+		ids = append(ids, created.TaskUUID)
+		time.Sleep(20 * time.Millisecond) // pacing the supply of work, not waiting for an outcome
+	}
+	return ids
 }

@@ -416,11 +416,14 @@ func TestWorkerSIGKILLMidLoad(t *testing.T) {
 	opts.Orchestrator = func(_ int, c *orchestrator.Config) { c.PollInterval = 100 * time.Millisecond }
 	env := harness.New(t, cluster, opts)
 	ctx := ctxFor(t, 3*time.Minute)
-	// Handlers take 20-40 ms (an injected latency), so the doomed worker always holds steps.
-	slow := map[string]string{"TASKER_VISIBILITY_TIMEOUT_MS": "1500", "TASKER_WORKER_NAMESPACES": "rust_e2e_linear",
-		"TASKER_FAULTS": `{"latency_ms": {"min": 20, "max": 40}}`, "TASKER_POLL_INTERVAL_MS": "200"}
-	doomed := startWorkerProcess(t, env.DatabaseURL, "doomed", slow)
-	startWorkerProcess(t, env.DatabaseURL, "survivor", slow)
+	// The doomed worker's handlers take 300-500 ms (an injected latency), so it always
+	// holds steps when it dies; the survivor's take 20-40 ms.
+	env2 := func(latency string) map[string]string {
+		return map[string]string{"TASKER_VISIBILITY_TIMEOUT_MS": "1500", "TASKER_WORKER_NAMESPACES": "rust_e2e_linear",
+			"TASKER_FAULTS": `{"latency_ms": ` + latency + `}`, "TASKER_POLL_INTERVAL_MS": "200"}
+	}
+	doomed := startWorkerProcess(t, env.DatabaseURL, "doomed", env2(`{"min": 300, "max": 500}`))
+	startWorkerProcess(t, env.DatabaseURL, "survivor", env2(`{"min": 20, "max": 40}`))
 	waitFor(t, 20*time.Second, "both workers to register", func() bool {
 		var n int
 		_ = env.Pool.QueryRow(ctx, `SELECT count(*) FROM tasker.named_tasks`).Scan(&n)

@@ -223,22 +223,12 @@ func TestCatalogEmission(t *testing.T) {
 	_, err = env.AddWorker(ctx, func(c *worker.Config) {
 		c.Namespaces = []string{"tasker_sim_test"}
 		c.HandlerType = worker.HandlerTypePython
-		c.FFIChannelCapacity, c.FFICompletionDelay = 1, 250*time.Millisecond
+		c.FFIChannelCapacity, c.FFICompletionDelay = 1, time.Second
 		c.FFIBreaker = resilience.BreakerConfig{FailureThreshold: 2, OpenTimeout: time.Hour}
 	})
 	require.NoError(t, err)
-	ffiTasks := func(n int) {
-		for range n {
-			_, err := env.Client.CreateTask(ctx, request("tasker_sim_test", "slow_step", map[string]any{}))
-			require.NoError(t, err)
-		}
-	}
-	ffiTasks(5)
-	waitFor(t, 20*time.Second, "slow completions to open the ffi breaker", func() bool {
-		return total(scrapeSamples(t, p), "tasker_circuit_breaker_state", map[string]string{"component": "ffi_completion"}) == 2
-	})
-	ffiTasks(2) // completions that arrive while the breaker is open are refused
-	waitFor(t, 20*time.Second, "the ffi breaker to refuse a completion", func() bool {
+	// Completions that arrive while the breaker is open are refused.
+	feedUntil(t, env, "the ffi breaker refuses a completion", func() bool {
 		return total(scrapeSamples(t, p), "ffi_completion_circuit_open_rejections_total", nil) > 0
 	})
 

@@ -72,6 +72,11 @@ func Setup(ctx context.Context, cfg Config, log *slog.Logger, extra ...sdkmetric
 		return nil, fmt.Errorf("telemetry: resource: %w", err)
 	}
 	p := &Providers{OTLPEnabled: cfg.OpenTelemetry.Enabled}
+	// The SDK reports export and collection errors (a gauge query failing while the
+	// database is down, a collector that is not there) through this handler.
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		log.Warn("telemetry error", "error", err)
+	}))
 	reg := prometheus.NewRegistry()
 	// The translation strategy is pinned so an exporter upgrade cannot rename series.
 	promReader, err := otelprom.New(otelprom.WithRegisterer(reg),
