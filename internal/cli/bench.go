@@ -34,22 +34,34 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
 
+// ownStack is what startOwnStack started, or the user's own processes.
+type ownStack struct {
+	url, dbURL string
+	// metrics are the /metrics addresses of every process, when known.
+	metrics []string
+	stop    func()
+}
+
 // startOwnStack starts a throwaway stack unless the user named an orchestrator.
-func startOwnStack(cmd *cobra.Command, workers int, env []string) (url, dbURL string, stop func(), err error) {
+func startOwnStack(cmd *cobra.Command, workers int, env []string) (*ownStack, error) {
 	if u, _ := cmd.Flags().GetString("url"); u != "" {
-		return u, os.Getenv("TASKER_DATABASE_URL"), func() {}, nil
+		return &ownStack{url: u, dbURL: os.Getenv("TASKER_DATABASE_URL"), stop: func() {}}, nil
 	}
 	if u := os.Getenv(OrchestrationURLEnv); u != "" {
-		return u, os.Getenv("TASKER_DATABASE_URL"), func() {}, nil
+		return &ownStack{url: u, dbURL: os.Getenv("TASKER_DATABASE_URL"), stop: func() {}}, nil
 	}
 	binDir, _ := cmd.Flags().GetString("bin-dir")
 	logf := func(format string, args ...any) { fmt.Fprintf(cmd.ErrOrStderr(), "· "+format+"\n", args...) }
 	s, err := stack.Start(cmd.Context(), stack.Options{DatabaseURL: os.Getenv("TASKER_DATABASE_URL"),
 		BinDir: binDir, Workers: workers, Env: env, Logf: logf})
 	if err != nil {
-		return "", "", nil, err
+		return nil, err
 	}
-	return s.URL, s.DatabaseURL, s.Stop, nil
+	own := &ownStack{url: s.URL, dbURL: s.DatabaseURL, stop: s.Stop, metrics: []string{s.URL + "/metrics"}}
+	for _, w := range s.WorkerURLs {
+		own.metrics = append(own.metrics, w+"/metrics")
+	}
+	return own, nil
 }
 
 func newBar(w io.Writer, n int, what string) *progressbar.ProgressBar {
@@ -120,12 +132,13 @@ func runBench(cmd *cobra.Command, _ []string) error {
 	if even < 2 || even > 100 || even%2 != 0 {
 		return fmt.Errorf("--even-number %d: must be even, from 2 to 100", even)
 	}
-	url, dbURL, stop, err := startOwnStack(cmd, workers, nil)
+	own, err := startOwnStack(cmd, workers, nil)
 	if err != nil {
 		return err
 	}
-	defer stop()
-	c, err := client.New(url, nil)
+	defer own.stop()
+	dbURL := own.dbURL
+	c, err := client.New(own.url, nil)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tasker-sim/tasker-sim/pkg/api"
 	"github.com/tasker-sim/tasker-sim/pkg/client"
+	"github.com/tasker-sim/tasker-sim/pkg/telemetry"
 )
 
 type shape struct {
@@ -81,13 +82,13 @@ func runDemo(cmd *cobra.Command, _ []string) error {
 		return fmt.Errorf("--workers %d: must be from 1 to 16", workers)
 	}
 	// Short retry backoffs keep the retry shapes within the burst.
-	url, dbURL, stop, err := startOwnStack(cmd, workers, []string{"TASKER_BACKOFF_BASE_MS=50", "TASKER_BACKOFF_MAX_MS=500",
+	own, err := startOwnStack(cmd, workers, []string{"TASKER_BACKOFF_BASE_MS=50", "TASKER_BACKOFF_MAX_MS=500",
 		"TASKER_POLL_INTERVAL_MS=200", "LOG_LEVEL=warn"})
 	if err != nil {
 		return err
 	}
-	defer stop()
-	c, err := client.New(url, nil)
+	defer own.stop()
+	c, err := client.New(own.url, nil)
 	if err != nil {
 		return err
 	}
@@ -140,7 +141,29 @@ func runDemo(cmd *cobra.Command, _ []string) error {
 	}
 	_ = bar.Finish()
 	elapsed := time.Since(began)
-	return printDemoSummary(cmd, results, elapsed, dbURL)
+	if err := printDemoSummary(cmd, results, elapsed, own.dbURL); err != nil {
+		return err
+	}
+	return printMetricFlow(cmd, own.metrics)
+}
+
+// printMetricFlow reads the processes' /metrics and prints the reference's flow: requests
+// → enqueued → executions → successes → submitted → processed → completions.
+func printMetricFlow(cmd *cobra.Command, urls []string) error {
+	if len(urls) == 0 {
+		return nil
+	}
+	all, err := fromMetricsURLs(cmd.Context(), urls)
+	if err != nil {
+		return err
+	}
+	get := func(name string) float64 { v, _ := sum(all, telemetry.Series(name), nil); return v }
+	fmt.Fprintf(cmd.OutOrStdout(), "metric flow: requests %g -> enqueued %g -> executions %g -> successes %g (failures %g) -> "+
+		"submitted %g -> processed %g -> completions %g (task failures %g)\n",
+		get(telemetry.MetricTasksRequests), get(telemetry.MetricStepsEnqueued), get(telemetry.MetricStepsExecutions),
+		get(telemetry.MetricStepsSuccesses), get(telemetry.MetricStepsFailures), get(telemetry.MetricStepsResultsSubmitted),
+		get(telemetry.MetricStepResultsProcessed), get(telemetry.MetricTasksCompletions), get(telemetry.MetricTasksFailures))
+	return nil
 }
 
 func printDemoSummary(cmd *cobra.Command, results []outcome, elapsed time.Duration, dbURL string) error {

@@ -38,6 +38,8 @@ type Options struct {
 type Stack struct {
 	// URL is the orchestration API.
 	URL string
+	// WorkerURLs are the workers' health and metrics addresses.
+	WorkerURLs []string
 	// DatabaseURL is the database every process uses.
 	DatabaseURL string
 	// LogDir holds each process's log file.
@@ -98,6 +100,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 			return nil, err
 		}
 		addr := "127.0.0.1:" + strconv.Itoa(wport)
+		s.WorkerURLs = append(s.WorkerURLs, "http://"+addr)
 		logf("starting worker %d on %s", i+1, addr)
 		env := append(base, "TASKER_WORKER_BIND_ADDRESS="+addr, fmt.Sprintf("TASKER_WORKER_ID=demo-worker-%d", i+1))
 		if err := s.spawn(ctx, filepath.Join(bin, "worker"), fmt.Sprintf("worker-%d", i+1), env,
