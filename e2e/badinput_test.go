@@ -16,6 +16,8 @@ import (
 	"github.com/tasker-sim/tasker-sim/pkg/api"
 	"github.com/tasker-sim/tasker-sim/pkg/client"
 	"github.com/tasker-sim/tasker-sim/pkg/harness"
+	"github.com/tasker-sim/tasker-sim/pkg/orchestrator"
+	"github.com/tasker-sim/tasker-sim/pkg/worker"
 	"github.com/tasker-sim/tasker-sim/pkg/workflow"
 )
 
@@ -242,4 +244,37 @@ func TestPoisonMessages(t *testing.T) {
 
 func clientList(namespace, status string) client.ListOptions {
 	return client.ListOptions{Namespace: namespace, Status: status}
+}
+
+// TestBearerToken: with a token configured, the task API and the admin endpoints refuse
+// requests without it; health and metrics stay open.
+func TestBearerToken(t *testing.T) {
+	t.Parallel()
+	opts := fastOptions()
+	opts.Orchestrator = func(_ int, c *orchestrator.Config) { c.AuthToken = "s3cret" }
+	opts.Worker = func(_ int, c *worker.Config) { c.AuthToken = "s3cret" }
+	env := harness.New(t, cluster, opts)
+	ctx := ctxFor(t, 20*time.Second)
+	_, err := env.Client.CreateTask(ctx, request("rust_e2e_linear", "mathematical_sequence", map[string]any{"even_number": 2}))
+	require.True(t, client.IsStatus(err, 401), "%v", err)
+	_, err = env.Client.WithToken("wrong").ListTasks(ctx, client.ListOptions{})
+	require.True(t, client.IsStatus(err, 401), "%v", err)
+	authed := env.Client.WithToken("s3cret")
+	created, err := authed.CreateTask(ctx, request("rust_e2e_linear", "mathematical_sequence", map[string]any{"even_number": 2}))
+	require.NoError(t, err)
+	done, err := authed.WaitTask(ctx, created.TaskUUID)
+	require.NoError(t, err)
+	require.Equal(t, "complete", done.Status)
+	for _, u := range []string{env.Orchestrators[0].URL() + "/health/ready", env.Orchestrators[0].URL() + "/metrics"} {
+		resp, err := http.Get(u)
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, u)
+	}
+	for _, u := range []string{env.Orchestrators[0].URL(), "http://" + env.Workers[0].Addr()} {
+		resp, err := http.Get(u + "/admin/faults")
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		require.Equal(t, http.StatusUnauthorized, resp.StatusCode, u)
+	}
 }

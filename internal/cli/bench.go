@@ -139,6 +139,9 @@ func runBench(cmd *cobra.Command, _ []string) error {
 	defer own.stop()
 	dbURL := own.dbURL
 	c, err := client.New(own.url, nil)
+	if err == nil {
+		c = c.WithToken(os.Getenv(AuthTokenEnv))
+	}
 	if err != nil {
 		return err
 	}

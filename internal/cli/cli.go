@@ -49,8 +49,15 @@ func apiURL(cmd *cobra.Command) string {
 	return client.DefaultURL
 }
 
+// AuthTokenEnv names the variable holding the API's bearer token, when it has one.
+const AuthTokenEnv = "TASKER_AUTH_TOKEN"
+
 func newClient(cmd *cobra.Command) (*client.Client, error) {
-	return client.New(apiURL(cmd), nil)
+	c, err := client.New(apiURL(cmd), nil)
+	if err != nil {
+		return nil, err
+	}
+	return c.WithToken(os.Getenv(AuthTokenEnv)), nil
 }
 
 func addOutputFlag(cmd *cobra.Command) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"sort"
 	"sync"
@@ -89,6 +90,9 @@ func runDemo(cmd *cobra.Command, _ []string) error {
 	}
 	defer own.stop()
 	c, err := client.New(own.url, nil)
+	if err == nil {
+		c = c.WithToken(os.Getenv(AuthTokenEnv))
+	}
 	if err != nil {
 		return err
 	}

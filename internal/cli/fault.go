@@ -68,6 +68,9 @@ Examples:
 				if err != nil {
 					return err
 				}
+				if token := os.Getenv(AuthTokenEnv); token != "" {
+					req.Header.Set("Authorization", "Bearer "+token)
+				}
 				resp, err := http.DefaultClient.Do(req)
 				if err != nil {
 					return err

@@ -44,6 +44,7 @@ const (
 	BreakerSuccesses    = "TASKER_CB_SUCCESS_THRESHOLD"
 	Faults              = "TASKER_FAULTS"
 	FFISlowSendMS       = "TASKER_FFI_SLOW_SEND_MS"
+	AuthToken           = "TASKER_AUTH_TOKEN"
 )
 
 func processFaults() (faults.Faults, error) {
@@ -131,7 +132,8 @@ func Orchestrator(log *slog.Logger) (*orchestrator.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := &orchestrator.Config{DatabaseURL: url, BindAddress: os.Getenv(WebBindAddress), Logger: log}
+	cfg := &orchestrator.Config{DatabaseURL: url, BindAddress: os.Getenv(WebBindAddress), Logger: log,
+		AuthToken: os.Getenv(AuthToken)}
 	if cfg.PGMQMode, err = pgmqMode(); err != nil {
 		return nil, err
 	}
@@ -166,7 +168,7 @@ func Worker(log *slog.Logger) (*worker.Config, error) {
 		return nil, err
 	}
 	cfg := &worker.Config{DatabaseURL: url, BindAddress: os.Getenv(WorkerBindAddress), WorkerID: os.Getenv(WorkerID),
-		HandlerType: os.Getenv(HandlerType), Logger: log}
+		HandlerType: os.Getenv(HandlerType), Logger: log, AuthToken: os.Getenv(AuthToken)}
 	if cfg.PGMQMode, err = pgmqMode(); err != nil {
 		return nil, err
 	}

@@ -3,7 +3,9 @@
 package api
 
 import (
+	"crypto/subtle"
 	"encoding/json"
+	"net/http"
 	"time"
 )
 
@@ -123,4 +125,25 @@ func Overall(checks map[string]Check) (string, int) {
 		}
 	}
 	return status, code
+}
+
+// RequireBearer wraps h so that, when token is not empty, a request must carry
+// "Authorization: Bearer <token>"; otherwise it gets 401. An empty token leaves h open,
+// which is the default: the servers bind to loopback.
+func RequireBearer(token string, h http.Handler) http.Handler {
+	if token == "" {
+		return h
+	}
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tasker-sim"`)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			_ = json.NewEncoder(w).Encode(ErrorResponse{Error: "unauthorized",
+				Message: "Authorization: a valid bearer token (TASKER_AUTH_TOKEN) is required"})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

@@ -24,8 +24,16 @@ const DefaultURL = "http://127.0.0.1:8080"
 
 // Client talks to one orchestrator.
 type Client struct {
-	base string
-	http *http.Client
+	base  string
+	http  *http.Client
+	token string
+}
+
+// WithToken returns a copy of the client that sends "Authorization: Bearer token".
+func (c *Client) WithToken(token string) *Client {
+	cp := *c
+	cp.token = token
+	return &cp
 }
 
 // New returns a client for baseURL (e.g. http://127.0.0.1:8080). A nil httpClient uses
@@ -73,6 +81,9 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

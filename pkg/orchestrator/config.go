@@ -82,6 +82,9 @@ type Config struct {
 	PGMQBreaker resilience.BreakerConfig
 	// Faults are injected from the start (TASKER_FAULTS); POST /admin/faults changes them.
 	Faults faults.Faults
+	// AuthToken, when set (TASKER_AUTH_TOKEN), is the bearer token the task API and the
+	// admin endpoint require.
+	AuthToken string
 	// Staleness sets how long a task may sit in a waiting state before the staleness
 	// detector files it in the DLQ and moves it to error.
 	Staleness StalenessConfig

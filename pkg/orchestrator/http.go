@@ -23,11 +23,14 @@ import (
 
 func (o *Orchestrator) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/tasks", o.guarded("/v1/tasks", o.handleCreate))
-	mux.HandleFunc("GET /v1/tasks", o.guarded("/v1/tasks", o.handleList))
-	mux.HandleFunc("GET /v1/tasks/{uuid}", o.guarded("/v1/tasks/{uuid}", o.handleGet))
-	mux.HandleFunc("DELETE /v1/tasks/{uuid}", o.guarded("/v1/tasks/{uuid}", o.handleCancel))
-	mux.HandleFunc("GET /v1/tasks/{uuid}/workflow_steps", o.guarded("/v1/tasks/{uuid}/workflow_steps", o.handleSteps))
+	// The task API and the admin endpoint take the optional bearer token; health and
+	// metrics stay open for probes and scrapers.
+	auth := func(h http.HandlerFunc) http.Handler { return api.RequireBearer(o.cfg.AuthToken, h) }
+	mux.Handle("POST /v1/tasks", auth(o.guarded("/v1/tasks", o.handleCreate)))
+	mux.Handle("GET /v1/tasks", auth(o.guarded("/v1/tasks", o.handleList)))
+	mux.Handle("GET /v1/tasks/{uuid}", auth(o.guarded("/v1/tasks/{uuid}", o.handleGet)))
+	mux.Handle("DELETE /v1/tasks/{uuid}", auth(o.guarded("/v1/tasks/{uuid}", o.handleCancel)))
+	mux.Handle("GET /v1/tasks/{uuid}/workflow_steps", auth(o.guarded("/v1/tasks/{uuid}/workflow_steps", o.handleSteps)))
 	mux.HandleFunc("GET /health", o.handleHealth)
 	mux.HandleFunc("GET /health/live", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, api.Health{Status: "alive", Timestamp: time.Now().UTC()})
@@ -35,7 +38,7 @@ func (o *Orchestrator) routes() http.Handler {
 	mux.HandleFunc("GET /health/ready", o.handleReady)
 	mux.HandleFunc("GET /health/detailed", o.handleDetailed)
 	mux.Handle("GET /metrics", o.tel.MetricsHandler)
-	mux.Handle("/admin/faults", faults.Handler(o.faults))
+	mux.Handle("/admin/faults", api.RequireBearer(o.cfg.AuthToken, faults.Handler(o.faults)))
 	return mux
 }
 

@@ -102,6 +102,8 @@ type Config struct {
 	PGMQBreaker resilience.BreakerConfig
 	// Faults are injected from the start (TASKER_FAULTS); POST /admin/faults changes them.
 	Faults faults.Faults
+	// AuthToken, when set (TASKER_AUTH_TOKEN), is the bearer token /admin/faults requires.
+	AuthToken string
 }
 
 // Worker is a running worker.
@@ -528,7 +530,7 @@ func (w *Worker) routes() http.Handler {
 	mux.HandleFunc("GET /health/ready", ready)
 	mux.HandleFunc("GET /health/detailed", w.handleDetailed)
 	mux.Handle("GET /metrics", w.cfg.Telemetry.MetricsHandler)
-	mux.Handle("/admin/faults", faults.Handler(w.faults))
+	mux.Handle("/admin/faults", api.RequireBearer(w.cfg.AuthToken, faults.Handler(w.faults)))
 	return mux
 }
 
