@@ -198,12 +198,3 @@ func (c *Client) Steps(ctx context.Context, id string) ([]api.StepResponse, erro
 	}
 	return out, nil
 }
-
-// Health fetches /health/ready.
-func (c *Client) Health(ctx context.Context) (*api.Health, error) {
-	var out api.Health
-	if err := c.do(ctx, http.MethodGet, "/health/ready", nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
-}

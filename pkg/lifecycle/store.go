@@ -70,18 +70,6 @@ func TransitionSteps(ctx context.Context, db DB, steps []uuid.UUID, from, to Ste
 	return moved, nil
 }
 
-// TransitionStep moves one step from → to, or returns ErrStaleState.
-func TransitionStep(ctx context.Context, db DB, step uuid.UUID, from, to StepState, metadata map[string]any) error {
-	moved, err := TransitionSteps(ctx, db, []uuid.UUID{step}, from, to, metadata)
-	if err != nil {
-		return err
-	}
-	if len(moved) == 0 {
-		return fmt.Errorf("step %s: %s -> %s: %w", step, from, to, ErrStaleState)
-	}
-	return nil
-}
-
 func encodeMetadata(metadata map[string]any) ([]byte, error) {
 	if metadata == nil {
 		return []byte("{}"), nil

@@ -78,7 +78,9 @@ func Start(ctx context.Context, cfg *Config) (*Orchestrator, error) {
 		return nil, fmt.Errorf("orchestrator: database url: %w", err)
 	}
 	poolCfg.MaxConns = c.MaxConns
-	poolCfg.ConnConfig.Tracer = telemetry.NewDBTracer(c.Telemetry.Instruments, "orchestrator")
+	tracer := telemetry.NewDBTracer(c.Telemetry.Instruments, "orchestrator")
+	poolCfg.ConnConfig.Tracer = tracer
+	poolCfg.BeforeClose = tracer.ForgetConn
 	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
 		return nil, fmt.Errorf("orchestrator: connect: %w", err)

@@ -130,18 +130,6 @@ func (b *Breaker) Allow() (done func(success bool), err error) {
 
 var errFailed = errors.New("call failed")
 
-// Do runs fn through the breaker; fn's error counts as a failure when failed(err) says
-// so (nil failed: every error counts).
-func (b *Breaker) Do(fn func() error, failed func(error) bool) error {
-	done, err := b.Allow()
-	if err != nil {
-		return err
-	}
-	err = fn()
-	done(err == nil || (failed != nil && !failed(err)))
-	return err
-}
-
 // Check describes the breaker for /health/detailed: closed is healthy, half-open
 // degraded, open unhealthy.
 func (b *Breaker) Check() api.Check {

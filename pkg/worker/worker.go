@@ -202,7 +202,9 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 		return nil, fmt.Errorf("worker: database url: %w", err)
 	}
 	poolCfg.MaxConns = cfg.MaxConns
-	poolCfg.ConnConfig.Tracer = telemetry.NewDBTracer(cfg.Telemetry.Instruments, "worker")
+	tracer := telemetry.NewDBTracer(cfg.Telemetry.Instruments, "worker")
+	poolCfg.ConnConfig.Tracer = tracer
+	poolCfg.BeforeClose = tracer.ForgetConn
 	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
 		return nil, fmt.Errorf("worker: connect: %w", err)
