@@ -46,13 +46,18 @@ func (o *Orchestrator) recordCommitted(ctx context.Context, t *taskRef) {
 	}
 }
 
-const lockTaskSQL = `SELECT t.task_uuid, t.correlation_id, tn.name, tt.to_state
+// lockTaskSQL takes the task row. The task's state is read by a separate statement
+// (currentStateSQL) afterwards: under READ COMMITTED a statement that waited for the lock
+// still reads other tables as of its start, which would be the state from before the
+// lock holder's change.
+const lockTaskSQL = `SELECT t.task_uuid, t.correlation_id, tn.name
 	  FROM tasker.tasks AS t
 	  JOIN tasker.named_tasks AS nt ON nt.named_task_uuid = t.named_task_uuid
 	  JOIN tasker.task_namespaces AS tn ON tn.task_namespace_uuid = nt.task_namespace_uuid
-	  JOIN tasker.task_transitions AS tt ON tt.task_uuid = t.task_uuid AND tt.most_recent
 	 WHERE t.task_uuid = $1
 	   FOR UPDATE OF t`
+
+const currentStateSQL = `SELECT tasker.get_current_task_state($1)`
 
 // lockTask takes the task row for the rest of tx: every orchestration decision about a
 // task happens under this lock, so two orchestrators never decide for one task at once.
@@ -63,13 +68,16 @@ func lockTask(ctx context.Context, tx pgx.Tx, task uuid.UUID, skipLocked bool) (
 		sql += " SKIP LOCKED"
 	}
 	var ref taskRef
-	var state string
-	err := tx.QueryRow(ctx, sql, task).Scan(&ref.uuid, &ref.correlationID, &ref.namespace, &state)
+	err := tx.QueryRow(ctx, sql, task).Scan(&ref.uuid, &ref.correlationID, &ref.namespace)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, false, nil
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("lock task %s: %w", task, err)
+	}
+	var state string
+	if err := tx.QueryRow(ctx, currentStateSQL, task).Scan(&state); err != nil {
+		return nil, false, fmt.Errorf("state of task %s: %w", task, err)
 	}
 	ref.state = lifecycle.TaskState(state)
 	return &ref, true, nil
@@ -220,9 +228,18 @@ func (o *Orchestrator) processResult(ctx context.Context, job resultJob) error {
 			return row.Scan(&archived)
 		})
 		b.Queue(lockTaskSQL, msg.TaskUUID).QueryRow(func(row pgx.Row) error {
-			err := row.Scan(&t.uuid, &t.correlationID, &t.namespace, &taskState)
+			err := row.Scan(&t.uuid, &t.correlationID, &t.namespace)
 			taskFound = err == nil
 			return ignoreNoRows(err)
+		})
+		// A statement of its own, so it sees the state as of after the lock was granted.
+		b.Queue(currentStateSQL, msg.TaskUUID).QueryRow(func(row pgx.Row) error {
+			var s *string
+			err := row.Scan(&s)
+			if s != nil {
+				taskState = *s
+			}
+			return err
 		})
 		b.Queue(`SELECT st.to_state, ws.results, ws.attempts, ws.max_attempts, ws.retryable
 			  FROM tasker.workflow_steps AS ws
@@ -265,8 +282,9 @@ func (o *Orchestrator) processResult(ctx context.Context, job resultJob) error {
 			if r.Metadata.ErrorType == "Timeout" {
 				resultType = "timeout"
 			}
-			if err := o.queueFailStep(b, msg.StepUUID, from, retryable && r.Metadata.Retryable && attempts < maxAttempts,
-				attempts, &moved); err != nil {
+			// A finished task runs nothing more: its failed step ends in error.
+			retry := retryable && r.Metadata.Retryable && attempts < maxAttempts && !t.state.Terminal()
+			if err := o.queueFailStep(b, msg.StepUUID, from, retry, attempts, &moved); err != nil {
 				return err
 			}
 		default:
@@ -341,11 +359,15 @@ func (o *Orchestrator) queueFailStep(b *pgx.Batch, step uuid.UUID, from lifecycl
 // retryDue advances tasks that have a step whose retry backoff has run out.
 func (o *Orchestrator) retryDue(ctx context.Context) (int, error) {
 	return o.forEachTask(ctx, "retry_due_steps", `
-		SELECT DISTINCT ws.task_uuid
+		SELECT ws.task_uuid
 		  FROM tasker.workflow_step_transitions AS st
 		  JOIN tasker.workflow_steps AS ws ON ws.workflow_step_uuid = st.workflow_step_uuid
+		  JOIN tasker.task_transitions AS tt ON tt.task_uuid = ws.task_uuid AND tt.most_recent
 		 WHERE st.most_recent AND st.to_state = 'waiting_for_retry'
+		   AND tt.to_state NOT IN ('complete', 'error', 'cancelled', 'resolved_manually')
 		   AND ws.last_attempted_at + make_interval(secs => coalesce(ws.backoff_request_seconds, 0)) <= clock_timestamp()
+		 GROUP BY ws.task_uuid
+		 ORDER BY min(ws.last_attempted_at + make_interval(secs => coalesce(ws.backoff_request_seconds, 0)))
 		 LIMIT $1`, func(tx pgx.Tx, t *taskRef) (int, error) {
 		if t.state.Terminal() {
 			return 0, nil
@@ -386,7 +408,12 @@ func (o *Orchestrator) forEachTask(ctx context.Context, spanName, query string, 
 		}
 		span.End()
 		if err != nil {
-			return total, err
+			// One failing task must not starve the rest of the batch: note it and go on.
+			if ctx.Err() != nil {
+				return total, ctx.Err()
+			}
+			o.log.Error("maintenance of a task failed", "task_uuid", id, "operation", spanName, "error", err)
+			continue
 		}
 		total += n
 		if locked != nil {
@@ -442,8 +469,8 @@ func (o *Orchestrator) recoverOrphans(ctx context.Context) (int, error) {
 				           'metadata', jsonb_build_object('retryable', true, 'worker_id', $2::text))
 				 WHERE workflow_step_uuid = $1`, x.id, worker)
 			var moved bool
-			if err := o.queueFailStep(b, x.id, lifecycle.StepInProgress, x.retryable && x.attempts < x.max,
-				x.attempts, &moved); err != nil {
+			if err := o.queueFailStep(b, x.id, lifecycle.StepInProgress,
+				x.retryable && x.attempts < x.max && !t.state.Terminal(), x.attempts, &moved); err != nil {
 				return 0, err
 			}
 			if err := tx.SendBatch(ctx, b).Close(); err != nil {
@@ -512,6 +539,7 @@ func (o *Orchestrator) expireStale(ctx context.Context) (int, error) {
 		     OR (tt.to_state = 'steps_in_process' AND tt.created_at < now() - make_interval(secs => `+
 		secs(st.StepsInProcess)+`)))
 		 LIMIT $1`, func(tx pgx.Tx, t *taskRef) (int, error) {
+		started := time.Now()
 		switch t.state {
 		case lifecycle.TaskWaitingForDependencies, lifecycle.TaskWaitingForRetry, lifecycle.TaskStepsInProcess:
 		default:
@@ -537,7 +565,7 @@ func (o *Orchestrator) expireStale(ctx context.Context) (int, error) {
 		}
 		o.log.Warn("stale task moved to the DLQ and to error", "correlation_id", t.correlationID, "task_uuid", t.uuid,
 			"original_state", t.state)
-		t.finalized, t.state = true, lifecycle.TaskError
+		t.finalized, t.state, t.finalTook = true, lifecycle.TaskError, time.Since(started)
 		return 1, nil
 	})
 }

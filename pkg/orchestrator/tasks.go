@@ -384,6 +384,12 @@ func (o *Orchestrator) CancelTask(ctx context.Context, id uuid.UUID) error {
 			map[string]any{"trigger": "api_cancel"}); err != nil {
 			return err
 		}
+		// Take the step rows first (the lock order workers follow too: step row, then its
+		// transitions); the states are then read by a statement that starts after the
+		// locks were granted, so a claim that committed meanwhile is seen.
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM tasker.workflow_steps WHERE task_uuid = $1 FOR UPDATE`, id); err != nil {
+			return err
+		}
 		rows, err := tx.Query(ctx, `
 			SELECT st.to_state, array_agg(ws.workflow_step_uuid)
 			  FROM tasker.workflow_steps AS ws
@@ -405,9 +411,15 @@ func (o *Orchestrator) CancelTask(ctx context.Context, id uuid.UUID) error {
 			return err
 		}
 		for _, g := range groups {
-			if _, err := lifecycle.TransitionSteps(ctx, tx, g.ids, lifecycle.StepState(g.state), lifecycle.StepCancelled,
-				map[string]any{"trigger": "task_cancelled"}); err != nil {
+			moved, err := lifecycle.TransitionSteps(ctx, tx, g.ids, lifecycle.StepState(g.state), lifecycle.StepCancelled,
+				map[string]any{"trigger": "task_cancelled"})
+			if err != nil {
 				return err
+			}
+			if len(moved) != len(g.ids) {
+				// Cannot happen while the step rows are locked; refuse rather than half-cancel.
+				return fmt.Errorf("cancel task %s: %d of %d %s steps moved: %w", id, len(moved), len(g.ids),
+					g.state, lifecycle.ErrStaleState)
 			}
 		}
 		_, err = tx.Exec(ctx, `UPDATE tasker.workflow_steps SET processed = true, in_process = false,

@@ -40,7 +40,12 @@ type ffiPath struct {
 	overhead   time.Duration
 	// consumerDelay slows the completion consumer, in nanoseconds (a fault; 0 normally).
 	consumerDelay atomic.Int64
-	wg            sync.WaitGroup
+	// slots holds one token per foreign executor. A step takes one before it is
+	// dispatched and gives it back once its handler has run, so the claimers never take
+	// more steps than the executors can start: a claimed step does not wait out its
+	// lease in a queue.
+	slots chan struct{}
+	wg    sync.WaitGroup
 }
 
 func newFFIPath(w *Worker) *ffiPath {
@@ -58,15 +63,25 @@ func newFFIPath(w *Worker) *ffiPath {
 
 // start runs the foreign executors and the completion processor until ctx ends.
 func (f *ffiPath) start(ctx context.Context, executors int) {
+	f.slots = make(chan struct{}, max(executors, 1))
 	for range max(executors, 1) {
 		f.wg.Go(func() { f.executor(ctx) })
 	}
 	f.wg.Go(func() { f.completions(ctx) })
 }
 
-// dispatch hands a claimed step to the foreign side, waiting when the channel is full.
+// dispatch hands a claimed step to the foreign side once an executor is free. It blocks
+// the claimer that calls it, which is the backpressure that keeps claims in step with
+// the executors.
 func (f *ffiPath) dispatch(s *stepclaim.Step) {
-	f.dispatchCh.Send(f.w.hardCtx, s)
+	select {
+	case f.slots <- struct{}{}:
+	case <-f.w.hardCtx.Done():
+		return // stopping: the step goes back after its lease
+	}
+	if !f.dispatchCh.Send(f.w.hardCtx, s) {
+		<-f.slots
+	}
 }
 
 func (f *ffiPath) executor(ctx context.Context) {
@@ -82,7 +97,9 @@ func (f *ffiPath) executor(ctx context.Context) {
 					return
 				}
 			}
-			if o := f.w.run(s); o != nil {
+			o := f.w.run(s)
+			<-f.slots // the handler has run: another step may be claimed
+			if o != nil {
 				f.complete(o)
 			}
 		}

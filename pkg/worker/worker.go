@@ -252,6 +252,7 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	w.cancel = cancel
+	w.runCtx = runCtx // before the admin endpoint can be called
 	w.hardCtx, w.hardStop = context.WithCancel(context.WithoutCancel(ctx))
 	w.wg.Go(func() {
 		if err := w.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -263,7 +264,6 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 		w.ffi.start(runCtx, cmp.Or(cfg.Concurrency, stepclaim.ConcurrencyDefault))
 		w.wg.Go(func() { w.ffi.wg.Wait() })
 	}
-	w.runCtx = runCtx
 	w.applyProcessFaults(cfg.Faults)
 	w.log.Info("worker started", "namespaces", cfg.Namespaces, "bind_address", ln.Addr().String(),
 		"handler_type", cfg.HandlerType)
