@@ -196,3 +196,31 @@ func feedUntil(t *testing.T, env *harness.Env, what string, cond func() bool) []
 	}
 	return ids
 }
+
+// TestFFIStopFinishesDispatchedSteps stops an FFI worker while a step is on the foreign
+// side: the graceful stop lets it finish and submit, so it completes on its first attempt
+// instead of waiting out its lease.
+func TestFFIStopFinishesDispatchedSteps(t *testing.T) {
+	t.Parallel()
+	opts := fastOptions()
+	opts.Worker = func(_ int, c *worker.Config) {
+		c.Namespaces = []string{"tasker_sim_test"}
+		c.HandlerType = worker.HandlerTypePython
+		c.FFIOverhead = 300 * time.Millisecond
+	}
+	env := harness.New(t, cluster, opts)
+	ctx := ctxFor(t, 30*time.Second)
+	created, err := env.Client.CreateTask(ctx, request("tasker_sim_test", "slow_step", map[string]any{}))
+	require.NoError(t, err)
+	waitFor(t, 10*time.Second, "the step to be claimed", func() bool {
+		steps, err := env.Client.Steps(ctx, created.TaskUUID)
+		return err == nil && steps[0].CurrentState == "in_progress"
+	})
+	require.NoError(t, env.Workers[0].Stop())
+	done, err := env.Client.WaitTask(ctx, created.TaskUUID)
+	require.NoError(t, err)
+	require.Equal(t, "complete", done.Status)
+	steps, err := env.Client.Steps(ctx, created.TaskUUID)
+	require.NoError(t, err)
+	require.Equal(t, 1, steps[0].Attempts, "finished during the graceful stop, not after a lease")
+}

@@ -61,13 +61,22 @@ func newFFIPath(w *Worker) *ffiPath {
 	}
 }
 
-// start runs the foreign executors and the completion processor until ctx ends.
+// start runs the foreign executors and the completion processor. When ctx ends (a
+// graceful stop), the executors finish the steps already dispatched and the processor
+// submits every completion already made; only the worker's hard stop cuts them short.
 func (f *ffiPath) start(ctx context.Context, executors int) {
 	f.slots = make(chan struct{}, max(executors, 1))
+	var running sync.WaitGroup
 	for range max(executors, 1) {
-		f.wg.Go(func() { f.executor(ctx) })
+		running.Add(1)
+		f.wg.Go(func() {
+			defer running.Done()
+			f.executor(ctx)
+		})
 	}
-	f.wg.Go(func() { f.completions(ctx) })
+	executorsDone := make(chan struct{})
+	f.wg.Go(func() { running.Wait(); close(executorsDone) })
+	f.wg.Go(func() { f.completions(executorsDone) })
 }
 
 // dispatch hands a claimed step to the foreign side once an executor is free. It blocks
@@ -87,22 +96,37 @@ func (f *ffiPath) dispatch(s *stepclaim.Step) {
 func (f *ffiPath) executor(ctx context.Context) {
 	for {
 		select {
-		case <-ctx.Done():
-			return
 		case s := <-f.dispatchCh.Receive():
-			if f.overhead > 0 {
+			f.execute(s)
+		case <-ctx.Done():
+			// Stopping: run what was already dispatched, then leave.
+			for {
 				select {
-				case <-time.After(f.overhead):
-				case <-ctx.Done():
+				case s := <-f.dispatchCh.Receive():
+					f.execute(s)
+				default:
 					return
 				}
 			}
-			o := f.w.run(s)
-			<-f.slots // the handler has run: another step may be claimed
-			if o != nil {
-				f.complete(o)
-			}
 		}
+	}
+}
+
+// execute runs one dispatched step on the foreign side and hands its outcome back.
+func (f *ffiPath) execute(s *stepclaim.Step) {
+	hard := f.w.hardCtx
+	if f.overhead > 0 {
+		select {
+		case <-time.After(f.overhead):
+		case <-hard.Done():
+			<-f.slots
+			return
+		}
+	}
+	o := f.w.run(s)
+	<-f.slots // the handler has run: another step may be claimed
+	if o != nil {
+		f.complete(o)
 	}
 }
 
@@ -136,20 +160,40 @@ func (f *ffiPath) complete(o *outcome) {
 	}
 }
 
-func (f *ffiPath) completions(ctx context.Context) {
+func (f *ffiPath) completions(executorsDone <-chan struct{}) {
+	hard := f.w.hardCtx
+	consume := func(o *outcome) bool {
+		if d := time.Duration(f.consumerDelay.Load()); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-hard.Done():
+				o.span.End()
+				return false
+			}
+		}
+		f.w.finish(o)
+		return true
+	}
 	for {
 		select {
-		case <-ctx.Done():
-			return
 		case o := <-f.completeCh.Receive():
-			if d := time.Duration(f.consumerDelay.Load()); d > 0 {
+			if !consume(o) {
+				return
+			}
+		case <-executorsDone:
+			// No more completions can come: submit what is left, then leave.
+			for {
 				select {
-				case <-time.After(d):
-				case <-ctx.Done():
+				case o := <-f.completeCh.Receive():
+					if !consume(o) {
+						return
+					}
+				default:
 					return
 				}
 			}
-			f.w.finish(o)
+		case <-hard.Done():
+			return
 		}
 	}
 }
