@@ -138,12 +138,17 @@ func RequireBearer(token string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="tasker-sim"`)
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusUnauthorized)
-			_ = json.NewEncoder(w).Encode(ErrorResponse{Error: "unauthorized",
+			WriteJSON(w, http.StatusUnauthorized, ErrorResponse{Error: "unauthorized",
 				Message: "Authorization: a valid bearer token (TASKER_AUTH_TOKEN) is required"})
 			return
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// WriteJSON writes body as JSON with the given status.
+func WriteJSON(w http.ResponseWriter, status int, body any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
 }

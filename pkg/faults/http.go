@@ -1,16 +1,16 @@
 package faults
 
 import (
-	"encoding/json"
 	"io"
 	"net/http"
+
+	"github.com/tasker-sim/tasker-sim/pkg/api"
 )
 
 // Handler serves GET (the current faults) and POST (replace them; an empty object clears
 // them) for a process's /admin/faults.
 func Handler(s *Switch) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
 		switch r.Method {
 		case http.MethodGet:
 		case http.MethodPost, http.MethodPut:
@@ -22,8 +22,7 @@ func Handler(s *Switch) http.Handler {
 				}
 			}
 			if err != nil {
-				w.WriteHeader(http.StatusBadRequest)
-				_ = json.NewEncoder(w).Encode(map[string]string{"error": "bad_request", "message": err.Error()})
+				api.WriteJSON(w, http.StatusBadRequest, api.ErrorResponse{Error: "bad_request", Message: err.Error()})
 				return
 			}
 		default:
@@ -31,6 +30,6 @@ func Handler(s *Switch) http.Handler {
 			w.WriteHeader(http.StatusMethodNotAllowed)
 			return
 		}
-		_ = json.NewEncoder(w).Encode(s.Get())
+		api.WriteJSON(w, http.StatusOK, s.Get())
 	})
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tasker-sim/tasker-sim/pkg/api"
+	"github.com/tasker-sim/tasker-sim/pkg/telemetry"
 )
 
 // Orchestration queues.
@@ -216,6 +217,52 @@ const (
 	QueueDepthOverflow = 10000
 )
 
+// QueueStat is one queue's depth and oldest-message age, from pgmq.metrics_all().
+type QueueStat struct {
+	Queue      string
+	Namespace  string
+	Depth      int64
+	AgeSeconds int64
+}
+
+// QueueStats reads every queue's figures (or those of the queues in only, when only is
+// not nil). Gauges and health checks in both processes read through it.
+func QueueStats(ctx context.Context, db interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}, only map[string]bool) ([]QueueStat, error) {
+	rows, err := db.Query(ctx, `SELECT queue_name, tasker.extract_queue_namespace(queue_name), queue_length,
+	                                   coalesce(oldest_msg_age_sec, 0) FROM pgmq.metrics_all()`)
+	if err != nil {
+		return nil, err
+	}
+	all, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (QueueStat, error) {
+		var q QueueStat
+		return q, r.Scan(&q.Queue, &q.Namespace, &q.Depth, &q.AgeSeconds)
+	})
+	if err != nil || only == nil {
+		return all, err
+	}
+	kept := all[:0]
+	for _, q := range all {
+		if only[q.Queue] {
+			kept = append(kept, q)
+		}
+	}
+	return kept, nil
+}
+
+// ObserveQueues reports depth and oldest-message age for the queues QueueStats reads.
+func ObserveQueues(ctx context.Context, db interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}, g *telemetry.GaugeObserver, only map[string]bool) error {
+	stats, err := QueueStats(ctx, db, only)
+	for _, q := range stats {
+		g.QueueDepth(q.Namespace, q.Queue, q.Depth)
+		g.QueueAge(q.Queue, q.AgeSeconds)
+	}
+	return err
+}
+
 // QueueChecks describes each queue (or each one in only, when only is not nil) for
 // /health/detailed: its depth and oldest message, degraded from QueueDepthCritical
 // messages and unhealthy from QueueDepthOverflow.
@@ -223,34 +270,22 @@ func QueueChecks(ctx context.Context, db interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }, only map[string]bool) (map[string]api.Check, error) {
 	start := time.Now()
-	rows, err := db.Query(ctx, `SELECT queue_name, queue_length, coalesce(oldest_msg_age_sec, 0) FROM pgmq.metrics_all()`)
+	stats, err := QueueStats(ctx, db, only)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
+	took := float64(time.Since(start).Microseconds()) / 1000
 	checks := map[string]api.Check{}
-	for rows.Next() {
-		var q string
-		var depth, age int64
-		if err := rows.Scan(&q, &depth, &age); err != nil {
-			return nil, err
-		}
-		if only != nil && !only[q] {
-			continue
-		}
-		c := api.Check{Status: "healthy", Message: fmt.Sprintf("%d messages waiting, oldest %d s", depth, age)}
+	for _, q := range stats {
+		c := api.Check{Status: "healthy", Message: fmt.Sprintf("%d messages waiting, oldest %d s", q.Depth, q.AgeSeconds),
+			DurationMS: took}
 		switch {
-		case depth >= QueueDepthOverflow:
+		case q.Depth >= QueueDepthOverflow:
 			c.Status = "unhealthy"
-		case depth >= QueueDepthCritical:
+		case q.Depth >= QueueDepthCritical:
 			c.Status = "degraded"
 		}
-		checks["queue_"+q] = c
+		checks["queue_"+q.Queue] = c
 	}
-	took := float64(time.Since(start).Microseconds()) / 1000
-	for k, c := range checks {
-		c.DurationMS = took
-		checks[k] = c
-	}
-	return checks, rows.Err()
+	return checks, nil
 }

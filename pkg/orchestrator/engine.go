@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	pgmq "github.com/craigpastro/pgmq-go"
@@ -368,7 +367,7 @@ func (o *Orchestrator) retryDue(ctx context.Context) (int, error) {
 		   AND ws.last_attempted_at + make_interval(secs => coalesce(ws.backoff_request_seconds, 0)) <= clock_timestamp()
 		 GROUP BY ws.task_uuid
 		 ORDER BY min(ws.last_attempted_at + make_interval(secs => coalesce(ws.backoff_request_seconds, 0)))
-		 LIMIT $1`, func(tx pgx.Tx, t *taskRef) (int, error) {
+		 LIMIT $1`, nil, func(tx pgx.Tx, t *taskRef) (int, error) {
 		if t.state.Terminal() {
 			return 0, nil
 		}
@@ -377,10 +376,10 @@ func (o *Orchestrator) retryDue(ctx context.Context) (int, error) {
 }
 
 // forEachTask runs fn, in a transaction and a span (spanName) of its own, for each task
-// the query (which takes the batch size as $1) lists, with the task locked. Tasks another transaction holds are
+// the query lists (it takes the batch size as $1, then args as $2…), with the task locked. Tasks another transaction holds are
 // skipped: whoever holds them is already advancing them. It returns the sum of fn's counts.
-func (o *Orchestrator) forEachTask(ctx context.Context, spanName, query string, fn func(tx pgx.Tx, t *taskRef) (int, error)) (int, error) {
-	rows, err := o.pool.Query(ctx, query, maintenanceBatchSize)
+func (o *Orchestrator) forEachTask(ctx context.Context, spanName, query string, args []any, fn func(tx pgx.Tx, t *taskRef) (int, error)) (int, error) {
+	rows, err := o.pool.Query(ctx, query, append([]any{maintenanceBatchSize}, args...)...)
 	if err != nil {
 		return 0, err
 	}
@@ -429,7 +428,7 @@ func (o *Orchestrator) recoverOrphans(ctx context.Context) (int, error) {
 	return o.forEachTask(ctx, "recover_orphaned_steps", `
 		SELECT DISTINCT task_uuid FROM tasker.workflow_steps
 		 WHERE in_process AND claim_expires_at < now()
-		 LIMIT $1`, func(tx pgx.Tx, t *taskRef) (int, error) {
+		 LIMIT $1`, nil, func(tx pgx.Tx, t *taskRef) (int, error) {
 		rows, err := tx.Query(ctx, `
 			SELECT ws.workflow_step_uuid, ws.attempts, ws.max_attempts, ws.retryable, ws.claimed_by
 			  FROM tasker.workflow_steps AS ws
@@ -532,43 +531,38 @@ func (o *Orchestrator) expireStale(ctx context.Context) (int, error) {
 	return o.forEachTask(ctx, "expire_stale_task", `
 		SELECT tt.task_uuid FROM tasker.task_transitions AS tt
 		 WHERE tt.most_recent
-		   AND ((tt.to_state = 'waiting_for_dependencies' AND tt.created_at < now() - make_interval(secs => `+
-		secs(st.WaitingForDependencies)+`))
-		     OR (tt.to_state = 'waiting_for_retry' AND tt.created_at < now() - make_interval(secs => `+
-		secs(st.WaitingForRetry)+`))
-		     OR (tt.to_state = 'steps_in_process' AND tt.created_at < now() - make_interval(secs => `+
-		secs(st.StepsInProcess)+`)))
-		 LIMIT $1`, func(tx pgx.Tx, t *taskRef) (int, error) {
-		started := time.Now()
-		switch t.state {
-		case lifecycle.TaskWaitingForDependencies, lifecycle.TaskWaitingForRetry, lifecycle.TaskStepsInProcess:
-		default:
-			return 0, nil // it moved on since the query
-		}
-		if _, err := tx.Exec(ctx, `
+		   AND ((tt.to_state = 'waiting_for_dependencies' AND tt.created_at < now() - make_interval(secs => $2))
+		     OR (tt.to_state = 'waiting_for_retry' AND tt.created_at < now() - make_interval(secs => $3))
+		     OR (tt.to_state = 'steps_in_process' AND tt.created_at < now() - make_interval(secs => $4)))
+		 LIMIT $1`, []any{st.WaitingForDependencies.Seconds(), st.WaitingForRetry.Seconds(), st.StepsInProcess.Seconds()},
+		func(tx pgx.Tx, t *taskRef) (int, error) {
+			started := time.Now()
+			switch t.state {
+			case lifecycle.TaskWaitingForDependencies, lifecycle.TaskWaitingForRetry, lifecycle.TaskStepsInProcess:
+			default:
+				return 0, nil // it moved on since the query
+			}
+			if _, err := tx.Exec(ctx, `
 			INSERT INTO tasker.tasks_dlq (task_uuid, original_state, dlq_reason, task_snapshot, metadata)
 			SELECT t.task_uuid, $2, 'staleness_timeout', to_jsonb(t),
 			       jsonb_build_object('processor_uuid', $3::uuid, 'detected_at', now())
 			  FROM tasker.tasks AS t WHERE t.task_uuid = $1
 			ON CONFLICT DO NOTHING`, t.uuid, string(t.state), o.cfg.ProcessorUUID); err != nil {
-			return 0, err
-		}
-		if err := lifecycle.TransitionTask(ctx, tx, t.uuid, t.state, lifecycle.TaskError, o.cfg.ProcessorUUID,
-			map[string]any{"trigger": "staleness_timeout", "dlq_reason": "staleness_timeout"}); err != nil {
-			return 0, err
-		}
-		if _, err := tx.Exec(ctx, `UPDATE tasker.tasks SET completed_at = now(), updated_at = now() WHERE task_uuid = $1`, t.uuid); err != nil {
-			return 0, err
-		}
-		if err := notifyFinalized(ctx, tx, t.uuid); err != nil {
-			return 0, err
-		}
-		o.log.Warn("stale task moved to the DLQ and to error", "correlation_id", t.correlationID, "task_uuid", t.uuid,
-			"original_state", t.state)
-		t.finalized, t.state, t.finalTook = true, lifecycle.TaskError, time.Since(started)
-		return 1, nil
-	})
+				return 0, err
+			}
+			if err := lifecycle.TransitionTask(ctx, tx, t.uuid, t.state, lifecycle.TaskError, o.cfg.ProcessorUUID,
+				map[string]any{"trigger": "staleness_timeout", "dlq_reason": "staleness_timeout"}); err != nil {
+				return 0, err
+			}
+			if _, err := tx.Exec(ctx, `UPDATE tasker.tasks SET completed_at = now(), updated_at = now() WHERE task_uuid = $1`, t.uuid); err != nil {
+				return 0, err
+			}
+			if err := notifyFinalized(ctx, tx, t.uuid); err != nil {
+				return 0, err
+			}
+			o.log.Warn("stale task moved to the DLQ and to error", "correlation_id", t.correlationID, "task_uuid", t.uuid,
+				"original_state", t.state)
+			t.finalized, t.state, t.finalTook = true, lifecycle.TaskError, time.Since(started)
+			return 1, nil
+		})
 }
-
-// secs renders a duration as a SQL numeric literal of seconds (a trusted config value).
-func secs(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 3, 64) }

@@ -33,7 +33,7 @@ func (o *Orchestrator) routes() http.Handler {
 	mux.Handle("GET /v1/tasks/{uuid}/workflow_steps", auth(o.guarded("/v1/tasks/{uuid}/workflow_steps", o.handleSteps)))
 	mux.HandleFunc("GET /health", o.handleHealth)
 	mux.HandleFunc("GET /health/live", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, api.Health{Status: "alive", Timestamp: time.Now().UTC()})
+		api.WriteJSON(w, http.StatusOK, api.Health{Status: "alive", Timestamp: time.Now().UTC()})
 	})
 	mux.HandleFunc("GET /health/ready", o.handleReady)
 	mux.HandleFunc("GET /health/detailed", o.handleDetailed)
@@ -42,14 +42,8 @@ func (o *Orchestrator) routes() http.Handler {
 	return mux
 }
 
-func writeJSON(w http.ResponseWriter, status int, body any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(body)
-}
-
 func writeError(w http.ResponseWriter, status int, code, msg string) {
-	writeJSON(w, status, api.ErrorResponse{Error: code, Message: msg})
+	api.WriteJSON(w, status, api.ErrorResponse{Error: code, Message: msg})
 }
 
 // writeFailure maps an error to its status code. Internal errors are logged, and the
@@ -107,7 +101,7 @@ func (o *Orchestrator) handleCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", "/v1/tasks/"+id.String())
-	writeJSON(w, http.StatusCreated, task)
+	api.WriteJSON(w, http.StatusCreated, task)
 }
 
 func parseTaskUUID(w http.ResponseWriter, r *http.Request) (uuid.UUID, bool) {
@@ -140,7 +134,7 @@ func (o *Orchestrator) handleGet(w http.ResponseWriter, r *http.Request) {
 		o.writeFailure(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, task)
+	api.WriteJSON(w, http.StatusOK, task)
 }
 
 // maxWait caps a long-poll so proxies and clients do not time out first.
@@ -160,7 +154,7 @@ func (o *Orchestrator) handleCancel(w http.ResponseWriter, r *http.Request) {
 		o.writeFailure(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, task)
+	api.WriteJSON(w, http.StatusOK, task)
 }
 
 func (o *Orchestrator) handleSteps(w http.ResponseWriter, r *http.Request) {
@@ -173,7 +167,7 @@ func (o *Orchestrator) handleSteps(w http.ResponseWriter, r *http.Request) {
 		o.writeFailure(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, steps)
+	api.WriteJSON(w, http.StatusOK, steps)
 }
 
 func (o *Orchestrator) handleList(w http.ResponseWriter, r *http.Request) {
@@ -202,7 +196,7 @@ func (o *Orchestrator) handleList(w http.ResponseWriter, r *http.Request) {
 		o.writeFailure(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, list)
+	api.WriteJSON(w, http.StatusOK, list)
 }
 
 func (o *Orchestrator) dbCheck(ctx context.Context) api.Check {
@@ -220,7 +214,7 @@ func (o *Orchestrator) dbCheck(ctx context.Context) api.Check {
 func msSince(t time.Time) float64 { return float64(time.Since(t).Microseconds()) / 1000 }
 
 func (o *Orchestrator) handleHealth(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, api.Health{Status: "healthy", Timestamp: time.Now().UTC()})
+	api.WriteJSON(w, http.StatusOK, api.Health{Status: "healthy", Timestamp: time.Now().UTC()})
 }
 
 func (o *Orchestrator) handleReady(w http.ResponseWriter, r *http.Request) {
@@ -230,7 +224,7 @@ func (o *Orchestrator) handleReady(w http.ResponseWriter, r *http.Request) {
 	if c.Status != "healthy" {
 		h.Status, status = "not_ready", http.StatusServiceUnavailable
 	}
-	writeJSON(w, status, h)
+	api.WriteJSON(w, status, h)
 }
 
 func (o *Orchestrator) handleDetailed(w http.ResponseWriter, r *http.Request) {
@@ -250,7 +244,7 @@ func (o *Orchestrator) handleDetailed(w http.ResponseWriter, r *http.Request) {
 	checks["result_channel"] = api.Check{Status: "healthy",
 		Message: fmt.Sprintf("%d of %d slots used", o.results.Len(), o.results.Cap())}
 	overall, code := api.Overall(checks)
-	writeJSON(w, code, api.Health{Status: overall, Timestamp: time.Now().UTC(), Checks: checks,
+	api.WriteJSON(w, code, api.Health{Status: overall, Timestamp: time.Now().UTC(), Checks: checks,
 		Info: map[string]string{
 			"processor_uuid": o.cfg.ProcessorUUID.String(),
 			"pgmq_provider":  o.pgmqProvider,

@@ -295,7 +295,7 @@ func (o *Orchestrator) observeGauges(ctx context.Context, g *telemetry.GaugeObse
 			  LEFT JOIN tasker.tasks AS t ON t.named_task_uuid = nt.named_task_uuid AND t.completed_at IS NULL
 			  LEFT JOIN LATERAL tasker.get_step_readiness_status(t.task_uuid) AS r ON true
 			 GROUP BY tn.name`, nil, g.StepsReady),
-		observeQueues(ctx, o.pool, g, nil),
+		messaging.ObserveQueues(ctx, o.pool, g, nil),
 	)
 }
 
@@ -326,29 +326,6 @@ func activeTaskStates() []string {
 		}
 	}
 	return out
-}
-
-// observeQueues reports depth and oldest-message age for every queue (or only those in
-// only, when it is not nil).
-func observeQueues(ctx context.Context, pool *pgxpool.Pool, g *telemetry.GaugeObserver, only map[string]bool) error {
-	rows, err := pool.Query(ctx, `SELECT queue_name, tasker.extract_queue_namespace(queue_name), queue_length,
-	                                     coalesce(oldest_msg_age_sec, 0) FROM pgmq.metrics_all()`)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var q, ns string
-		var depth, age int64
-		if err := rows.Scan(&q, &ns, &depth, &age); err != nil {
-			return err
-		}
-		if only == nil || only[q] {
-			g.QueueDepth(ns, q, depth)
-			g.QueueAge(q, age)
-		}
-	}
-	return rows.Err()
 }
 
 // applyProcessFaults puts one-off process faults into effect: a flood of the result

@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -348,7 +347,7 @@ func (c *Claimer) handle(ctx context.Context, cand candidate) {
 		c.cfg.VisibilityTimeout, cand.method)
 	if err != nil {
 		if ctx.Err() == nil {
-			in.StepFailedEarly(ctx, msg.CorrelationID.String(), namespaceOf(cand.queue), "claim_failed")
+			in.StepFailedEarly(ctx, msg.CorrelationID.String(), workflow.NamespaceOf(cand.queue), "claim_failed")
 			c.log.Error("claim", "correlation_id", msg.CorrelationID, "step_uuid", msg.StepUUID, "error", err)
 		}
 		return
@@ -373,15 +372,6 @@ func (c *Claimer) handle(ctx context.Context, cand candidate) {
 		return
 	}
 	c.cfg.Execute(ctx, step)
-}
-
-// namespaceOf recovers a namespace from its worker queue name.
-func namespaceOf(queue string) string {
-	ns := strings.TrimSuffix(strings.TrimPrefix(queue, "worker_"), "_queue")
-	if ns == queue {
-		return "unknown"
-	}
-	return ns
 }
 
 // Flood pushes n empty candidates through the intake channel, in the background, to

@@ -19,7 +19,6 @@ import (
 	"os"
 	"runtime/debug"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -127,6 +126,7 @@ type Worker struct {
 	ffi       *ffiPath
 	queueCB   *resilience.Breaker
 	faults    *faults.Switch
+	queues    map[string]bool // the worker queues this worker serves
 	runCtx    context.Context
 	rndMu     sync.Mutex
 	rnd       *rand.Rand
@@ -212,6 +212,10 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 	w := &Worker{cfg: cfg, log: cfg.Logger.With("component", "worker", "worker_id", cfg.WorkerID),
 		pool: pool, templates: templates, started: time.Now(), in: cfg.Telemetry.Instruments, tracer: cfg.Telemetry.Tracer}
 	w.queueCB = resilience.NewBreaker(resilience.PGMQ, cfg.PGMQBreaker, w.log)
+	w.queues = map[string]bool{}
+	for _, ns := range cfg.Namespaces {
+		w.queues[workflow.WorkerQueue(ns)] = true
+	}
 	w.rnd = rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x5eed))
 	if err := cfg.Faults.Validate(); err != nil {
 		pool.Close()
@@ -502,10 +506,10 @@ func classify(err error) *resultError {
 func (w *Worker) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(rw http.ResponseWriter, _ *http.Request) {
-		writeJSON(rw, http.StatusOK, api.Health{Status: "healthy", Timestamp: time.Now().UTC()})
+		api.WriteJSON(rw, http.StatusOK, api.Health{Status: "healthy", Timestamp: time.Now().UTC()})
 	})
 	mux.HandleFunc("GET /health/live", func(rw http.ResponseWriter, _ *http.Request) {
-		writeJSON(rw, http.StatusOK, api.Health{Status: "alive", Timestamp: time.Now().UTC()})
+		api.WriteJSON(rw, http.StatusOK, api.Health{Status: "alive", Timestamp: time.Now().UTC()})
 	})
 	ready := func(rw http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -527,19 +531,13 @@ func (w *Worker) routes() http.Handler {
 		if c.Status != "healthy" {
 			h.Status, code = "unhealthy", http.StatusServiceUnavailable
 		}
-		writeJSON(rw, code, h)
+		api.WriteJSON(rw, code, h)
 	}
 	mux.HandleFunc("GET /health/ready", ready)
 	mux.HandleFunc("GET /health/detailed", w.handleDetailed)
 	mux.Handle("GET /metrics", w.cfg.Telemetry.MetricsHandler)
 	mux.Handle("/admin/faults", api.RequireBearer(w.cfg.AuthToken, faults.Handler(w.faults)))
 	return mux
-}
-
-func writeJSON(w http.ResponseWriter, status int, body any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(body)
 }
 
 // observeGauges reports the worker's gauges: its queues, its pool and its candidate channel.
@@ -555,27 +553,7 @@ func (w *Worker) observeGauges(ctx context.Context, g *telemetry.GaugeObserver) 
 		w.ffi.completeCh.Observe(g)
 		g.CircuitBreaker(w.ffi.breaker.Name(), int64(w.ffi.breaker.State()))
 	}
-	only := map[string]bool{}
-	for _, ns := range w.cfg.Namespaces {
-		only[workflow.WorkerQueue(ns)] = true
-	}
-	rows, err := w.pool.Query(ctx, `SELECT queue_name, queue_length, coalesce(oldest_msg_age_sec, 0) FROM pgmq.metrics_all()`)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var q string
-		var depth, age int64
-		if err := rows.Scan(&q, &depth, &age); err != nil {
-			return err
-		}
-		if only[q] {
-			g.QueueDepth(strings.TrimSuffix(strings.TrimPrefix(q, "worker_"), "_queue"), q, depth)
-			g.QueueAge(q, age)
-		}
-	}
-	return rows.Err()
+	return messaging.ObserveQueues(ctx, w.pool, g, w.queues)
 }
 
 // handleDetailed reports every breaker, channel and the pool, plus the queues' depths.
@@ -605,11 +583,7 @@ func (w *Worker) handleDetailed(rw http.ResponseWriter, r *http.Request) {
 	for _, b := range breakers {
 		checks["circuit_breaker_"+b.Name()] = b.Check()
 	}
-	only := map[string]bool{}
-	for _, ns := range w.cfg.Namespaces {
-		only[workflow.WorkerQueue(ns)] = true
-	}
-	if queues, err := messaging.QueueChecks(ctx, w.pool, only); err != nil {
+	if queues, err := messaging.QueueChecks(ctx, w.pool, w.queues); err != nil {
 		checks["queues"] = api.Check{Status: "unhealthy", Message: "queue metrics: " + err.Error()}
 	} else {
 		maps.Copy(checks, queues)
@@ -622,7 +596,7 @@ func (w *Worker) handleDetailed(rw http.ResponseWriter, r *http.Request) {
 		checks["channel_"+name] = c
 	}
 	status, code := api.Overall(checks)
-	writeJSON(rw, code, api.Health{Status: status, Timestamp: time.Now().UTC(), Checks: checks,
+	api.WriteJSON(rw, code, api.Health{Status: status, Timestamp: time.Now().UTC(), Checks: checks,
 		Info: map[string]string{"worker_id": w.cfg.WorkerID, "handler_type": w.cfg.HandlerType,
 			"namespaces": fmt.Sprint(w.cfg.Namespaces)}})
 }

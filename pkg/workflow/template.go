@@ -95,6 +95,15 @@ func (t *Template) QueueName() string { return WorkerQueue(t.NamespaceName) }
 // WorkerQueue names the queue of a namespace's steps.
 func WorkerQueue(namespace string) string { return "worker_" + namespace + "_queue" }
 
+// NamespaceOf is WorkerQueue's inverse; it returns "unknown" for any other queue name.
+func NamespaceOf(queue string) string {
+	ns, ok := strings.CutPrefix(queue, "worker_")
+	if ns, ok2 := strings.CutSuffix(ns, "_queue"); ok && ok2 && ns != "" {
+		return ns
+	}
+	return "unknown"
+}
+
 // Step returns the named step, or nil.
 func (t *Template) Step(name string) *StepTemplate {
 	for i := range t.Steps {

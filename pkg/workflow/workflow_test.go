@@ -145,3 +145,11 @@ func TestHandlers(t *testing.T) {
 	_, err = workflow.DefaultRegistry()["test.sleep_first_attempt"](ctx, workflow.StepInput{Attempt: 1, Context: json.RawMessage(`{"sleep_ms": 60000}`)})
 	require.ErrorIs(t, err, context.Canceled, "the sleep honours cancellation")
 }
+
+func TestNamespaceOf(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, "rust_e2e_linear", workflow.NamespaceOf(workflow.WorkerQueue("rust_e2e_linear")))
+	for _, q := range []string{"orchestration_step_results", "worker__queue", "worker_x", "x_queue"} {
+		require.Equal(t, "unknown", workflow.NamespaceOf(q), q)
+	}
+}
