@@ -3,6 +3,7 @@
 package api
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"net/http"
@@ -151,4 +152,17 @@ func WriteJSON(w http.ResponseWriter, status int, body any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(body)
+}
+
+// DatabaseCheck pings the database (within 2 s) and describes the outcome.
+func DatabaseCheck(ctx context.Context, db interface{ Ping(context.Context) error }) Check {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	c := Check{Status: "healthy", Message: "database reachable"}
+	if err := db.Ping(ctx); err != nil {
+		c = Check{Status: "unhealthy", Message: "database unreachable: " + err.Error()}
+	}
+	c.DurationMS = float64(time.Since(start).Microseconds()) / 1000
+	return c
 }

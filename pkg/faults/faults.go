@@ -79,6 +79,10 @@ func Parse(doc []byte) (Faults, error) {
 
 // FromTaskContext reads a task's own faults from its context, if it has any.
 func FromTaskContext(taskContext []byte) (Faults, bool, error) {
+	// Every step asks; most contexts carry no faults, so skip the decode for them.
+	if !bytes.Contains(taskContext, []byte(`"`+ContextKey+`"`)) {
+		return Faults{}, false, nil
+	}
 	var c map[string]json.RawMessage
 	_ = json.Unmarshal(taskContext, &c) // a context that is not an object carries no faults
 	raw, ok := c[ContextKey]

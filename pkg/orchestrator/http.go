@@ -199,26 +199,12 @@ func (o *Orchestrator) handleList(w http.ResponseWriter, r *http.Request) {
 	api.WriteJSON(w, http.StatusOK, list)
 }
 
-func (o *Orchestrator) dbCheck(ctx context.Context) api.Check {
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	err := o.pool.Ping(ctx)
-	c := api.Check{Status: "healthy", Message: "database reachable", DurationMS: msSince(start)}
-	if err != nil {
-		c.Status, c.Message = "unhealthy", "database unreachable: "+err.Error()
-	}
-	return c
-}
-
-func msSince(t time.Time) float64 { return float64(time.Since(t).Microseconds()) / 1000 }
-
 func (o *Orchestrator) handleHealth(w http.ResponseWriter, _ *http.Request) {
 	api.WriteJSON(w, http.StatusOK, api.Health{Status: "healthy", Timestamp: time.Now().UTC()})
 }
 
 func (o *Orchestrator) handleReady(w http.ResponseWriter, r *http.Request) {
-	c := o.dbCheck(r.Context())
+	c := api.DatabaseCheck(r.Context(), o.pool)
 	h := api.Health{Status: "ready", Timestamp: time.Now().UTC(), Checks: map[string]api.Check{"web_database": c}}
 	status := http.StatusOK
 	if c.Status != "healthy" {
@@ -228,7 +214,7 @@ func (o *Orchestrator) handleReady(w http.ResponseWriter, r *http.Request) {
 }
 
 func (o *Orchestrator) handleDetailed(w http.ResponseWriter, r *http.Request) {
-	checks := map[string]api.Check{"web_database": o.dbCheck(r.Context())}
+	checks := map[string]api.Check{"web_database": api.DatabaseCheck(r.Context(), o.pool)}
 	st := o.pool.Stat()
 	util := float64(st.AcquiredConns()) / float64(max(st.MaxConns(), 1)) * 100
 	checks["pool_utilization"] = api.Check{Status: "healthy",

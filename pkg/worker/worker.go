@@ -511,29 +511,16 @@ func (w *Worker) routes() http.Handler {
 	mux.HandleFunc("GET /health/live", func(rw http.ResponseWriter, _ *http.Request) {
 		api.WriteJSON(rw, http.StatusOK, api.Health{Status: "alive", Timestamp: time.Now().UTC()})
 	})
-	ready := func(rw http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		c := api.Check{Status: "healthy", Message: "database reachable"}
-		if err := w.pool.Ping(ctx); err != nil {
-			c = api.Check{Status: "unhealthy", Message: "database unreachable: " + err.Error()}
-		}
-		c.DurationMS = float64(time.Since(start).Microseconds()) / 1000
-		st := w.pool.Stat()
-		h := api.Health{Status: "healthy", Timestamp: time.Now().UTC(), Checks: map[string]api.Check{
-			"database": c,
-			"pool_utilization": {Status: "healthy",
-				Message: fmt.Sprintf("%d of %d connections in use", st.AcquiredConns(), st.MaxConns())},
-		}, Info: map[string]string{"worker_id": w.cfg.WorkerID, "handler_type": w.cfg.HandlerType,
-			"namespaces": fmt.Sprint(w.cfg.Namespaces)}}
+	mux.HandleFunc("GET /health/ready", func(rw http.ResponseWriter, r *http.Request) {
+		c := api.DatabaseCheck(r.Context(), w.pool)
+		h := api.Health{Status: "ready", Timestamp: time.Now().UTC(), Checks: map[string]api.Check{"database": c},
+			Info: w.info()}
 		code := http.StatusOK
 		if c.Status != "healthy" {
-			h.Status, code = "unhealthy", http.StatusServiceUnavailable
+			h.Status, code = "not_ready", http.StatusServiceUnavailable
 		}
 		api.WriteJSON(rw, code, h)
-	}
-	mux.HandleFunc("GET /health/ready", ready)
+	})
 	mux.HandleFunc("GET /health/detailed", w.handleDetailed)
 	mux.Handle("GET /metrics", w.cfg.Telemetry.MetricsHandler)
 	mux.Handle("/admin/faults", api.RequireBearer(w.cfg.AuthToken, faults.Handler(w.faults)))
@@ -560,14 +547,7 @@ func (w *Worker) observeGauges(ctx context.Context, g *telemetry.GaugeObserver) 
 func (w *Worker) handleDetailed(rw http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	checks := map[string]api.Check{}
-	start := time.Now()
-	db := api.Check{Status: "healthy", Message: "database reachable"}
-	if err := w.pool.Ping(ctx); err != nil {
-		db = api.Check{Status: "unhealthy", Message: "database unreachable: " + err.Error()}
-	}
-	db.DurationMS = float64(time.Since(start).Microseconds()) / 1000
-	checks["database"] = db
+	checks := map[string]api.Check{"database": api.DatabaseCheck(ctx, w.pool)}
 	st := w.pool.Stat()
 	checks["pool_utilization"] = api.Check{Status: "healthy",
 		Message: fmt.Sprintf("%d of %d connections in use", st.AcquiredConns(), st.MaxConns())}
@@ -596,9 +576,12 @@ func (w *Worker) handleDetailed(rw http.ResponseWriter, r *http.Request) {
 		checks["channel_"+name] = c
 	}
 	status, code := api.Overall(checks)
-	api.WriteJSON(rw, code, api.Health{Status: status, Timestamp: time.Now().UTC(), Checks: checks,
-		Info: map[string]string{"worker_id": w.cfg.WorkerID, "handler_type": w.cfg.HandlerType,
-			"namespaces": fmt.Sprint(w.cfg.Namespaces)}})
+	api.WriteJSON(rw, code, api.Health{Status: status, Timestamp: time.Now().UTC(), Checks: checks, Info: w.info()})
+}
+
+func (w *Worker) info() map[string]string {
+	return map[string]string{"worker_id": w.cfg.WorkerID, "handler_type": w.cfg.HandlerType,
+		"namespaces": fmt.Sprint(w.cfg.Namespaces)}
 }
 
 // injectFaults applies the step's faults before its handler: the task's own "_faults",
