@@ -26,7 +26,7 @@ import (
 var cluster *pgprovision.Cluster
 
 // allMigrations is what Migrate applies to a fresh database, in order.
-var allMigrations = []string{"000_pgmq", "001_tasker_schema", "002_tasker_functions"}
+var allMigrations = []string{"000_pgmq", "001_tasker_schema", "002_tasker_functions", "003_pgmq_api_1_5_1"}
 
 func TestMain(m *testing.M) {
 	os.Exit(runTests(m))
@@ -143,13 +143,19 @@ func expectedProvider(t *testing.T, pool *pgxpool.Pool) string {
 	return "compat"
 }
 
-// migratedDB returns a pool on a fresh database that Migrate (auto mode) has
+// suiteMode is the pgmq provider the behavioural suite runs on: TASKER_TEST_PGMQ_MODE
+// (auto, compat or extension), auto when unset.
+func suiteMode() migrations.PGMQMode {
+	return migrations.PGMQMode(os.Getenv("TASKER_TEST_PGMQ_MODE"))
+}
+
+// migratedDB returns a pool on a fresh database that Migrate (in suiteMode) has
 // brought up to date, and the pgmq provider it chose.
 func migratedDB(t *testing.T) (*pgxpool.Pool, string, string) {
 	t.Helper()
 	url := newDatabase(t)
 	pool := newPool(t, url)
-	res, err := migrations.Migrate(testContext(t), pool, nil)
+	res, err := migrations.Migrate(testContext(t), pool, &migrations.Config{PGMQ: suiteMode()})
 	require.NoError(t, err)
 	return pool, url, res.PGMQProvider
 }
@@ -200,7 +206,7 @@ func TestMigrateFreshDatabase(t *testing.T) {
 
 	// The API the rest of the project relies on is there, whoever provides it.
 	for _, fn := range []string{
-		"pgmq.create(text)", "pgmq.send(text,jsonb,integer)", "pgmq.read(text,integer,integer)",
+		"pgmq.create(text)", "pgmq.send(text,jsonb,integer)", "pgmq.read(text,integer,integer,jsonb)",
 		"pgmq.archive(text,bigint)", "pgmq.delete(text,bigint)", "pgmq.metrics_all()",
 		"tasker.pgmq_send_with_notify(text,jsonb,integer)", "tasker.extract_queue_namespace(text)",
 		"tasker.pgmq_read_specific_message(text,bigint,integer)",
@@ -274,7 +280,7 @@ func TestMigrateConcurrentCallers(t *testing.T) {
 
 	var n int
 	require.NoError(t, pools[0].QueryRow(ctx, "SELECT count(*) FROM tasker.schema_migrations").Scan(&n))
-	require.Equal(t, 3, n)
+	require.Equal(t, len(allMigrations), n)
 }
 
 func TestMigrateExtensionModeWithoutExtension(t *testing.T) {

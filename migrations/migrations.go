@@ -110,6 +110,14 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, cfg *Config) (*Result, err
 		}},
 		fileMigration("001_tasker_schema"),
 		fileMigration("002_tasker_functions"),
+		// Databases whose 000_pgmq installed an earlier compatible schema get pgmq 1.5.1's
+		// API; on a fresh database the file changes nothing, and the extension needs nothing.
+		{version: "003_pgmq_api_1_5_1", apply: func(ctx context.Context, tx pgx.Tx) error {
+			if provider == "extension" {
+				return nil
+			}
+			return execFile(ctx, tx, "sql/pgmq_compat.sql")
+		}},
 	}
 	for _, m := range steps {
 		applied, err := applyOnce(ctx, conn.Conn(), m, provider)

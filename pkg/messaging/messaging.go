@@ -154,6 +154,53 @@ func (l *Listener) session(ctx context.Context, connected *bool) error {
 	}
 }
 
+// queueCreateAttempts bounds EnsureQueue's retries after a concurrent create by a client
+// that does not take tasker-sim's queue lock.
+const queueCreateAttempts = 3
+
+// EnsureQueue creates queue unless pgmq already has it. Both services call it at start and
+// the orchestrator calls it before a namespace's first task, often at the same moment.
+// pgmq.create is not safe against a concurrent create of the same queue (the extension
+// then fails on a catalog unique index), so the create runs under a transaction-scoped
+// advisory lock keyed by the queue name. A collision with a creator outside that lock is
+// retried: by then the queue exists and the create is a no-op.
+func EnsureQueue(ctx context.Context, db interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}, queue string) error {
+	var exists bool
+	if err := db.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pgmq.meta WHERE queue_name = $1)", queue).
+		Scan(&exists); err != nil {
+		return fmt.Errorf("look up queue %s: %w", queue, err)
+	}
+	if exists {
+		return nil
+	}
+	for attempt := 1; ; attempt++ {
+		err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext('pgmq.create'), hashtext($1))", queue); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, "SELECT pgmq.create($1)", queue)
+			return err
+		})
+		if err == nil {
+			return nil
+		}
+		if !isConcurrentCreate(err) || attempt == queueCreateAttempts {
+			return fmt.Errorf("create queue %s: %w", queue, err)
+		}
+	}
+}
+
+// isConcurrentCreate reports the errors the pgmq extension's create gets when another
+// session creates the same queue at the same moment: a unique violation on the catalog,
+// "already exists", or the other session's sequence not being there yet.
+func isConcurrentCreate(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "23505" || pgErr.Code == "42P07" || pgErr.Code == "42P01")
+}
+
 // ReadByID reads one message's body by id, hiding it for vt, when the notification that
 // announced it came without its payload. ok is false when it is no longer visible.
 func ReadByID(ctx context.Context, db interface {

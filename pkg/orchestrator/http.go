@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tasker-sim/tasker-sim/pkg/api"
 	"github.com/tasker-sim/tasker-sim/pkg/faults"
@@ -61,10 +62,41 @@ func (o *Orchestrator) writeFailure(w http.ResponseWriter, r *http.Request, err 
 		writeError(w, http.StatusConflict, "conflict", err.Error())
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client went away; nobody reads an answer.
+	case retryableDatabaseError(err):
+		o.log.Warn("request failed; the client may retry", "method", r.Method, "path", r.URL.Path, "error", err)
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
+		writeError(w, http.StatusServiceUnavailable, "service_unavailable",
+			"the database is busy or unreachable; retry after the Retry-After delay")
 	default:
 		o.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
 		writeError(w, http.StatusInternalServerError, "internal", "internal error; see the orchestrator log")
 	}
+}
+
+// retryAfterSeconds is the Retry-After given with a 503 for a passing database condition.
+const retryAfterSeconds = 1
+
+// retryableDatabaseError reports the database errors that mean "not now" rather than
+// "never": no connection, a server shutting down or out of connections, a serialization
+// failure or deadlock, a lock or statement timeout. A client retrying later can succeed.
+func retryableDatabaseError(err error) bool {
+	var connErr *pgconn.ConnectError
+	if errors.As(err, &connErr) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code[:2] {
+		case "08", "40", "53": // connection exception, transaction rollback, insufficient resources
+			return true
+		}
+		switch pgErr.Code {
+		case "55P03", "57014", "57P01", "57P02", "57P03": // lock_not_available, query_canceled, shutdowns
+			return true
+		}
+		return false
+	}
+	return pgconn.SafeToRetry(err)
 }
 
 func (o *Orchestrator) handleCreate(w http.ResponseWriter, r *http.Request) {

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	pgmq "github.com/craigpastro/pgmq-go"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/metric"
@@ -135,8 +134,8 @@ func (o *Orchestrator) prepare(ctx context.Context) error {
 		o.pgmqProvider = res.PGMQProvider
 	}
 	for _, q := range messaging.OrchestrationQueues {
-		if err := pgmq.CreateQueue(ctx, o.pool, q); err != nil {
-			return fmt.Errorf("orchestrator: create queue %s: %w", q, err)
+		if err := messaging.EnsureQueue(ctx, o.pool, q); err != nil {
+			return fmt.Errorf("orchestrator: %w", err)
 		}
 	}
 	return nil

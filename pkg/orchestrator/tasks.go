@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	pgmq "github.com/craigpastro/pgmq-go"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/tasker-sim/tasker-sim/pkg/api"
 	"github.com/tasker-sim/tasker-sim/pkg/lifecycle"
+	"github.com/tasker-sim/tasker-sim/pkg/messaging"
 	"github.com/tasker-sim/tasker-sim/pkg/workflow"
 )
 
@@ -180,8 +180,8 @@ func (o *Orchestrator) lookupTemplate(ctx context.Context, namespace, name, vers
 	}
 	// Workers create their queues at start, but a task may be created before any worker of
 	// its namespace runs; creating the queue here (idempotent) lets its steps wait there.
-	if err := pgmq.CreateQueue(ctx, o.pool, tmpl.QueueName()); err != nil {
-		return nil, fmt.Errorf("create queue %s: %w", tmpl.QueueName(), err)
+	if err := messaging.EnsureQueue(ctx, o.pool, tmpl.QueueName()); err != nil {
+		return nil, err
 	}
 	nt := &namedTask{uuid: id, updatedAt: updated, template: tmpl, stepUUIDs: steps}
 	c.mu.Lock()

@@ -22,7 +22,6 @@ import (
 	"sync"
 	"time"
 
-	pgmq "github.com/craigpastro/pgmq-go"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/attribute"
@@ -284,8 +283,8 @@ func (w *Worker) prepare(ctx context.Context) error {
 		return fmt.Errorf("worker: %w", err)
 	}
 	for _, ns := range w.cfg.Namespaces {
-		if err := pgmq.CreateQueue(ctx, w.pool, workflow.WorkerQueue(ns)); err != nil {
-			return fmt.Errorf("worker: create queue for namespace %s: %w", ns, err)
+		if err := messaging.EnsureQueue(ctx, w.pool, workflow.WorkerQueue(ns)); err != nil {
+			return fmt.Errorf("worker: namespace %s: %w", ns, err)
 		}
 	}
 	return nil
