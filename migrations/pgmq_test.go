@@ -200,11 +200,12 @@ func TestPGMQConcurrentCreateOfOneQueue(t *testing.T) {
 		for i, err := range errs {
 			if provider == "extension" {
 				// The extension's create is not guarded against a concurrent
-				// create of the same queue; a catalog unique violation, "already
-				// exists" or a sequence that is not there yet is its known answer
-				// (messaging.EnsureQueue is the guarded create tasker-sim uses).
+				// create of the same queue; a catalog unique violation, a table or
+				// type that "already exists" or a sequence that is not there yet is
+				// its known answer (messaging.EnsureQueue is the guarded create
+				// tasker-sim uses).
 				var pgErr *pgconn.PgError
-				if errors.As(err, &pgErr) && (pgErr.Code == "23505" || pgErr.Code == "42P07" || pgErr.Code == "42P01") {
+				if errors.As(err, &pgErr) && slices.Contains([]string{"23505", "42P07", "42710", "42P01"}, pgErr.Code) {
 					t.Logf("%s creator %d: extension reported a concurrent-create conflict: %v", queue, i, err)
 					continue
 				}

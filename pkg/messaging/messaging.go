@@ -194,11 +194,18 @@ func EnsureQueue(ctx context.Context, db interface {
 }
 
 // isConcurrentCreate reports the errors the pgmq extension's create gets when another
-// session creates the same queue at the same moment: a unique violation on the catalog,
-// "already exists", or the other session's sequence not being there yet.
+// session creates the same queue at the same moment: a unique violation on the catalog, a
+// table or type that "already exists", or the other session's sequence not there yet.
 func isConcurrentCreate(err error) bool {
 	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && (pgErr.Code == "23505" || pgErr.Code == "42P07" || pgErr.Code == "42P01")
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code {
+	case "23505", "42P07", "42710", "42P01":
+		return true
+	}
+	return false
 }
 
 // ReadByID reads one message's body by id, hiding it for vt, when the notification that
