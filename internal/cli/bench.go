@@ -37,6 +37,9 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Micros
 // ownStack is what startOwnStack started, or the user's own processes.
 type ownStack struct {
 	url, dbURL string
+	// workers and ffiWorkers are the workers' base URLs, when this command started them
+	// (ffiWorkers are also in workers).
+	workers, ffiWorkers []string
 	// metrics are the /metrics addresses of every process, when known.
 	metrics []string
 	stop    func()
@@ -44,6 +47,11 @@ type ownStack struct {
 
 // startOwnStack starts a throwaway stack unless the user named an orchestrator.
 func startOwnStack(cmd *cobra.Command, workers int, env []string) (*ownStack, error) {
+	return startOwnStackWithFFI(cmd, workers, 0, env)
+}
+
+// startOwnStackWithFFI is startOwnStack with ffiWorkers FFI (ruby) workers besides.
+func startOwnStackWithFFI(cmd *cobra.Command, workers, ffiWorkers int, env []string) (*ownStack, error) {
 	if u, _ := cmd.Flags().GetString("url"); u != "" {
 		return &ownStack{url: u, dbURL: os.Getenv("TASKER_DATABASE_URL"), stop: func() {}}, nil
 	}
@@ -53,11 +61,12 @@ func startOwnStack(cmd *cobra.Command, workers int, env []string) (*ownStack, er
 	binDir, _ := cmd.Flags().GetString("bin-dir")
 	logf := func(format string, args ...any) { fmt.Fprintf(cmd.ErrOrStderr(), "· "+format+"\n", args...) }
 	s, err := stack.Start(cmd.Context(), stack.Options{DatabaseURL: os.Getenv("TASKER_DATABASE_URL"),
-		BinDir: binDir, Workers: workers, Env: env, Logf: logf})
+		BinDir: binDir, Workers: workers, FFIWorkers: ffiWorkers, Env: env, Logf: logf})
 	if err != nil {
 		return nil, err
 	}
-	own := &ownStack{url: s.URL, dbURL: s.DatabaseURL, stop: s.Stop, metrics: []string{s.URL + "/metrics"}}
+	own := &ownStack{url: s.URL, dbURL: s.DatabaseURL, stop: s.Stop, metrics: []string{s.URL + "/metrics"},
+		workers: s.WorkerURLs, ffiWorkers: s.FFIWorkerURLs}
 	for _, w := range s.WorkerURLs {
 		own.metrics = append(own.metrics, w+"/metrics")
 	}

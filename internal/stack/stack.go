@@ -28,6 +28,8 @@ type Options struct {
 	BinDir string
 	// Workers to start. Default 1.
 	Workers int
+	// FFIWorkers to start besides, with TASKER_HANDLER_TYPE=ruby (the simulated FFI path).
+	FFIWorkers int
 	// Env adds variables to every process (e.g. TASKER_POLL_INTERVAL_MS=200).
 	Env []string
 	// Logf receives progress lines; nil is silent.
@@ -38,8 +40,10 @@ type Options struct {
 type Stack struct {
 	// URL is the orchestration API.
 	URL string
-	// WorkerURLs are the workers' health and metrics addresses.
+	// WorkerURLs are the workers' health and metrics addresses, FFI workers last.
 	WorkerURLs []string
+	// FFIWorkerURLs are the FFI workers' addresses (also in WorkerURLs).
+	FFIWorkerURLs []string
 	// DatabaseURL is the database every process uses.
 	DatabaseURL string
 	// LogDir holds each process's log file.
@@ -94,21 +98,37 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		append(base, "TASKER_WEB_BIND_ADDRESS=127.0.0.1:"+strconv.Itoa(port)), s.URL+"/health/ready"); err != nil {
 		return nil, err
 	}
-	for i := range max(opts.Workers, 1) {
-		wport, err := pgprovision.FreeLoopbackPort(ctx)
+	for i := range max(opts.Workers, 1) + opts.FFIWorkers {
+		name, env := fmt.Sprintf("worker-%d", i+1), base
+		ffi := i >= max(opts.Workers, 1)
+		if ffi {
+			name, env = fmt.Sprintf("ffi-worker-%d", i+1-max(opts.Workers, 1)), append(base[:len(base):len(base)], "TASKER_HANDLER_TYPE=ruby")
+		}
+		url, err := s.startWorker(ctx, bin, name, env)
 		if err != nil {
 			return nil, err
 		}
-		addr := "127.0.0.1:" + strconv.Itoa(wport)
-		s.WorkerURLs = append(s.WorkerURLs, "http://"+addr)
-		logf("starting worker %d on %s", i+1, addr)
-		env := append(base, "TASKER_WORKER_BIND_ADDRESS="+addr, fmt.Sprintf("TASKER_WORKER_ID=demo-worker-%d", i+1))
-		if err := s.spawn(ctx, filepath.Join(bin, "worker"), fmt.Sprintf("worker-%d", i+1), env,
-			"http://"+addr+"/health/ready"); err != nil {
-			return nil, err
+		s.WorkerURLs = append(s.WorkerURLs, url)
+		if ffi {
+			s.FFIWorkerURLs = append(s.FFIWorkerURLs, url)
 		}
 	}
 	return s, nil
+}
+
+// startWorker starts one worker on a free loopback port and returns its address.
+func (s *Stack) startWorker(ctx context.Context, bin, name string, env []string) (string, error) {
+	wport, err := pgprovision.FreeLoopbackPort(ctx)
+	if err != nil {
+		return "", err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(wport)
+	s.logf("starting %s on %s", name, addr)
+	env = append(env[:len(env):len(env)], "TASKER_WORKER_BIND_ADDRESS="+addr, "TASKER_WORKER_ID=demo-"+name)
+	if err := s.spawn(ctx, filepath.Join(bin, "worker"), name, env, "http://"+addr+"/health/ready"); err != nil {
+		return "", err
+	}
+	return "http://" + addr, nil
 }
 
 func findBinaries(dir string) (string, error) {

@@ -166,3 +166,31 @@ func DatabaseCheck(ctx context.Context, db interface{ Ping(context.Context) erro
 	c.DurationMS = float64(time.Since(start).Microseconds()) / 1000
 	return c
 }
+
+// MaxWaitTasks bounds the task_uuids of one POST /v1/tasks/wait.
+const MaxWaitTasks = 10000
+
+// MaxWaitTimeoutMS bounds WaitRequest.TimeoutMS.
+const MaxWaitTimeoutMS = 60000
+
+// WaitRequest is the body of POST /v1/tasks/wait: watch many tasks with one long poll.
+type WaitRequest struct {
+	// TaskUUIDs are the tasks to watch, at most MaxWaitTasks.
+	TaskUUIDs []string `json:"task_uuids"`
+	// TimeoutMS is how long to wait for at least one of them to finish, 0 to
+	// MaxWaitTimeoutMS; 0 answers at once.
+	TimeoutMS int `json:"timeout_ms"`
+}
+
+// WaitResponse answers a WaitRequest with the watched tasks that are terminal (possibly
+// none, when the timeout passed first) and those that do not exist.
+type WaitResponse struct {
+	Finished []FinishedTask `json:"finished"`
+	NotFound []string       `json:"not_found"`
+}
+
+// FinishedTask is a watched task in a terminal state.
+type FinishedTask struct {
+	TaskUUID string `json:"task_uuid"`
+	Status   string `json:"status"`
+}

@@ -110,6 +110,17 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	return nil
 }
 
+// WaitAny watches many tasks with one long poll (POST /v1/tasks/wait): it answers with those
+// that are terminal or unknown as soon as there is one, or with none after timeout.
+func (c *Client) WaitAny(ctx context.Context, ids []string, timeout time.Duration) (*api.WaitResponse, error) {
+	var out api.WaitResponse
+	req := api.WaitRequest{TaskUUIDs: ids, TimeoutMS: int(timeout.Milliseconds())}
+	if err := c.do(ctx, http.MethodPost, "/v1/tasks/wait", req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // CreateTask posts a task request.
 func (c *Client) CreateTask(ctx context.Context, req *api.TaskRequest) (*api.TaskResponse, error) {
 	var out api.TaskResponse

@@ -30,6 +30,7 @@ func (o *Orchestrator) routes() http.Handler {
 	mux.Handle("POST /v1/tasks", auth(o.guarded("/v1/tasks", o.handleCreate)))
 	mux.Handle("GET /v1/tasks", auth(o.guarded("/v1/tasks", o.handleList)))
 	mux.Handle("GET /v1/tasks/{uuid}", auth(o.guarded("/v1/tasks/{uuid}", o.handleGet)))
+	mux.Handle("POST /v1/tasks/wait", auth(o.guarded("/v1/tasks/wait", o.handleWaitAny)))
 	mux.Handle("DELETE /v1/tasks/{uuid}", auth(o.guarded("/v1/tasks/{uuid}", o.handleCancel)))
 	mux.Handle("GET /v1/tasks/{uuid}/workflow_steps", auth(o.guarded("/v1/tasks/{uuid}/workflow_steps", o.handleSteps)))
 	mux.HandleFunc("GET /health", o.handleHealth)
@@ -171,6 +172,40 @@ func (o *Orchestrator) handleGet(w http.ResponseWriter, r *http.Request) {
 
 // maxWait caps a long-poll so proxies and clients do not time out first.
 const maxWait = 60 * time.Second
+
+// handleWaitAny answers POST /v1/tasks/wait: see WaitAny.
+func (o *Orchestrator) handleWaitAny(w http.ResponseWriter, r *http.Request) {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64*api.MaxWaitTasks))
+	dec.DisallowUnknownFields()
+	var req api.WaitRequest
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "request body: malformed JSON: "+err.Error())
+		return
+	}
+	if len(req.TaskUUIDs) == 0 || len(req.TaskUUIDs) > api.MaxWaitTasks {
+		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("task_uuids: must hold 1 to %d task uuids", api.MaxWaitTasks))
+		return
+	}
+	if req.TimeoutMS < 0 || req.TimeoutMS > api.MaxWaitTimeoutMS {
+		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("timeout_ms: must be from 0 to %d", api.MaxWaitTimeoutMS))
+		return
+	}
+	ids := make([]uuid.UUID, len(req.TaskUUIDs))
+	for i, s := range req.TaskUUIDs {
+		id, err := uuid.Parse(s)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("task_uuids[%d]: must be a UUID", i))
+			return
+		}
+		ids[i] = id
+	}
+	res, err := o.WaitAny(r.Context(), ids, time.Duration(req.TimeoutMS)*time.Millisecond)
+	if err != nil {
+		o.writeFailure(w, r, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, res)
+}
 
 func (o *Orchestrator) handleCancel(w http.ResponseWriter, r *http.Request) {
 	id, ok := parseTaskUUID(w, r)

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/metric"
@@ -39,13 +40,15 @@ type Orchestrator struct {
 	started      time.Time
 	pgmqProvider string
 	waiters      *waiters
-	tel          *telemetry.Providers
-	gauges       metric.Registration
-	faults       *faults.Switch
-	runCtx       context.Context
-	web          *resilience.Breaker
-	readiness    *resilience.Breaker
-	queue        *resilience.Breaker
+	// finalized logs every task that reaches a terminal state (for WaitAny).
+	finalized *finalizedLog
+	tel       *telemetry.Providers
+	gauges    metric.Registration
+	faults    *faults.Switch
+	runCtx    context.Context
+	web       *resilience.Breaker
+	readiness *resilience.Breaker
+	queue     *resilience.Breaker
 }
 
 type resultJob struct {
@@ -88,7 +91,7 @@ func Start(ctx context.Context, cfg *Config) (*Orchestrator, error) {
 		tel: c.Telemetry,
 		cfg: c, log: c.Logger.With("component", "orchestrator", "processor_uuid", c.ProcessorUUID),
 		pool: pool, templates: newTemplateCache(), results: resilience.NewChannel[resultJob](resultChannel, "orchestration", resultChannelCapacity, c.Telemetry.Instruments),
-		started: time.Now(), waiters: newWaiters(),
+		started: time.Now(), waiters: newWaiters(), finalized: newFinalizedLog(),
 	}
 	o.web = resilience.NewBreaker(resilience.WebDatabase, c.WebBreaker, o.log)
 	o.readiness = resilience.NewBreaker(resilience.TaskReadiness, c.ReadinessBreaker, o.log)
@@ -190,6 +193,9 @@ func (o *Orchestrator) listen(ctx context.Context) {
 		Handle: func(ctx context.Context, n *pgconn.Notification) {
 			if n.Channel == messaging.TaskFinalizedChannel {
 				o.waiters.wake(n.Payload)
+				if id, err := uuid.Parse(n.Payload); err == nil {
+					o.finalized.append(id)
+				}
 				return
 			}
 			var ev messaging.Notification
