@@ -123,7 +123,7 @@ Example:
 				ctxMap["_run_id"] = uuid.Must(uuid.NewV7()).String()
 			}
 			if spec, _ := f.GetString("faults"); spec != "" {
-				if _, err := faults.Parse([]byte(spec)); err != nil {
+				if err := faults.ValidateForTask([]byte(spec)); err != nil {
 					return fmt.Errorf("--faults: %w", err)
 				}
 				ctxMap[faults.ContextKey] = json.RawMessage(spec)

@@ -3,7 +3,8 @@
 //
 // Faults come per task (the "_faults" object of a task's context) or per process (the
 // TASKER_FAULTS environment variable, or POST /admin/faults on a running process). A
-// task's own faults win over the process's for that task.
+// task's own faults win over the process's for that task. Some faults act on a whole
+// process (ProcessOnly) and are refused per task.
 package faults
 
 import (
@@ -30,15 +31,27 @@ type Faults struct {
 	Latency *Range `json:"latency_ms,omitempty"`
 	// TimeoutRate is the chance, 0 to 1, that a handler hangs until its timeout.
 	TimeoutRate float64 `json:"timeout_rate,omitempty"`
-	// SlowCompletionMS slows the FFI completion consumer by this much per completion
-	// (worker, FFI handler types only).
+	// SlowCompletionMS makes each FFI completion send take this much longer: the foreign
+	// side stalls while handing the completion back, so the send's measured latency is at
+	// least this (worker, FFI handler types only; per task, only that task's steps).
 	SlowCompletionMS int `json:"slow_completion_ms,omitempty"`
-	// DatabaseUnavailable makes the API's database work fail (orchestrator).
+	// DatabaseUnavailable makes the API's database work fail (orchestrator; process only).
 	DatabaseUnavailable bool `json:"database_unavailable,omitempty"`
 	// FloodChannel pushes this many empty items through the process's intake channel at
-	// once, once, to exercise backpressure.
+	// once, once, to exercise backpressure (process only).
 	FloodChannel int `json:"flood_channel,omitempty"`
+	// AbandonRate is the chance, 0 to 1, that a worker drops a step message it has read,
+	// as if it crashed before claiming it: the message comes back after its visibility
+	// timeout as a redelivery (worker; process only).
+	AbandonRate float64 `json:"abandon_rate,omitempty"`
 }
+
+// ProcessOnly lists the faults that act on a whole process and so are refused per task,
+// by their JSON names.
+var ProcessOnly = []string{"database_unavailable", "flood_channel", "abandon_rate"}
+
+// processOnlyRule is why a process-only fault is refused per task.
+const processOnlyRule = "a process fault; set it with taskerctl fault set or POST /admin/faults, not per task"
 
 // Range is an inclusive range of milliseconds.
 type Range struct {
@@ -59,6 +72,8 @@ func (f Faults) Validate() error {
 		return fmt.Errorf("slow_completion_ms %d: must be from 0 to 60000", f.SlowCompletionMS)
 	case f.FloodChannel < 0 || f.FloodChannel > 1_000_000:
 		return fmt.Errorf("flood_channel %d: must be from 0 to 1000000", f.FloodChannel)
+	case f.AbandonRate < 0 || f.AbandonRate > 1:
+		return fmt.Errorf("abandon_rate %v: must be from 0 to 1", f.AbandonRate)
 	}
 	return nil
 }
@@ -119,16 +134,29 @@ func (f Faults) BeforeHandler(ctx context.Context, rnd *rand.Rand) error {
 	return nil
 }
 
+// Abandon rolls the abandon_rate fault for one received message: true means drop it.
+func (f Faults) Abandon(rnd *rand.Rand) bool {
+	return f.AbandonRate > 0 && rnd.Float64() < f.AbandonRate
+}
+
 // Switch holds a process's current faults; safe for concurrent use.
 type Switch struct {
 	mu sync.RWMutex
 	f  Faults
+	// check, when set, holds the process's own rules, after Validate's.
+	check func(Faults) error
 	// changed, when set, runs after every Set (for one-shot faults such as a flood).
 	changed func(Faults)
 }
 
 // NewSwitch returns a switch starting at f; onSet runs after every Set.
 func NewSwitch(f Faults, onSet func(Faults)) *Switch { return &Switch{f: f, changed: onSet} }
+
+// NewCheckedSwitch is NewSwitch for a process that cannot inject every fault: Set also
+// refuses faults that check rejects (check's error should name the field and the rule).
+func NewCheckedSwitch(f Faults, check func(Faults) error, onSet func(Faults)) *Switch {
+	return &Switch{f: f, check: check, changed: onSet}
+}
 
 // Get returns the current faults.
 func (s *Switch) Get() Faults {
@@ -141,6 +169,11 @@ func (s *Switch) Get() Faults {
 func (s *Switch) Set(f Faults) error {
 	if err := f.Validate(); err != nil {
 		return err
+	}
+	if s.check != nil {
+		if err := s.check(f); err != nil {
+			return err
+		}
 	}
 	s.mu.Lock()
 	s.f = f

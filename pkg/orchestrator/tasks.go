@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tasker-sim/tasker-sim/pkg/api"
+	"github.com/tasker-sim/tasker-sim/pkg/faults"
 	"github.com/tasker-sim/tasker-sim/pkg/lifecycle"
 	"github.com/tasker-sim/tasker-sim/pkg/messaging"
 	"github.com/tasker-sim/tasker-sim/pkg/workflow"
@@ -69,6 +70,11 @@ func (o *Orchestrator) validateRequest(req *api.TaskRequest) (corr, parent uuid.
 		return corr, parent, 0, &ValidationError{"context", "must be a JSON object"}
 	case len(req.Context) > o.cfg.MaxContextBytes:
 		return corr, parent, 0, &ValidationError{"context", fmt.Sprintf("must be at most %d bytes of JSON, got %d", o.cfg.MaxContextBytes, len(req.Context))}
+	}
+	// A task's own faults are checked when its steps run, except the process-only ones,
+	// which a task can never carry.
+	if fe := faults.RefuseProcessFaultsInContext(req.Context); fe != nil {
+		return corr, parent, 0, &ValidationError{"context." + faults.ContextKey + "." + fe.Field, fe.Rule}
 	}
 	for _, f := range []struct{ name, value string }{
 		{"initiator", req.Initiator}, {"source_system", req.SourceSystem}, {"reason", req.Reason},
