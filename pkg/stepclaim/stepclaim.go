@@ -172,6 +172,11 @@ type Config struct {
 	Instruments *telemetry.Instruments
 	// Breaker, when set, guards the fallback reads (the pgmq breaker).
 	Breaker *resilience.Breaker
+	// Abandon, when set, is asked about every step message before it is claimed; true
+	// drops the message as a worker that crashed after reading it would (the abandon_rate
+	// fault). The message stays hidden for VisibilityTimeout, then a poll reads it again
+	// and its claim counts a redelivery (tasker_queue_visibility_timeouts_total).
+	Abandon func() bool
 }
 
 // Claimer feeds claimed steps to Execute until its context ends.
@@ -188,6 +193,9 @@ type candidate struct {
 	body      []byte
 	method    string
 	readCount int64 // 0 for a notification; above 1 for a redelivery
+	// read: the message was read, and so hidden for the visibility timeout. A poll reads
+	// it; a notification that carried its payload does not.
+	read bool
 }
 
 // CandidateChannel names the worker's bounded queue of messages waiting to be claimed.
@@ -290,7 +298,7 @@ func (c *Claimer) onNotification(ctx context.Context, n *pgconn.Notification) {
 		if !ok {
 			return
 		}
-		cand.body = body
+		cand.body, cand.read = body, true
 	}
 	c.offer(ctx, cand)
 }
@@ -320,7 +328,8 @@ func (c *Claimer) poll(ctx context.Context) {
 		}
 		c.cfg.Instruments.QueueRead(ctx, q, time.Since(start))
 		for _, m := range msgs {
-			c.offer(ctx, candidate{queue: q, msgID: m.MsgID, body: m.Body, method: MethodPoll, readCount: m.ReadCount})
+			c.offer(ctx, candidate{queue: q, msgID: m.MsgID, body: m.Body, method: MethodPoll, readCount: m.ReadCount,
+				read: true})
 		}
 	}
 }
@@ -340,6 +349,10 @@ func (c *Claimer) handle(ctx context.Context, cand candidate) {
 			in.MessagesDeleted(ctx, cand.queue, telemetry.OpArchivePoison, 1)
 			c.log.Warn("archived poison message", "queue", cand.queue, "msg_id", cand.msgID, "error", err)
 		}
+		return
+	}
+	if c.cfg.Abandon != nil && c.cfg.Abandon() {
+		c.abandon(ctx, cand, msg)
 		return
 	}
 	start := time.Now()
@@ -372,6 +385,30 @@ func (c *Claimer) handle(ctx context.Context, cand candidate) {
 		return
 	}
 	c.cfg.Execute(ctx, step)
+}
+
+// abandon drops a step message without claiming it, as a worker that crashes between
+// reading a message and claiming it would. The message must have been read, so that it
+// stays hidden for the visibility timeout and then comes back to a poll as a redelivery
+// (read_ct above 1): a polled message, or a notified one read by id, already was; one whose
+// notification carried the payload is read now. Nothing is counted here: the metric comes
+// from the redelivery's claim.
+func (c *Claimer) abandon(ctx context.Context, cand candidate, msg messaging.StepMessage) {
+	if !cand.read {
+		_, ok, err := messaging.ReadByID(ctx, c.cfg.Pool, cand.queue, cand.msgID, c.cfg.VisibilityTimeout)
+		if err != nil {
+			if ctx.Err() == nil {
+				c.log.Warn("abandon: read the message", "queue", cand.queue, "msg_id", cand.msgID, "error", err)
+			}
+			return // still visible: a poll takes it
+		}
+		if !ok {
+			return // already read by a poll, or claimed: that candidate carries on
+		}
+	}
+	c.log.Info("abandoned a step message without claiming it (abandon_rate fault); it comes back after the visibility timeout",
+		"queue", cand.queue, "msg_id", cand.msgID, "step_uuid", msg.StepUUID, "correlation_id", msg.CorrelationID,
+		"claim_method", cand.method, "visibility_timeout", c.cfg.VisibilityTimeout)
 }
 
 // Flood pushes n empty candidates through the intake channel, in the background, to

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/tasker-sim/tasker-sim/pkg/resilience"
@@ -38,8 +37,8 @@ type ffiPath struct {
 	breaker    *resilience.Breaker
 	slow       time.Duration
 	overhead   time.Duration
-	// consumerDelay slows the completion consumer, in nanoseconds (a fault; 0 normally).
-	consumerDelay atomic.Int64
+	// consumerDelay slows the completion consumer (Config.FFICompletionDelay; 0 normally).
+	consumerDelay time.Duration
 	// slots holds one token per foreign executor. A step takes one before it is
 	// dispatched and gives it back once its handler has run, so the claimers never take
 	// more steps than the executors can start: a claimed step does not wait out its
@@ -52,12 +51,13 @@ func newFFIPath(w *Worker) *ffiPath {
 	in := w.in
 	capacity := cmp.Or(w.cfg.FFIChannelCapacity, FFIChannelCapacity)
 	return &ffiPath{
-		w:          w,
-		dispatchCh: resilience.NewChannel[*stepclaim.Step]("worker_ffi_dispatch", "worker", capacity, in),
-		completeCh: resilience.NewChannel[*outcome]("worker_ffi_completion", "worker", capacity, in),
-		breaker:    resilience.NewBreaker(resilience.FFICompletion, w.cfg.FFIBreaker, w.log),
-		slow:       w.cfg.SlowSendThreshold,
-		overhead:   w.cfg.FFIOverhead,
+		w:             w,
+		dispatchCh:    resilience.NewChannel[*stepclaim.Step]("worker_ffi_dispatch", "worker", capacity, in),
+		completeCh:    resilience.NewChannel[*outcome]("worker_ffi_completion", "worker", capacity, in),
+		breaker:       resilience.NewBreaker(resilience.FFICompletion, w.cfg.FFIBreaker, w.log),
+		slow:          cmp.Or(w.cfg.SlowSendThreshold, SlowSendThresholdDefault),
+		overhead:      w.cfg.FFIOverhead,
+		consumerDelay: w.cfg.FFICompletionDelay,
 	}
 }
 
@@ -131,10 +131,10 @@ func (f *ffiPath) execute(s *stepclaim.Step) {
 }
 
 // complete sends an outcome back through the completion channel. The ffi_completion
-// breaker judges the send by its latency: one at or above the slow threshold counts as a
-// failure even when it succeeded. While the breaker is open the completion is refused;
-// the step stays claimed, and its lease running out hands it to another attempt, so
-// nothing is lost.
+// breaker judges the send by its latency: one at or above the slow threshold counts in
+// ffi_completion_slow_sends_total and as a breaker failure even when it succeeded. While
+// the breaker is open the completion is refused; the step stays claimed, and its lease
+// running out hands it to another attempt, so nothing is lost.
 func (f *ffiPath) complete(o *outcome) {
 	in := f.w.in
 	done, err := f.breaker.Allow()
@@ -147,7 +147,7 @@ func (f *ffiPath) complete(o *outcome) {
 	ctx, cancel := context.WithTimeout(o.ctx, completionSendTimeout)
 	defer cancel()
 	start := time.Now()
-	sent := f.completeCh.Send(ctx, o)
+	sent := f.send(ctx, o)
 	took := time.Since(start)
 	slow := took >= f.slow
 	if slow {
@@ -160,10 +160,26 @@ func (f *ffiPath) complete(o *outcome) {
 	}
 }
 
+// send is the completion send the breaker times. The slow_completion_ms fault (o.stall)
+// is the foreign side stalling while it hands the completion back, so it is part of the
+// send: a stall past the send timeout means the completion is not sent.
+func (f *ffiPath) send(ctx context.Context, o *outcome) bool {
+	if o.stall > 0 {
+		t := time.NewTimer(o.stall)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return f.completeCh.Send(ctx, o)
+}
+
 func (f *ffiPath) completions(executorsDone <-chan struct{}) {
 	hard := f.w.hardCtx
 	consume := func(o *outcome) bool {
-		if d := time.Duration(f.consumerDelay.Load()); d > 0 {
+		if d := f.consumerDelay; d > 0 {
 			select {
 			case <-time.After(d):
 			case <-hard.Done():

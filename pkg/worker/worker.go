@@ -90,7 +90,9 @@ type Config struct {
 	FFIOverhead time.Duration
 	// SlowSendThreshold marks a completion send as slow (a breaker failure). Default 100 ms.
 	SlowSendThreshold time.Duration
-	// FFICompletionDelay slows the completion consumer: a fault to inject. Default 0.
+	// FFICompletionDelay slows the completion consumer, so the completion channel fills
+	// and its sends wait (backpressure). It is a setting, not the slow_completion_ms
+	// fault, which slows each send itself. Default 0.
 	FFICompletionDelay time.Duration
 	// FFIChannelCapacity bounds the FFI dispatch and completion channels. Default 1000.
 	FFIChannelCapacity int
@@ -216,7 +218,7 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 		w.queues[workflow.WorkerQueue(ns)] = true
 	}
 	w.rnd = rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x5eed))
-	if err := cfg.Faults.Validate(); err != nil {
+	if err := errors.Join(cfg.Faults.Validate(), w.checkProcessFaults(cfg.Faults)); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("worker config: faults: %w", err)
 	}
@@ -231,7 +233,7 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 		Pool: pool, WorkerID: cfg.WorkerID, Namespaces: cfg.Namespaces, Execute: w.execute,
 		PollInterval: cfg.PollInterval, VisibilityTimeout: cfg.VisibilityTimeout,
 		Concurrency: cfg.Concurrency, PollBatch: cfg.PollBatch, CandidateCapacity: cfg.CandidateCapacity,
-		Logger: w.log, Instruments: w.in, Breaker: w.queueCB,
+		Logger: w.log, Instruments: w.in, Breaker: w.queueCB, Abandon: w.abandonMessage,
 	})
 	if err != nil {
 		pool.Close()
@@ -245,7 +247,7 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 	}
 	w.listener = ln
 	w.claimer = claimer
-	w.faults = faults.NewSwitch(cfg.Faults, w.applyProcessFaults)
+	w.faults = faults.NewCheckedSwitch(cfg.Faults, w.checkProcessFaults, w.applyProcessFaults)
 	if w.gauges, err = w.in.Observe(w.observeGauges); err != nil {
 		_ = ln.Close()
 		pool.Close()
@@ -373,6 +375,8 @@ type outcome struct {
 	herr    error
 	retry   bool
 	tookMS  float64
+	// stall is how much longer the FFI completion send takes (slow_completion_ms).
+	stall time.Duration
 }
 
 // run runs a claimed step's handler and builds its result. Handlers get a context that
@@ -395,6 +399,7 @@ func (w *Worker) run(s *stepclaim.Step) *outcome {
 		value any
 		herr  error
 	)
+	sf := w.faultsFor(s, log)
 	w.in.ActiveExecution(ctx, s.Namespace, w.cfg.HandlerType, 1)
 	started := time.Now()
 	if spec == nil {
@@ -408,7 +413,7 @@ func (w *Worker) run(s *stepclaim.Step) *outcome {
 			timeout = min(timeout, time.Duration(spec.TimeoutSeconds)*time.Second)
 		}
 		hctx, cancel := context.WithTimeout(ctx, timeout)
-		if herr = w.injectFaults(hctx, s); herr == nil {
+		if herr = w.injectFaults(hctx, sf); herr == nil {
 			value, herr = runHandler(hctx, w.cfg.Registry[spec.Handler.Callable], workflow.StepInput{
 				TaskUUID: s.TaskUUID, StepUUID: s.StepUUID, StepName: s.StepName, CorrelationID: s.CorrelationID,
 				Context: s.Context, Dependencies: s.Dependencies, Attempt: s.Attempt, MaxAttempts: s.MaxAttempts,
@@ -451,7 +456,7 @@ func (w *Worker) run(s *stepclaim.Step) *outcome {
 		return nil
 	}
 	return &outcome{ctx: ctx, span: span, log: log, step: s, body: body, success: res.Success, herr: herr,
-		retry: res.Metadata.Retryable, tookMS: res.Metadata.ExecutionTimeMS}
+		retry: res.Metadata.Retryable, tookMS: res.Metadata.ExecutionTimeMS, stall: sf.stall}
 }
 
 // finish submits a step's result and ends its span.
@@ -583,17 +588,48 @@ func (w *Worker) info() map[string]string {
 		"namespaces": fmt.Sprint(w.cfg.Namespaces)}
 }
 
-// injectFaults applies the step's faults before its handler: the task's own "_faults",
-// else the process's. A non-nil error means the handler does not run.
-func (w *Worker) injectFaults(ctx context.Context, s *stepclaim.Step) error {
-	f, own, err := faults.FromTaskContext(s.Context)
-	if err != nil {
-		return &workflow.StepError{Message: "task context _faults: " + err.Error(), ErrorType: "ValidationError",
+// stepFaults are the faults one step runs with.
+type stepFaults struct {
+	// handler are the handler faults: the task's own "_faults", else the process's.
+	handler faults.Faults
+	// stall slows the step's FFI completion send (slow_completion_ms): the task's own
+	// value when it sets one, else the process's, which so reaches every completion.
+	stall time.Duration
+	// err, when set, is an invalid "_faults": the step fails with it.
+	err error
+}
+
+// faultsFor works out a step's faults. A per-task slow_completion_ms on a rust worker is
+// ignored (with a debug log): it has no FFI completion send, and the task's steps may run
+// on any worker of the namespace.
+func (w *Worker) faultsFor(s *stepclaim.Step, log *slog.Logger) stepFaults {
+	process := w.faults.Get()
+	sf := stepFaults{handler: process, stall: time.Duration(process.SlowCompletionMS) * time.Millisecond}
+	own, ok, err := faults.FromTaskContext(s.Context)
+	switch {
+	case err != nil:
+		sf.err = &workflow.StepError{Message: "task context _faults: " + err.Error(), ErrorType: "ValidationError",
 			ErrorCode: "INVALID_FAULTS"}
+	case !ok:
+	case own.SlowCompletionMS > 0 && w.ffi == nil:
+		sf.handler = own
+		log.Debug("slow_completion_ms ignored: a rust worker has no FFI completion send",
+			"slow_completion_ms", own.SlowCompletionMS)
+	case own.SlowCompletionMS > 0:
+		sf.handler, sf.stall = own, time.Duration(own.SlowCompletionMS)*time.Millisecond
+	default:
+		sf.handler = own
 	}
-	if !own {
-		f = w.faults.Get()
+	return sf
+}
+
+// injectFaults applies the step's handler faults before its handler. A non-nil error
+// means the handler does not run.
+func (w *Worker) injectFaults(ctx context.Context, sf stepFaults) error {
+	if sf.err != nil {
+		return sf.err
 	}
+	f := sf.handler
 	w.rndMu.Lock()
 	rnd := rand.New(rand.NewPCG(w.rnd.Uint64(), w.rnd.Uint64()))
 	w.rndMu.Unlock()
@@ -608,16 +644,33 @@ func (w *Worker) injectFaults(ctx context.Context, s *stepclaim.Step) error {
 	}
 }
 
-// applyProcessFaults puts process-wide faults into effect: the FFI completion consumer's
-// delay, and a one-off flood of the intake channel.
-func (w *Worker) applyProcessFaults(f faults.Faults) {
-	if w.ffi != nil {
-		delay := w.cfg.FFICompletionDelay
-		if f.SlowCompletionMS > 0 {
-			delay = time.Duration(f.SlowCompletionMS) * time.Millisecond
-		}
-		w.ffi.consumerDelay.Store(int64(delay))
+// abandonMessage rolls the process's abandon_rate fault for one received step message;
+// true tells the claimer to drop it unclaimed (see stepclaim.Config.Abandon). Per task it
+// cannot apply: a message is dropped before its step, and so its task, is known.
+func (w *Worker) abandonMessage() bool {
+	f := w.faults.Get()
+	if f.AbandonRate <= 0 {
+		return false
 	}
+	w.rndMu.Lock()
+	defer w.rndMu.Unlock()
+	return f.Abandon(w.rnd)
+}
+
+// checkProcessFaults holds the worker's own rules for process faults: slow_completion_ms
+// slows the FFI completion send, which only the FFI handler types have.
+func (w *Worker) checkProcessFaults(f faults.Faults) error {
+	if f.SlowCompletionMS > 0 && w.cfg.HandlerType == HandlerTypeRust {
+		return fmt.Errorf("slow_completion_ms %d: needs an FFI handler type (ruby, python or typescript; "+
+			"TASKER_HANDLER_TYPE); this worker's handler type is rust, which has no FFI completion send",
+			f.SlowCompletionMS)
+	}
+	return nil
+}
+
+// applyProcessFaults puts one-off process faults into effect: a flood of the intake
+// channel. The others are read where they act.
+func (w *Worker) applyProcessFaults(f faults.Faults) {
 	if f.FloodChannel > 0 && w.runCtx != nil {
 		w.claimer.Flood(w.runCtx, f.FloodChannel)
 	}
