@@ -3,18 +3,24 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tasker-sim/tasker-sim/pkg/api"
 	"github.com/tasker-sim/tasker-sim/pkg/client"
 	"github.com/tasker-sim/tasker-sim/pkg/faults"
 	"github.com/tasker-sim/tasker-sim/pkg/harness"
 	"github.com/tasker-sim/tasker-sim/pkg/orchestrator"
 	"github.com/tasker-sim/tasker-sim/pkg/resilience"
+	"github.com/tasker-sim/tasker-sim/pkg/stepclaim"
 	"github.com/tasker-sim/tasker-sim/pkg/worker"
+	"github.com/tasker-sim/tasker-sim/pkg/workflow"
 )
 
 func setFaults(t *testing.T, base, spec string) {
@@ -94,20 +100,45 @@ func TestFaultsMoveTheirMetrics(t *testing.T) {
 				map[string]string{"channel": "worker_step_candidates"}) > before
 		})
 	})
-	t.Run("slow completion consumer", func(t *testing.T) {
+	t.Run("slow completion sends, per process", func(t *testing.T) {
+		// Every completion of the worker is slow, with nothing queued on its channel.
 		w, err := env.AddWorker(ctx, func(c *worker.Config) {
 			c.Namespaces = []string{"tasker_sim_test"}
 			c.HandlerType = worker.HandlerTypeRuby
-			c.FFIChannelCapacity = 1
 			c.FFIBreaker = resilience.BreakerConfig{FailureThreshold: 2, OpenTimeout: time.Hour}
 		})
 		require.NoError(t, err)
-		setFaults(t, "http://"+w.Addr(), `{"slow_completion_ms": 1000}`)
+		setFaults(t, "http://"+w.Addr(), `{"slow_completion_ms": 150}`)
 		feedUntil(t, env, "slow sends open the ffi breaker", func() bool {
 			s := scrapeSamples(t, p)
 			return total(s, "ffi_completion_slow_sends_total", nil) >= 2 &&
 				total(s, "tasker_circuit_breaker_state", map[string]string{"component": "ffi_completion"}) == 2
 		})
+	})
+	t.Run("slow completion on a rust worker", func(t *testing.T) {
+		// Per process it is refused: a rust worker has no FFI completion send.
+		resp, err := http.Post("http://"+env.Workers[0].Addr()+"/admin/faults", "application/json",
+			strings.NewReader(`{"slow_completion_ms": 150}`))
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+		require.Contains(t, string(body), "slow_completion_ms 150: needs an FFI handler type")
+		// Per task it is ignored there: the task's steps may run on any worker.
+		_, status := run(`{"slow_completion_ms": 150}`)
+		require.Equal(t, "complete", status)
+	})
+	t.Run("process faults are refused per task", func(t *testing.T) {
+		for name, value := range map[string]any{"database_unavailable": true, "flood_channel": 10, "abandon_rate": 0.5} {
+			req := request("rust_e2e_linear", "mathematical_sequence", map[string]any{"even_number": 4,
+				faults.ContextKey: map[string]any{"error_rate": 0.1, name: value}})
+			_, err := env.Client.CreateTask(ctx, req)
+			var ae *client.APIError
+			require.ErrorAs(t, err, &ae, name)
+			require.Equal(t, http.StatusBadRequest, ae.Status, name)
+			require.Equal(t, "context._faults."+name+
+				": a process fault; set it with taskerctl fault set or POST /admin/faults, not per task", ae.Message)
+		}
 	})
 	t.Run("database unavailable to the API", func(t *testing.T) {
 		setFaults(t, orchURL, `{"database_unavailable": true}`)
@@ -140,9 +171,9 @@ func TestFaultsMoveTheirMetrics(t *testing.T) {
 	})
 }
 
-// TestFFIRefusedCompletionsAreNotLost opens the ffi_completion breaker with a slow
-// completion consumer, so completions are refused; once the fault is lifted and the
-// breaker recovers, the refused steps run again after their lease and every task completes.
+// TestFFIRefusedCompletionsAreNotLost opens the ffi_completion breaker with slow
+// completion sends, so completions are refused; once the fault is lifted and the breaker
+// recovers, the refused steps run again after their lease and every task completes.
 func TestFFIRefusedCompletionsAreNotLost(t *testing.T) {
 	t.Parallel()
 	p := newTelemetry(t)
@@ -158,7 +189,6 @@ func TestFFIRefusedCompletionsAreNotLost(t *testing.T) {
 		c.Namespaces = []string{"tasker_sim_test"}
 		c.HandlerType = worker.HandlerTypeTypeScript
 		c.VisibilityTimeout, c.PollInterval = 4*time.Second, 100*time.Millisecond
-		c.FFIChannelCapacity = 1
 		c.FFIBreaker = resilience.BreakerConfig{FailureThreshold: 1, OpenTimeout: 3 * time.Second, SuccessThreshold: 1}
 		c.Faults = faults.Faults{SlowCompletionMS: 1000}
 	}
@@ -223,4 +253,154 @@ func TestFFIStopFinishesDispatchedSteps(t *testing.T) {
 	steps, err := env.Client.Steps(ctx, created.TaskUUID)
 	require.NoError(t, err)
 	require.Equal(t, 1, steps[0].Attempts, "finished during the graceful stop, not after a lease")
+}
+
+// TestSlowCompletionPerTask gives five tasks their own slow_completion_ms on a ruby
+// worker with the default slow-send threshold (100 ms) and breaker threshold (5): their
+// completion sends are slow and open the ffi_completion breaker, healthy tasks that
+// follow are refused while it is open, and every task still completes. Only the slow
+// tasks' sends count as slow.
+func TestSlowCompletionPerTask(t *testing.T) {
+	t.Parallel()
+	p := newTelemetry(t)
+	opts := telemetryOptions(p)
+	opts.Worker = func(_ int, c *worker.Config) {
+		c.Namespaces = []string{"tasker_sim_test"}
+		c.HandlerType = worker.HandlerTypeRuby
+		// A lease longer than the breaker's open timeout, so a refused step comes back to
+		// a breaker that lets it through.
+		c.VisibilityTimeout, c.PollInterval = 4*time.Second, 100*time.Millisecond
+		c.FFIBreaker = resilience.BreakerConfig{OpenTimeout: 3 * time.Second}
+	}
+	env := harness.New(t, cluster, opts)
+	ctx := ctxFor(t, 60*time.Second)
+	create := func(ctxMap map[string]any) string {
+		created, err := env.Client.CreateTask(ctx, request("tasker_sim_test", "slow_step", ctxMap))
+		require.NoError(t, err)
+		return created.TaskUUID
+	}
+	var ids []string
+	for range resilience.FailureThresholdDefault {
+		ids = append(ids, create(map[string]any{faults.ContextKey: map[string]any{"slow_completion_ms": 150}}))
+	}
+	breakerOpen := map[string]string{"component": "ffi_completion"}
+	waitFor(t, 20*time.Second, "five slow sends to open the ffi breaker", func() bool {
+		s := scrapeSamples(t, p)
+		return total(s, "ffi_completion_slow_sends_total", nil) == float64(resilience.FailureThresholdDefault) &&
+			total(s, "tasker_circuit_breaker_state", breakerOpen) == float64(resilience.Open)
+	})
+	for range 2 {
+		ids = append(ids, create(map[string]any{}))
+	}
+	waitFor(t, 10*time.Second, "the open breaker to refuse the healthy tasks' completions", func() bool {
+		return total(scrapeSamples(t, p), "ffi_completion_circuit_open_rejections_total", nil) >= 2
+	})
+	for _, id := range ids {
+		done, err := env.Client.WaitTask(ctx, id)
+		require.NoError(t, err)
+		require.Equal(t, "complete", done.Status)
+	}
+	require.Equal(t, float64(resilience.FailureThresholdDefault),
+		total(scrapeSamples(t, p), "ffi_completion_slow_sends_total", nil), "only the slow tasks' sends were slow")
+}
+
+// queueReadCount is the highest read_ct of the messages waiting in a worker queue.
+func queueReadCount(t *testing.T, env *harness.Env, namespace string) int64 {
+	t.Helper()
+	var n int64
+	require.NoError(t, env.Pool.QueryRow(context.Background(),
+		`SELECT coalesce(max(read_ct), 0) FROM pgmq.q_`+workflow.WorkerQueue(namespace)).Scan(&n))
+	return n
+}
+
+// TestAbandonedMessagesAreRedelivered follows one step message through abandon_rate = 1
+// on both claim paths. A worker that only hears notifications reads the message by id and
+// drops it; a polling worker reads it again after its visibility timeout and drops it
+// again. Nothing is counted until, with the fault lifted, a poll reads it once more and
+// the claim sees the redelivery. The step runs once.
+func TestAbandonedMessagesAreRedelivered(t *testing.T) {
+	t.Parallel()
+	require.LessOrEqual(t, stepclaim.VisibilityTimeoutDefault, 30*time.Second,
+		"on defaults an abandoned message is back within half a minute")
+	p := newTelemetry(t)
+	opts := telemetryOptions(p)
+	opts.Worker = func(_ int, c *worker.Config) {
+		c.Namespaces = []string{"rust_e2e_linear"}
+		c.VisibilityTimeout = time.Second
+		c.PollInterval = time.Hour // the event path only: one poll, at connect, before any task
+		c.Faults = faults.Faults{AbandonRate: 1}
+	}
+	env := harness.New(t, cluster, opts)
+	ctx := ctxFor(t, 60*time.Second)
+	queue := map[string]string{"queue": workflow.WorkerQueue("rust_e2e_linear")}
+	created, err := env.Client.CreateTask(ctx, request("rust_e2e_linear", "mathematical_sequence",
+		map[string]any{"even_number": 2}))
+	require.NoError(t, err)
+	waitFor(t, 10*time.Second, "the event path to read the message and drop it", func() bool {
+		return queueReadCount(t, env, "rust_e2e_linear") == 1
+	})
+
+	poller, err := env.AddWorker(ctx, func(c *worker.Config) { c.PollInterval = 100 * time.Millisecond })
+	require.NoError(t, err)
+	waitFor(t, 10*time.Second, "the poll path to read the redelivery and drop it", func() bool {
+		return queueReadCount(t, env, "rust_e2e_linear") >= 3
+	})
+	steps, err := env.Client.Steps(ctx, created.TaskUUID)
+	require.NoError(t, err)
+	first := steps[slices.IndexFunc(steps, func(s api.StepResponse) bool { return s.Name == "linear_step_1" })]
+	require.Equal(t, "enqueued", first.CurrentState)
+	require.Zero(t, first.Attempts, "an abandoned message claims nothing")
+	require.Zero(t, total(scrapeSamples(t, p), "tasker_queue_visibility_timeouts_total", queue),
+		"nothing is counted for a drop")
+
+	setFaults(t, "http://"+env.Workers[0].Addr(), `{}`)
+	setFaults(t, "http://"+poller.Addr(), `{}`)
+	done, err := env.Client.WaitTask(ctx, created.TaskUUID)
+	require.NoError(t, err)
+	require.Equal(t, "complete", done.Status)
+	require.GreaterOrEqual(t, total(scrapeSamples(t, p), "tasker_queue_visibility_timeouts_total", queue), 1.0)
+	steps, err = env.Client.Steps(ctx, created.TaskUUID)
+	require.NoError(t, err)
+	for _, s := range steps {
+		require.Equal(t, 1, s.Attempts, "step %s ran once", s.Name)
+	}
+	for _, tr := range stepTransitions(t, env, first.StepUUID) {
+		if tr.To == "in_progress" {
+			require.Equal(t, stepclaim.MethodPoll, tr.Metadata["claim_method"], "the redelivery came back through a read")
+			require.Equal(t, poller.ID(), tr.Metadata["worker_id"])
+		}
+	}
+}
+
+// TestAbandonRateCompletesEveryTaskOnce runs tasks through a worker that drops 30% of the
+// step messages it reads: the drops come back as redeliveries, which the visibility
+// timeout counter shows, and every task completes with every step run exactly once.
+func TestAbandonRateCompletesEveryTaskOnce(t *testing.T) {
+	t.Parallel()
+	p := newTelemetry(t)
+	opts := telemetryOptions(p)
+	opts.Worker = func(_ int, c *worker.Config) {
+		c.Namespaces = []string{"rust_e2e_linear"}
+		c.VisibilityTimeout, c.PollInterval = 2*time.Second, 100*time.Millisecond
+	}
+	env := harness.New(t, cluster, opts)
+	ctx := ctxFor(t, 90*time.Second)
+	setFaults(t, "http://"+env.Workers[0].Addr(), `{"abandon_rate": 0.3}`)
+	var ids []string
+	for range 8 {
+		created, err := env.Client.CreateTask(ctx, request("rust_e2e_linear", "mathematical_sequence",
+			map[string]any{"even_number": 2}))
+		require.NoError(t, err)
+		ids = append(ids, created.TaskUUID)
+	}
+	for _, id := range ids {
+		done, err := env.Client.WaitTask(ctx, id)
+		require.NoError(t, err)
+		require.Equal(t, "complete", done.Status)
+	}
+	var reruns int
+	require.NoError(t, env.Pool.QueryRow(ctx, `SELECT count(*) FROM tasker.workflow_steps WHERE attempts <> 1`).Scan(&reruns))
+	require.Zero(t, reruns, "every step ran exactly once")
+	require.Positive(t, total(scrapeSamples(t, p), "tasker_queue_visibility_timeouts_total",
+		map[string]string{"queue": workflow.WorkerQueue("rust_e2e_linear")}))
 }
