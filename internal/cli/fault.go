@@ -24,11 +24,24 @@ The spec is a JSON object; every field is optional:
   error_rate (0-1) and retryable   handlers fail instead of running (worker)
   latency_ms {"min": M, "max": N}   handlers wait a uniform random delay first (worker)
   timeout_rate (0-1)                handlers hang until their timeout (worker)
-  slow_completion_ms N              the FFI completion consumer slows down (FFI workers)
+  slow_completion_ms N              each FFI completion send takes N ms longer; at or above
+                                    the 100 ms slow-send threshold it counts as slow and as a
+                                    failure of the ffi_completion breaker (5 in a row open it),
+                                    which then refuses completions; refused steps run again
+                                    after their lease (worker with TASKER_HANDLER_TYPE ruby,
+                                    python or typescript; a rust worker refuses it)
   database_unavailable true         the API's database work fails (orchestrator)
   flood_channel N                   push N empty items through the intake channel once
+  abandon_rate (0-1)                the worker drops a step message it has read, unclaimed,
+                                    as if it crashed; the message comes back after its
+                                    visibility timeout (30 s by default) as a redelivery
+                                    (worker)
 
 Per task, the same object can ride in the task's context: taskerctl task create --faults '{...}'.
+There it applies to that task's steps only (a task's own faults win over its process's;
+its slow_completion_ms wins over the process's, which otherwise slows every completion).
+database_unavailable, flood_channel and abandon_rate act on a whole process and are
+refused per task.
 
 Examples:
   taskerctl fault set --target worker --spec '{"error_rate": 0.2, "retryable": true}'
