@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -17,9 +16,5 @@ func main() { os.Exit(run()) }
 func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := cli.Root().ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "taskerctl:", err)
-		return 1
-	}
-	return 0
+	return cli.Execute(ctx, os.Args[1:], os.Stdout, os.Stderr)
 }

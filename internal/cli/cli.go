@@ -4,8 +4,10 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -33,10 +35,38 @@ The API address comes from --url, else TASKER_ORCHESTRATION_URL, else
 http://127.0.0.1:8080. 'demo' and 'bench' start their own throwaway stack
 unless given --url.`,
 		SilenceUsage: true,
+		// Execute prints the error once, with a hint when it can give one.
+		SilenceErrors: true,
 	}
 	root.PersistentFlags().String("url", "", "orchestration API URL (default $TASKER_ORCHESTRATION_URL or "+client.DefaultURL+")")
-	root.AddCommand(taskCommand(), benchCommand(), demoCommand(), verifyCommand(), faultCommand())
+	root.AddCommand(taskCommand(), benchCommand(), demoCommand(), verifyCommand(), faultCommand(), loadCommand())
 	return root
+}
+
+// Execute runs taskerctl with args and prints any error once to stderr, with a hint when
+// the orchestrator could not be reached. It returns the process exit status.
+func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := Root()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(stderr, "taskerctl:", explain(cmd, err))
+	return 1
+}
+
+// explain adds what to do to errors a new user cannot act on by themselves.
+func explain(cmd *cobra.Command, err error) string {
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op == "dial" {
+		return fmt.Sprintf("cannot reach the orchestrator at %s (%v).\n"+
+			"  Start one: `make demo` runs a throwaway stack, or run bin/orchestrator with TASKER_DATABASE_URL set;\n"+
+			"  or point --url or %s at a running orchestrator.", apiURL(cmd), opErr.Err, OrchestrationURLEnv)
+	}
+	return err.Error()
 }
 
 func apiURL(cmd *cobra.Command) string {

@@ -69,6 +69,10 @@ type run struct {
 	watch   *watcher
 	senders sync.WaitGroup
 	count   atomic.Int64 // arrivals so far, for Tasks
+	// spent is closed once Tasks arrivals have been made: closed-model loops stop waiting
+	// then, and the tasks still in flight are left to the grace period.
+	spent     chan struct{}
+	spentOnce sync.Once
 	seq     atomic.Uint64
 	lostMu  sync.Mutex
 	lost    []UnfinishedTask
@@ -84,7 +88,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Warn == nil {
 		cfg.Warn = func(string) {}
 	}
-	r := &run{cfg: cfg, rec: newRecorder(len(cfg.Mix.Entries), cfg.Warmup)}
+	r := &run{cfg: cfg, rec: newRecorder(len(cfg.Mix.Entries), cfg.Warmup), spent: make(chan struct{})}
 	before, err := scrapeCounters(ctx, cfg.OrchestratorURL, cfg.Token)
 	if err != nil {
 		cfg.Warn("the orchestrator's counters cannot be read, so the run will not be reconciled with them: " + err.Error())
@@ -110,8 +114,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		r.closed(arriveCtx)
 	}
 	stopArrivals()
-	r.senders.Wait()
 	arrivalsEnded := time.Since(r.start)
+	if cfg.Duration > 0 {
+		arrivalsEnded = min(arrivalsEnded, cfg.Duration)
+	}
+	r.senders.Wait()
 	r.drain()
 	stopWatch()
 	close(progressDone)
@@ -189,6 +196,9 @@ func (r *run) progress() Progress {
 // take counts one arrival against Tasks; false when the budget is spent.
 func (r *run) take() bool {
 	n := r.count.Add(1)
+	if r.cfg.Tasks > 0 && n >= r.cfg.Tasks {
+		r.spentOnce.Do(func() { close(r.spent) })
+	}
 	return r.cfg.Tasks <= 0 || n <= r.cfg.Tasks
 }
 
@@ -245,6 +255,8 @@ func (r *run) closed(ctx context.Context) {
 				select {
 				case <-f.done:
 				case <-ctx.Done():
+				case <-r.spent:
+					return
 				}
 			}
 		})

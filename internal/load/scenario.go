@@ -91,8 +91,12 @@ func ParseScenario(doc []byte) (*Scenario, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scenario: %w", err)
 	}
-	if und := md.Undecoded(); len(und) > 0 {
-		return nil, fmt.Errorf("scenario: unknown field %q (phases take name, at, for, target, faults)", und[0].String())
+	for _, key := range md.Undecoded() {
+		// A phase's faults are decoded into a map whole; faults.Parse checks their fields.
+		if len(key) > 2 && key[0] == "phase" && key[1] == "faults" {
+			continue
+		}
+		return nil, fmt.Errorf("scenario: unknown field %q (a scenario takes name and [[phase]]; a phase takes name, at, for, target, faults)", key.String())
 	}
 	if len(f.Phase) == 0 {
 		return nil, fmt.Errorf("scenario: must have at least one [[phase]]")

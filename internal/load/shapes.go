@@ -29,6 +29,10 @@ func evenNumber(rnd *rand.Rand) map[string]any {
 
 func noInput(*rand.Rand) map[string]any { return map[string]any{} }
 
+// shortSleep makes slow_step a one-step task whose handler waits 0 to 20 ms, like an
+// I/O-bound call: the cheapest shape for the system, so the generator's rate shows.
+func shortSleep(rnd *rand.Rand) map[string]any { return map[string]any{"sleep_ms": rnd.IntN(21)} }
+
 // Shapes lists the shapes --mix may name, in the order help text shows them.
 var Shapes = []Shape{
 	{"mathematical_sequence", "rust_e2e_linear", evenNumber},
@@ -37,6 +41,7 @@ var Shapes = []Shape{
 	{"hierarchical_tree", "rust_e2e_tree", evenNumber},
 	{"retry_mechanics_test", "rust_e2e_retry", noInput},
 	{"retry_exhaustion_test", "rust_e2e_retry", noInput},
+	{"slow_step", "tasker_sim_test", shortSleep},
 }
 
 // DefaultMix is the mix used when --mix is not given.
