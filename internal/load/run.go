@@ -73,9 +73,9 @@ type run struct {
 	// then, and the tasks still in flight are left to the grace period.
 	spent     chan struct{}
 	spentOnce sync.Once
-	seq     atomic.Uint64
-	lostMu  sync.Mutex
-	lost    []UnfinishedTask
+	seq       atomic.Uint64
+	lostMu    sync.Mutex
+	lost      []UnfinishedTask
 }
 
 // Run creates load until its duration, task count or ctx ends, then waits up to the grace
