@@ -129,7 +129,7 @@ func TestFaultsMoveTheirMetrics(t *testing.T) {
 		require.Equal(t, "complete", status)
 	})
 	t.Run("process faults are refused per task", func(t *testing.T) {
-		for name, value := range map[string]any{"database_unavailable": true, "flood_channel": 10, "abandon_rate": 0.5} {
+		for name, value := range map[string]any{"database_unavailable": true, "flood_channel": 10, "abandon_rate": 0.5, "queue_error_rate": 0.5} {
 			req := request("rust_e2e_linear", "mathematical_sequence", map[string]any{"even_number": 4,
 				faults.ContextKey: map[string]any{"error_rate": 0.1, name: value}})
 			_, err := env.Client.CreateTask(ctx, req)
@@ -139,6 +139,29 @@ func TestFaultsMoveTheirMetrics(t *testing.T) {
 			require.Equal(t, "context._faults."+name+
 				": a process fault; set it with taskerctl fault set or POST /admin/faults, not per task", ae.Message)
 		}
+	})
+	t.Run("queue reads refused", func(t *testing.T) {
+		before := total(scrapeSamples(t, p), "tasker_queue_retry_attempts_total", map[string]string{"operation": "read"})
+		setFaults(t, orchURL, `{"queue_error_rate": 1}`)
+		setFaults(t, "http://"+env.Workers[0].Addr(), `{"queue_error_rate": 1}`)
+		waitFor(t, 15*time.Second, "failed reads and their retries to be counted", func() bool {
+			s := scrapeSamples(t, p)
+			return total(s, "tasker_queue_errors_total", map[string]string{"operation": "read", "queue": "orchestration_step_results"}) > 0 &&
+				total(s, "tasker_queue_errors_total", map[string]string{"operation": "read", "queue": "worker_rust_e2e_linear_queue"}) > 0 &&
+				total(s, "tasker_queue_retry_attempts_total", map[string]string{"operation": "read"}) > before+1
+		})
+		setFaults(t, orchURL, `{}`)
+		setFaults(t, "http://"+env.Workers[0].Addr(), `{}`)
+		_, status := run(`{}`)
+		require.Equal(t, "complete", status, "nothing is lost once reads work again")
+	})
+	t.Run("the orchestrator refuses worker faults", func(t *testing.T) {
+		resp, err := http.Post(orchURL+"/admin/faults", "application/json", strings.NewReader(`{"abandon_rate": 0.5}`))
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+		require.Contains(t, string(body), "abandon_rate: a worker fault")
 	})
 	t.Run("database unavailable to the API", func(t *testing.T) {
 		setFaults(t, orchURL, `{"database_unavailable": true}`)

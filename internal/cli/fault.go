@@ -36,12 +36,14 @@ The spec is a JSON object; every field is optional:
                                     as if it crashed; the message comes back after its
                                     visibility timeout (30 s by default) as a redelivery
                                     (worker)
+  queue_error_rate (0-1)            fallback PGMQ reads fail as if the database refused them;
+                                    counted as queue errors, the next read as a retry (both)
 
 Per task, the same object can ride in the task's context: taskerctl task create --faults '{...}'.
 There it applies to that task's steps only (a task's own faults win over its process's;
 its slow_completion_ms wins over the process's, which otherwise slows every completion).
-database_unavailable, flood_channel and abandon_rate act on a whole process and are
-refused per task.
+database_unavailable, flood_channel, abandon_rate and queue_error_rate act on a whole
+process and are refused per task. The orchestrator refuses the worker faults.
 
 Examples:
   taskerctl fault set --target worker --spec '{"error_rate": 0.2, "retryable": true}'

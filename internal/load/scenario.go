@@ -138,8 +138,9 @@ func parsePhase(name, at, dur, target string, fs map[string]any) (Phase, error) 
 // Chaos is the built-in scenario (--scenario chaos). On processes with default settings,
 // one of them an FFI worker, it drives every metric of the reference within three minutes:
 // retryable and permanent step failures, messages abandoned before their claim (visibility
-// timeouts 30 s later), slow FFI completions until the ffi_completion breaker opens, the
-// API's database gone until the web breaker opens, and a flood of the intake channels.
+// timeouts 30 s later), slow FFI completions until the ffi_completion breaker opens, queue
+// reads refused (queue errors, then retries), the API's database gone until the web
+// breaker opens, and a flood of the intake channels.
 func Chaos() *Scenario {
 	return &Scenario{Name: "chaos", Phases: []Phase{
 		{"retryable handler errors", 10 * time.Second, 30 * time.Second, TargetWorker,
@@ -150,6 +151,10 @@ func Chaos() *Scenario {
 			map[string]any{"error_rate": 0.5}},
 		{"slow FFI completions", 50 * time.Second, 30 * time.Second, TargetFFIWorker,
 			map[string]any{"slow_completion_ms": 150}},
+		{"orchestrator queue reads refused", 60 * time.Second, 10 * time.Second, TargetOrchestrator,
+			map[string]any{"queue_error_rate": 1}},
+		{"worker queue reads refused", 60 * time.Second, 10 * time.Second, TargetWorker,
+			map[string]any{"queue_error_rate": 1}},
 		{"API database unavailable", 90 * time.Second, 15 * time.Second, TargetOrchestrator,
 			map[string]any{"database_unavailable": true}},
 		{"intake channel flood", 110 * time.Second, time.Second, TargetOrchestrator,

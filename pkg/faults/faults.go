@@ -44,11 +44,15 @@ type Faults struct {
 	// as if it crashed before claiming it: the message comes back after its visibility
 	// timeout as a redelivery (worker; process only).
 	AbandonRate float64 `json:"abandon_rate,omitempty"`
+	// QueueErrorRate is the chance, 0 to 1, that a fallback poll's PGMQ read fails as if
+	// the database refused it: the read error is handled and counted, and the next read
+	// of that queue is a retry (both processes; process only).
+	QueueErrorRate float64 `json:"queue_error_rate,omitempty"`
 }
 
 // ProcessOnly lists the faults that act on a whole process and so are refused per task,
 // by their JSON names.
-var ProcessOnly = []string{"database_unavailable", "flood_channel", "abandon_rate"}
+var ProcessOnly = []string{"database_unavailable", "flood_channel", "abandon_rate", "queue_error_rate"}
 
 // processOnlyRule is why a process-only fault is refused per task.
 const processOnlyRule = "a process fault; set it with taskerctl fault set or POST /admin/faults, not per task"
@@ -74,6 +78,8 @@ func (f Faults) Validate() error {
 		return fmt.Errorf("flood_channel %d: must be from 0 to 1000000", f.FloodChannel)
 	case f.AbandonRate < 0 || f.AbandonRate > 1:
 		return fmt.Errorf("abandon_rate %v: must be from 0 to 1", f.AbandonRate)
+	case f.QueueErrorRate < 0 || f.QueueErrorRate > 1:
+		return fmt.Errorf("queue_error_rate %v: must be from 0 to 1", f.QueueErrorRate)
 	}
 	return nil
 }
@@ -137,6 +143,14 @@ func (f Faults) BeforeHandler(ctx context.Context, rnd *rand.Rand) error {
 // Abandon rolls the abandon_rate fault for one received message: true means drop it.
 func (f Faults) Abandon(rnd *rand.Rand) bool {
 	return f.AbandonRate > 0 && rnd.Float64() < f.AbandonRate
+}
+
+// ErrQueueRefused is the error an injected PGMQ read failure returns.
+var ErrQueueRefused = errors.New("injected fault: the queue read was refused")
+
+// FailQueueRead rolls the queue_error_rate fault for one read: true means fail it.
+func (f Faults) FailQueueRead(rnd *rand.Rand) bool {
+	return f.QueueErrorRate > 0 && rnd.Float64() < f.QueueErrorRate
 }
 
 // Switch holds a process's current faults; safe for concurrent use.

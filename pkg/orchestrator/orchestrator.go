@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -42,13 +44,15 @@ type Orchestrator struct {
 	waiters      *waiters
 	// finalized logs every task that reaches a terminal state (for WaitAny).
 	finalized *finalizedLog
-	tel       *telemetry.Providers
-	gauges    metric.Registration
-	faults    *faults.Switch
-	runCtx    context.Context
-	web       *resilience.Breaker
-	readiness *resilience.Breaker
-	queue     *resilience.Breaker
+	// readFailed says the last fallback read of the step results failed.
+	readFailed atomic.Bool
+	tel        *telemetry.Providers
+	gauges     metric.Registration
+	faults     *faults.Switch
+	runCtx     context.Context
+	web        *resilience.Breaker
+	readiness  *resilience.Breaker
+	queue      *resilience.Breaker
 }
 
 type resultJob struct {
@@ -83,6 +87,9 @@ func Start(ctx context.Context, cfg *Config) (*Orchestrator, error) {
 	tracer := telemetry.NewDBTracer(c.Telemetry.Instruments, "orchestrator")
 	poolCfg.ConnConfig.Tracer = tracer
 	poolCfg.BeforeClose = tracer.ForgetConn
+	if err := checkOrchestratorFaults(c.Faults); err != nil {
+		return nil, fmt.Errorf("orchestrator: TASKER_FAULTS: %w", err)
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
 		return nil, fmt.Errorf("orchestrator: connect: %w", err)
@@ -96,7 +103,7 @@ func Start(ctx context.Context, cfg *Config) (*Orchestrator, error) {
 	o.web = resilience.NewBreaker(resilience.WebDatabase, c.WebBreaker, o.log)
 	o.readiness = resilience.NewBreaker(resilience.TaskReadiness, c.ReadinessBreaker, o.log)
 	o.queue = resilience.NewBreaker(resilience.PGMQ, c.PGMQBreaker, o.log)
-	o.faults = faults.NewSwitch(c.Faults, o.applyProcessFaults)
+	o.faults = faults.NewCheckedSwitch(c.Faults, checkOrchestratorFaults, o.applyProcessFaults)
 	if err := o.prepare(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -244,6 +251,23 @@ func (o *Orchestrator) resultWorker(ctx context.Context) {
 	}
 }
 
+// readResults is one fallback read of the step results. A read that follows a failed one
+// is a retry, and is counted as such; the queue_error_rate fault fails reads on purpose.
+func (o *Orchestrator) readResults(ctx context.Context) ([]messaging.Message, error) {
+	if o.readFailed.Load() {
+		o.tel.Instruments.QueueRetry(ctx, "read")
+	}
+	var msgs []messaging.Message
+	var err error
+	if o.faults.Get().FailQueueRead(rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))) {
+		err = faults.ErrQueueRefused
+	} else {
+		msgs, err = messaging.Read(ctx, o.pool, messaging.QueueStepResults, o.cfg.VisibilityTimeout, pollBatchSize)
+	}
+	o.readFailed.Store(err != nil && ctx.Err() == nil)
+	return msgs, err
+}
+
 // pollResults reads results the event path has not taken (a missed notification, a
 // crash mid-processing) and processes them in line.
 func (o *Orchestrator) pollResults(ctx context.Context) {
@@ -252,7 +276,7 @@ func (o *Orchestrator) pollResults(ctx context.Context) {
 		return // the pgmq breaker is open: leave the queue alone until it half-opens
 	}
 	start := time.Now()
-	msgs, err := messaging.Read(ctx, o.pool, messaging.QueueStepResults, o.cfg.VisibilityTimeout, pollBatchSize)
+	msgs, err := o.readResults(ctx)
 	done(err == nil || ctx.Err() != nil)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -335,6 +359,23 @@ func activeTaskStates() []string {
 
 // applyProcessFaults puts one-off process faults into effect: a flood of the result
 // channel with empty jobs, which the processors refuse as poison that no queue holds.
+// checkOrchestratorFaults refuses the faults that act in workers only, so that a fault sent
+// to the wrong process says so instead of doing nothing.
+func checkOrchestratorFaults(f faults.Faults) error {
+	for _, w := range []struct {
+		set  bool
+		name string
+	}{
+		{f.ErrorRate > 0, "error_rate"}, {f.Latency != nil, "latency_ms"}, {f.TimeoutRate > 0, "timeout_rate"},
+		{f.SlowCompletionMS > 0, "slow_completion_ms"}, {f.AbandonRate > 0, "abandon_rate"},
+	} {
+		if w.set {
+			return fmt.Errorf("%s: a worker fault; the orchestrator takes database_unavailable, flood_channel and queue_error_rate", w.name)
+		}
+	}
+	return nil
+}
+
 func (o *Orchestrator) applyProcessFaults(f faults.Faults) {
 	if f.FloodChannel <= 0 || o.runCtx == nil {
 		return

@@ -177,6 +177,9 @@ type Config struct {
 	// fault). The message stays hidden for VisibilityTimeout, then a poll reads it again
 	// and its claim counts a redelivery (tasker_queue_visibility_timeouts_total).
 	Abandon func() bool
+	// ReadFault, when set, is asked before every fallback read; a non-nil error fails the
+	// read with it instead of reading (the queue_error_rate fault).
+	ReadFault func() error
 }
 
 // Claimer feeds claimed steps to Execute until its context ends.
@@ -185,6 +188,9 @@ type Claimer struct {
 	candidates *resilience.Channel[candidate]
 	log        *slog.Logger
 	queues     map[string]bool
+	// readFailed marks the queues whose last fallback read failed.
+	readMu     sync.Mutex
+	readFailed map[string]bool
 }
 
 type candidate struct {
@@ -231,7 +237,8 @@ func New(cfg Config) (*Claimer, error) {
 	for _, ns := range cfg.Namespaces {
 		queues[workflow.WorkerQueue(ns)] = true
 	}
-	return &Claimer{cfg: cfg, candidates: resilience.NewChannel[candidate](CandidateChannel, "worker", cfg.CandidateCapacity, cfg.Instruments), log: cfg.Logger, queues: queues}, nil
+	return &Claimer{cfg: cfg, candidates: resilience.NewChannel[candidate](CandidateChannel, "worker", cfg.CandidateCapacity, cfg.Instruments), log: cfg.Logger, queues: queues,
+		readFailed: map[string]bool{}}, nil
 }
 
 // Run listens, polls and claims until ctx ends, then waits for running steps to finish.
@@ -303,6 +310,29 @@ func (c *Claimer) onNotification(ctx context.Context, n *pgconn.Notification) {
 	c.offer(ctx, cand)
 }
 
+// read is one fallback read of q. A read that follows a failed one is a retry, and is
+// counted as such.
+func (c *Claimer) read(ctx context.Context, q string) ([]messaging.Message, error) {
+	c.readMu.Lock()
+	retry := c.readFailed[q]
+	c.readMu.Unlock()
+	if retry {
+		c.cfg.Instruments.QueueRetry(ctx, "read")
+	}
+	var msgs []messaging.Message
+	var err error
+	if c.cfg.ReadFault != nil {
+		err = c.cfg.ReadFault()
+	}
+	if err == nil {
+		msgs, err = messaging.Read(ctx, c.cfg.Pool, q, c.cfg.VisibilityTimeout, c.cfg.PollBatch)
+	}
+	c.readMu.Lock()
+	c.readFailed[q] = err != nil && ctx.Err() == nil
+	c.readMu.Unlock()
+	return msgs, err
+}
+
 // poll reads visible messages from every queue. Messages the event path already took
 // are archived, so a poll finds only what it missed.
 func (c *Claimer) poll(ctx context.Context) {
@@ -315,7 +345,7 @@ func (c *Claimer) poll(ctx context.Context) {
 			}
 		}
 		start := time.Now()
-		msgs, err := messaging.Read(ctx, c.cfg.Pool, q, c.cfg.VisibilityTimeout, c.cfg.PollBatch)
+		msgs, err := c.read(ctx, q)
 		if done != nil {
 			done(err == nil || ctx.Err() != nil)
 		}

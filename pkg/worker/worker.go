@@ -233,7 +233,7 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 		Pool: pool, WorkerID: cfg.WorkerID, Namespaces: cfg.Namespaces, Execute: w.execute,
 		PollInterval: cfg.PollInterval, VisibilityTimeout: cfg.VisibilityTimeout,
 		Concurrency: cfg.Concurrency, PollBatch: cfg.PollBatch, CandidateCapacity: cfg.CandidateCapacity,
-		Logger: w.log, Instruments: w.in, Breaker: w.queueCB, Abandon: w.abandonMessage,
+		Logger: w.log, Instruments: w.in, Breaker: w.queueCB, Abandon: w.abandonMessage, ReadFault: w.queueReadFault,
 	})
 	if err != nil {
 		pool.Close()
@@ -655,6 +655,20 @@ func (w *Worker) abandonMessage() bool {
 	w.rndMu.Lock()
 	defer w.rndMu.Unlock()
 	return f.Abandon(w.rnd)
+}
+
+// queueReadFault fails a fallback read when the queue_error_rate fault says so.
+func (w *Worker) queueReadFault() error {
+	f := w.faults.Get()
+	if f.QueueErrorRate <= 0 {
+		return nil
+	}
+	w.rndMu.Lock()
+	defer w.rndMu.Unlock()
+	if f.FailQueueRead(w.rnd) {
+		return faults.ErrQueueRefused
+	}
+	return nil
 }
 
 // checkProcessFaults holds the worker's own rules for process faults: slow_completion_ms
