@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -58,15 +59,21 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 1
 }
 
-// explain adds what to do to errors a new user cannot act on by themselves.
+// explain adds what to do to errors a new user cannot act on by themselves: an address
+// nobody answers at is named, with how to start an orchestrator when it was the API's.
 func explain(cmd *cobra.Command, err error) string {
 	var opErr *net.OpError
-	if errors.As(err, &opErr) && opErr.Op == "dial" {
-		return fmt.Sprintf("cannot reach the orchestrator at %s (%v).\n"+
-			"  Start one: `make demo` runs a throwaway stack, or run bin/orchestrator with TASKER_DATABASE_URL set;\n"+
-			"  or point --url or %s at a running orchestrator.", apiURL(cmd), opErr.Err, OrchestrationURLEnv)
+	if !errors.As(err, &opErr) || opErr.Op != "dial" {
+		return err.Error()
 	}
-	return err.Error()
+	target := apiURL(cmd)
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) && !strings.HasPrefix(urlErr.URL, strings.TrimRight(target, "/")) {
+		return fmt.Sprintf("nothing answers at %s (%v): is the process running, and is the address right?", urlErr.URL, opErr.Err)
+	}
+	return fmt.Sprintf("cannot reach the orchestrator at %s (%v).\n"+
+		"  Start one: `make demo` runs a throwaway stack, or run bin/orchestrator with TASKER_DATABASE_URL set;\n"+
+		"  or point --url or %s at a running orchestrator.", target, opErr.Err, OrchestrationURLEnv)
 }
 
 func apiURL(cmd *cobra.Command) string {

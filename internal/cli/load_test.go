@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tasker-sim/tasker-sim/internal/cli"
 	"github.com/tasker-sim/tasker-sim/internal/load"
 	"github.com/tasker-sim/tasker-sim/pkg/client"
 	"github.com/tasker-sim/tasker-sim/pkg/harness"
@@ -117,3 +119,23 @@ func TestLoadJSONReportAndThreshold(t *testing.T) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// Every taskerctl error is printed once; an orchestrator nobody answers at is named, with
+// how to start one.
+func TestErrorsPrintedOnceWithAHint(t *testing.T) {
+	t.Parallel()
+	var out, errOut bytes.Buffer
+	code := cli.Execute(context.Background(), []string{"--url", "http://127.0.0.1:1", "task", "get",
+		"0199c3e0-ccdb-7581-87ab-3f67daeaa4a5"}, &out, &errOut)
+	require.Equal(t, 1, code)
+	msg := errOut.String()
+	require.Equal(t, 1, strings.Count(msg, "connection refused"), msg)
+	require.NotContains(t, msg, "Error:")
+	require.Contains(t, msg, "taskerctl: cannot reach the orchestrator at http://127.0.0.1:1")
+	require.Contains(t, msg, "TASKER_ORCHESTRATION_URL")
+
+	errOut.Reset()
+	code = cli.Execute(context.Background(), []string{"verify", "--metrics-url", "http://127.0.0.1:1/metrics"}, &out, &errOut)
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut.String(), "nothing answers at http://127.0.0.1:1/metrics")
+}
