@@ -2,7 +2,6 @@ package migrations_test
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"os"
 	"regexp"
@@ -15,7 +14,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/tasker-sim/tasker-sim/migrations"
 	"github.com/tasker-sim/tasker-sim/pkg/pgprovision"
@@ -29,31 +27,7 @@ var cluster *pgprovision.Cluster
 var allMigrations = []string{"000_pgmq", "001_tasker_schema", "002_tasker_functions", "003_pgmq_api_1_5_1"}
 
 func TestMain(m *testing.M) {
-	os.Exit(runTests(m))
-}
-
-// runTests is TestMain's body, apart so that its defers run before os.Exit.
-func runTests(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	c, stop, err := pgprovision.ForTestMain(ctx)
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "migrations tests: no PostgreSQL:", err)
-		return 1
-	}
-	cluster = c
-	code := m.Run()
-	stop()
-	// Every pool and connection is closed in t.Cleanup, so nothing may be left
-	// running; goleak.Find retries for a while, which covers goroutines that are
-	// still on their way out.
-	if err := goleak.Find(); err != nil {
-		fmt.Fprintln(os.Stderr, "migrations tests: leaked goroutines:", err)
-		if code == 0 {
-			code = 1
-		}
-	}
-	return code
+	os.Exit(pgprovision.RunTestMain(m, "migrations tests", func(c *pgprovision.Cluster) { cluster = c }))
 }
 
 // testContext bounds a test's database work so that a hang fails instead of

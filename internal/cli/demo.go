@@ -17,30 +17,15 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tasker-sim/tasker-sim/internal/load"
 	"github.com/tasker-sim/tasker-sim/pkg/api"
 	"github.com/tasker-sim/tasker-sim/pkg/client"
 	"github.com/tasker-sim/tasker-sim/pkg/telemetry"
 )
 
-type shape struct {
-	namespace, name string
-	context         func(r *rand.Rand) map[string]any
-}
-
-func evenInput(r *rand.Rand) map[string]any {
-	return map[string]any{"even_number": 2 * (1 + r.IntN(10))}
-}
-
-// demoShapes is the burst's mix: every workflow shape, plus one that recovers after
+// demoShapes is the burst's mix: every workflow shape, including one that recovers after
 // retries and one that exhausts its retries, so every kind of final state shows up.
-var demoShapes = []shape{
-	{"rust_e2e_linear", "mathematical_sequence", evenInput},
-	{"rust_e2e_diamond", "diamond_pattern", evenInput},
-	{"rust_e2e_mixed_dag", "complex_dag", evenInput},
-	{"rust_e2e_tree", "hierarchical_tree", evenInput},
-	{"rust_e2e_retry", "retry_mechanics_test", func(*rand.Rand) map[string]any { return map[string]any{} }},
-	{"rust_e2e_retry", "retry_exhaustion_test", func(*rand.Rand) map[string]any { return map[string]any{} }},
-}
+var demoShapes = slices.DeleteFunc(slices.Clone(load.Shapes), func(s load.Shape) bool { return s.Name == "slow_step" })
 
 func demoCommand() *cobra.Command {
 	cmd := &cobra.Command{
@@ -99,7 +84,7 @@ func runDemo(cmd *cobra.Command, _ []string) error {
 	ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Minute)
 	defer cancel()
 
-	type job struct{ s shape }
+	type job struct{ s load.Shape }
 	var jobs []job
 	for _, s := range demoShapes {
 		for range per {
@@ -110,7 +95,7 @@ func runDemo(cmd *cobra.Command, _ []string) error {
 	r.Shuffle(len(jobs), func(i, j int) { jobs[i], jobs[j] = jobs[j], jobs[i] })
 	inputs := make([]map[string]any, len(jobs))
 	for i, j := range jobs {
-		inputs[i] = j.s.context(r)
+		inputs[i] = j.s.Input(r)
 	}
 
 	bar := newBar(cmd.ErrOrStderr(), len(jobs), "running the burst")
@@ -125,16 +110,16 @@ func runDemo(cmd *cobra.Command, _ []string) error {
 			in["_run_id"] = uuid.NewString()
 			body, _ := json.Marshal(in)
 			start := time.Now()
-			t, err := c.CreateTask(gctx, &api.TaskRequest{Name: j.s.name, Namespace: j.s.namespace, Version: "1.0.0",
+			t, err := c.CreateTask(gctx, &api.TaskRequest{Name: j.s.Name, Namespace: j.s.Namespace, Version: "1.0.0",
 				Context: body, Initiator: "taskerctl", SourceSystem: "demo", Reason: "demo burst"})
 			if err != nil {
-				return fmt.Errorf("create %s: %w", j.s.name, err)
+				return fmt.Errorf("create %s: %w", j.s.Name, err)
 			}
 			if t, err = c.WaitTask(gctx, t.TaskUUID); err != nil {
-				return fmt.Errorf("wait for %s %s: %w", j.s.name, t.TaskUUID, err)
+				return fmt.Errorf("wait for %s %s: %w", j.s.Name, t.TaskUUID, err)
 			}
 			mu.Lock()
-			results = append(results, outcome{shape: j.s.name, status: t.Status, latency: time.Since(start)})
+			results = append(results, outcome{shape: j.s.Name, status: t.Status, latency: time.Since(start)})
 			mu.Unlock()
 			_ = bar.Add(1)
 			return nil
@@ -181,7 +166,7 @@ func printDemoSummary(cmd *cobra.Command, results []outcome, elapsed time.Durati
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "SHAPE\tTASKS\tCOMPLETE\tERROR\tP50\tP95\t")
 	for _, s := range demoShapes {
-		os := byShape[s.name]
+		os := byShape[s.Name]
 		lat := make([]time.Duration, 0, len(os))
 		counts := map[string]int{}
 		for _, o := range os {
@@ -189,7 +174,7 @@ func printDemoSummary(cmd *cobra.Command, results []outcome, elapsed time.Durati
 			counts[o.status]++
 		}
 		slices.Sort(lat)
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t\n", s.name, len(os), counts["complete"], counts["error"],
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t\n", s.Name, len(os), counts["complete"], counts["error"],
 			ms(percentile(lat, 50)), ms(percentile(lat, 95)))
 	}
 	if err := tw.Flush(); err != nil {

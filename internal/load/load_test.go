@@ -3,7 +3,6 @@ package load_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/tasker-sim/tasker-sim/internal/load"
 	"github.com/tasker-sim/tasker-sim/migrations"
@@ -28,25 +26,7 @@ import (
 var cluster *pgprovision.Cluster
 
 func TestMain(m *testing.M) {
-	os.Exit(runTests(m))
-}
-
-func runTests(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	c, stop, err := pgprovision.ForTestMain(ctx)
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "load tests: no PostgreSQL:", err)
-		return 1
-	}
-	cluster = c
-	code := m.Run()
-	stop()
-	if err := goleak.Find(); err != nil && code == 0 {
-		fmt.Fprintln(os.Stderr, "load tests: leaked goroutines:", err)
-		code = 1
-	}
-	return code
+	os.Exit(pgprovision.RunTestMain(m, "load tests", func(c *pgprovision.Cluster) { cluster = c }))
 }
 
 // newEnv starts an in-process orchestrator and workers whose counters are served on the

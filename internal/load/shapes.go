@@ -21,6 +21,9 @@ type Shape struct {
 	input func(rnd *rand.Rand) map[string]any
 }
 
+// Input returns a fresh, valid context for one task of this shape.
+func (s *Shape) Input(rnd *rand.Rand) map[string]any { return s.input(rnd) }
+
 // evenNumber draws the even_number input the arithmetic shapes take: 2 to 20, so results
 // stay readable while still varying.
 func evenNumber(rnd *rand.Rand) map[string]any {
@@ -118,7 +121,7 @@ func (m *Mix) Pick(rnd *rand.Rand) int {
 // every identity distinct, so no task is refused as a duplicate by accident; padding adds
 // a string of that many bytes under _padding, for payload-size experiments.
 func (e *MixEntry) request(rnd *rand.Rand, padding int) *api.TaskRequest {
-	ctx := e.input(rnd)
+	ctx := e.Input(rnd)
 	ctx["_run_id"] = uuid.Must(uuid.NewV7()).String()
 	if padding > 0 {
 		ctx["_padding"] = strings.Repeat("x", padding)

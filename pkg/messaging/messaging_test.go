@@ -12,7 +12,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/tasker-sim/tasker-sim/migrations"
 	"github.com/tasker-sim/tasker-sim/pkg/messaging"
@@ -22,25 +21,7 @@ import (
 var cluster *pgprovision.Cluster
 
 func TestMain(m *testing.M) {
-	os.Exit(runTests(m))
-}
-
-func runTests(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	c, stop, err := pgprovision.ForTestMain(ctx)
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "messaging tests: no PostgreSQL:", err)
-		return 1
-	}
-	cluster = c
-	code := m.Run()
-	stop()
-	if err := goleak.Find(); err != nil && code == 0 {
-		fmt.Fprintln(os.Stderr, "messaging tests: leaked goroutines:", err)
-		code = 1
-	}
-	return code
+	os.Exit(pgprovision.RunTestMain(m, "messaging tests", func(c *pgprovision.Cluster) { cluster = c }))
 }
 
 // migratedPool opens a pool on a fresh, migrated database of this test's own, with the pgmq

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 var (
@@ -47,4 +50,30 @@ func ForTestMain(ctx context.Context) (*Cluster, func(), error) {
 		}
 	}
 	return c, stop, nil
+}
+
+// RunTestMain is a whole TestMain for a package whose tests share one cluster: it starts
+// the cluster (ForTestMain), hands it to use, runs the tests, stops the cluster, and fails
+// the run when goroutines are left behind. name prefixes its messages.
+//
+//	func TestMain(m *testing.M) {
+//		os.Exit(pgprovision.RunTestMain(m, "mypkg tests", func(c *pgprovision.Cluster) { cluster = c }))
+//	}
+func RunTestMain(m *testing.M, name string, use func(*Cluster)) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	c, stop, err := ForTestMain(ctx)
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, name+": no PostgreSQL:", err)
+		return 1
+	}
+	use(c)
+	code := m.Run()
+	stop()
+	// goleak.Find retries for a while, which covers goroutines still on their way out.
+	if err := goleak.Find(); err != nil && code == 0 {
+		fmt.Fprintln(os.Stderr, name+": leaked goroutines:", err)
+		code = 1
+	}
+	return code
 }
