@@ -17,6 +17,7 @@ import (
 
 	"github.com/tasker-sim/tasker-sim/internal/load"
 	"github.com/tasker-sim/tasker-sim/pkg/client"
+	"github.com/tasker-sim/tasker-sim/pkg/telemetry"
 )
 
 // Environment variables `taskerctl load` reads besides the common ones.
@@ -392,7 +393,7 @@ func printLoadChecks(w io.Writer, r *load.Result) {
 	rc := r.Reconciliation
 	if rc.Checked && len(rc.Problems) == 0 {
 		fmt.Fprintf(w, "reconciled: %d created = %s +%d; %d finished = completions+failures +%d\n",
-			rc.Created, "tasker_tasks_requests_total", rc.RequestsCounted, rc.Terminal, rc.TerminalCounted)
+			rc.Created, telemetry.Series(telemetry.MetricTasksRequests), rc.RequestsCounted, rc.Terminal, rc.TerminalCounted)
 	}
 	for _, p := range rc.Problems {
 		fmt.Fprintln(w, "reconciliation:", p)

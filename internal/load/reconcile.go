@@ -9,13 +9,15 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/tasker-sim/tasker-sim/pkg/telemetry"
 )
 
-// The orchestrator counters a run is reconciled with.
-const (
-	seriesRequests    = "tasker_tasks_requests_total"
-	seriesCompletions = "tasker_tasks_completions_total"
-	seriesFailures    = "tasker_tasks_failures_total"
+// The orchestrator counters a run is reconciled with, as Prometheus names them.
+var (
+	seriesRequests    = telemetry.Series(telemetry.MetricTasksRequests)
+	seriesCompletions = telemetry.Series(telemetry.MetricTasksCompletions)
+	seriesFailures    = telemetry.Series(telemetry.MetricTasksFailures)
 )
 
 // counters are the orchestrator's task counters at one moment, summed over their labels.
