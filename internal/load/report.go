@@ -491,7 +491,7 @@ func headroom(top float64) float64 {
 	if top <= 0 {
 		return 1
 	}
-	return top * 1.3
+	return top * 1.45
 }
 
 // newPlot is a plot with the report's fonts and a grid.
@@ -507,9 +507,13 @@ func newPlot(title, xLabel, yLabel string) *plot.Plot {
 	return p
 }
 
-// addBands shades each band from 0 to top and writes its name at its top edge.
+// bandLabelRows is how many rows the band names are staggered over, so that names of
+// bands that start close together do not print over one another.
+const bandLabelRows = 3
+
+// addBands shades each band from 0 to top and writes its name near its top edge.
 func addBands(p *plot.Plot, bands []band, span, top float64) error {
-	for _, b := range bands {
+	for i, b := range bands {
 		poly, err := plotter.NewPolygon(plotter.XYs{{X: b.start, Y: 0}, {X: b.end, Y: 0}, {X: b.end, Y: top}, {X: b.start, Y: top}})
 		if err != nil {
 			return fmt.Errorf("band %q: %w", b.name, err)
@@ -525,7 +529,7 @@ func addBands(p *plot.Plot, bands []band, span, top float64) error {
 		}
 		label.TextStyle[0].Font = font.From(chartFont, 9)
 		label.TextStyle[0].XAlign, label.TextStyle[0].YAlign = align, text.YTop
-		label.Offset = vg.Point{X: dx, Y: -3}
+		label.Offset = vg.Point{X: dx, Y: -3 - vg.Length(11*(i%bandLabelRows))}
 		p.Add(poly, label)
 	}
 	return nil
