@@ -25,7 +25,29 @@ type shapeStats struct {
 	final           map[string]int64
 	createdAt       []int64     // per second
 	finishedAt      []int64     // per second
-	latencyAt       [][]float64 // per second, ms
+	latencyAt       [][]float64 // per second, ms; emptied once the second is folded into p99At
+	p99At           []float64   // per second, ms, for the seconds already folded
+}
+
+// keepSeconds is how many recent seconds keep their raw latencies (the live view needs
+// the last liveWindow); older ones are folded into their P99, so a run of days stays small.
+const keepSeconds = 2 * liveWindow
+
+// fold replaces the raw latencies of the seconds before upTo with their P99.
+func (s *shapeStats) fold(upTo int) {
+	for i := len(s.p99At); i < upTo && i < len(s.latencyAt); i++ {
+		s.p99At = append(s.p99At, quantile(s.latencyAt[i], 0.99))
+		s.latencyAt[i] = nil
+	}
+}
+
+// p99s returns the P99 of every second so far.
+func (s *shapeStats) p99s() []float64 {
+	out := slices.Clone(s.p99At)
+	for i := len(s.p99At); i < len(s.latencyAt); i++ {
+		out = append(out, quantile(s.latencyAt[i], 0.99))
+	}
+	return out
 }
 
 // recorder collects every event of a run. It is the single place figures come from, so
@@ -119,6 +141,7 @@ func (r *recorder) finish(shape int, intended, at time.Duration, status string) 
 	_ = r.overall.RecordValue(min(us, histMaxUS))
 	s.latencyAt = grow(s.latencyAt, i)
 	s.latencyAt[i] = append(s.latencyAt[i], float64(lat.Microseconds())/1000)
+	s.fold(i - keepSeconds)
 }
 
 // live is what the progress line shows.
@@ -199,10 +222,8 @@ func (r *recorder) fill(res *Result, mix *Mix, measured time.Duration) {
 		}
 		createdMeasured += s.createdMeasured
 		res.Shapes = append(res.Shapes, sr)
-		tl := ShapeTimeline{Shape: e.Name, Created: slices.Clone(s.createdAt), Finished: slices.Clone(s.finishedAt)}
-		for _, lat := range s.latencyAt {
-			tl.P99MS = append(tl.P99MS, quantile(lat, 0.99))
-		}
+		tl := ShapeTimeline{Shape: e.Name, Created: slices.Clone(s.createdAt), Finished: slices.Clone(s.finishedAt),
+			P99MS: s.p99s()}
 		res.Timeline = append(res.Timeline, tl)
 	}
 	if measured > 0 {
