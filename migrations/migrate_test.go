@@ -24,7 +24,8 @@ import (
 var cluster *pgprovision.Cluster
 
 // allMigrations is what Migrate applies to a fresh database, in order.
-var allMigrations = []string{"000_pgmq", "001_tasker_schema", "002_tasker_functions", "003_pgmq_api_1_5_1"}
+var allMigrations = []string{"000_pgmq", "001_tasker_schema", "002_tasker_functions", "003_pgmq_api_1_5_1",
+	"004_trace_context"}
 
 func TestMain(m *testing.M) {
 	os.Exit(pgprovision.RunTestMain(m, "migrations tests", func(c *pgprovision.Cluster) { cluster = c }))
@@ -184,6 +185,13 @@ func TestMigrateFreshDatabase(t *testing.T) {
 		"pgmq.archive(text,bigint)", "pgmq.delete(text,bigint)", "pgmq.metrics_all()",
 		"tasker.pgmq_send_with_notify(text,jsonb,integer)", "tasker.extract_queue_namespace(text)",
 		"tasker.pgmq_read_specific_message(text,bigint,integer)",
+		"tasker.pgmq_send_with_notify(text,jsonb,integer,jsonb)",
+		"tasker.claim_step(text,bigint,uuid,text,double precision,text,text,text)",
+		"tasker.claim_step(text,bigint,uuid,text,double precision,text,text,text,jsonb)",
+		"tasker.submit_step_result(uuid,integer,text,text,text,jsonb,text,jsonb)",
+		"tasker.submit_step_result(uuid,integer,text,text,text,jsonb,text,jsonb,jsonb)",
+		"tasker.apply_task_plan(uuid,text,text[],boolean,text[],text,uuid,uuid,jsonb,boolean,uuid[])",
+		"tasker.apply_task_plan(uuid,text,text[],boolean,text[],text,uuid,uuid,jsonb,boolean,uuid[],jsonb)",
 	} {
 		var found bool
 		require.NoError(t, pool.QueryRow(ctx, "SELECT to_regprocedure($1) IS NOT NULL", fn).Scan(&found))

@@ -118,6 +118,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, cfg *Config) (*Result, err
 			}
 			return execFile(ctx, tx, "sql/pgmq_compat.sql")
 		}},
+		fileMigration("004_trace_context"),
 	}
 	for _, m := range steps {
 		applied, err := applyOnce(ctx, conn.Conn(), m, provider)
