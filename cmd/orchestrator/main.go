@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 
 	"github.com/tasker-sim/tasker-sim/internal/envconfig"
 	"github.com/tasker-sim/tasker-sim/migrations"
+	"github.com/tasker-sim/tasker-sim/pkg/dbwait"
 	"github.com/tasker-sim/tasker-sim/pkg/orchestrator"
 	"github.com/tasker-sim/tasker-sim/pkg/telemetry"
 )
@@ -26,7 +28,7 @@ func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := command().ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "orchestrator:", err)
+		fmt.Fprintln(os.Stderr, named("orchestrator", err))
 		return 1
 	}
 	return 0
@@ -44,7 +46,9 @@ creates the orchestration queues, serves the REST API on TASKER_WEB_BIND_ADDRESS
 
 Required: TASKER_DATABASE_URL.`,
 		SilenceUsage: true,
-		Args:         cobra.NoArgs,
+		// run prints the error once, named.
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := envconfig.Logger("tasker-orchestration")
 			if err != nil {
@@ -71,11 +75,23 @@ Required: TASKER_DATABASE_URL.`,
 			if url == "" {
 				return fmt.Errorf("%s is required", envconfig.DatabaseURL)
 			}
+			limit, err := envconfig.DatabaseWaitLimit()
+			if err != nil {
+				return err
+			}
+			log, err := envconfig.Logger("tasker-orchestration")
+			if err != nil {
+				return err
+			}
 			pool, err := pgxpool.New(cmd.Context(), url)
 			if err != nil {
 				return err
 			}
 			defer pool.Close()
+			if err := dbwait.Wait(cmd.Context(), pool.Ping, dbwait.Options{URL: url, Limit: limit, Logger: log,
+				Hint: "TASKER_DATABASE_WAIT sets how long to wait"}); err != nil {
+				return err
+			}
 			mode := migrations.PGMQMode(os.Getenv(envconfig.PGMQMode))
 			res, err := migrations.Migrate(cmd.Context(), pool, &migrations.Config{PGMQ: mode})
 			if err != nil {
@@ -93,4 +109,13 @@ func shutdownTelemetry(p *telemetry.Providers) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = p.Shutdown(ctx)
+}
+
+// named prefixes an error with the program's name, once: errors from the orchestrator package
+// already carry it.
+func named(name string, err error) string {
+	if msg := err.Error(); strings.HasPrefix(msg, name+":") {
+		return msg
+	}
+	return name + ": " + err.Error()
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -33,7 +34,9 @@ and claims steps by LISTEN/NOTIFY with a polling fallback until SIGINT or SIGTER
 
 Required: TASKER_DATABASE_URL.`,
 		SilenceUsage: true,
-		Args:         cobra.NoArgs,
+		// run prints the error once, named.
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := envconfig.Logger("tasker-worker")
 			if err != nil {
@@ -55,8 +58,17 @@ Required: TASKER_DATABASE_URL.`,
 		},
 	}
 	if err := cmd.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "worker:", err)
+		fmt.Fprintln(os.Stderr, named("worker", err))
 		return 1
 	}
 	return 0
+}
+
+// named prefixes an error with the program's name, once: errors from the worker package
+// already carry it.
+func named(name string, err error) string {
+	if msg := err.Error(); strings.HasPrefix(msg, name+":") {
+		return msg
+	}
+	return name + ": " + err.Error()
 }

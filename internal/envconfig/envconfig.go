@@ -45,7 +45,25 @@ const (
 	Faults              = "TASKER_FAULTS"
 	FFISlowSendMS       = "TASKER_FFI_SLOW_SEND_MS"
 	AuthToken           = "TASKER_AUTH_TOKEN"
+	DatabaseWait        = "TASKER_DATABASE_WAIT"
 )
+
+// DatabaseWaitLimit reads TASKER_DATABASE_WAIT: how long a process waits at start for its
+// database, as a Go duration (60s, 2m). 0 tries once; unset keeps the default (60 s).
+func DatabaseWaitLimit() (time.Duration, error) {
+	v := os.Getenv(DatabaseWait)
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%s=%q: must be a duration such as 60s or 2m (0 tries once)", DatabaseWait, v)
+	}
+	if d == 0 {
+		return -1, nil // the processes' configs read a negative limit as "try once"
+	}
+	return d, nil
+}
 
 func processFaults() (faults.Faults, error) {
 	f, err := faults.Parse([]byte(os.Getenv(Faults)))
@@ -134,6 +152,9 @@ func Orchestrator(log *slog.Logger) (*orchestrator.Config, error) {
 	}
 	cfg := &orchestrator.Config{DatabaseURL: url, BindAddress: os.Getenv(WebBindAddress), Logger: log,
 		AuthToken: os.Getenv(AuthToken)}
+	if cfg.DatabaseWait, err = DatabaseWaitLimit(); err != nil {
+		return nil, err
+	}
 	if cfg.PGMQMode, err = pgmqMode(); err != nil {
 		return nil, err
 	}
@@ -169,6 +190,9 @@ func Worker(log *slog.Logger) (*worker.Config, error) {
 	}
 	cfg := &worker.Config{DatabaseURL: url, BindAddress: os.Getenv(WorkerBindAddress), WorkerID: os.Getenv(WorkerID),
 		HandlerType: os.Getenv(HandlerType), Logger: log, AuthToken: os.Getenv(AuthToken)}
+	if cfg.DatabaseWait, err = DatabaseWaitLimit(); err != nil {
+		return nil, err
+	}
 	if cfg.PGMQMode, err = pgmqMode(); err != nil {
 		return nil, err
 	}

@@ -34,6 +34,8 @@ func TestErrorsNameTheVariableAndRule(t *testing.T) {
 		{envconfig.TemplatePath, "/no/such/dir", "TASKER_TEMPLATE_PATH"},
 		{envconfig.BreakerFailures, "0", "TASKER_CB_FAILURE_THRESHOLD=\"0\": must be a whole number from 1 to 1000"},
 		{envconfig.FFIOverheadMS, "x", "TASKER_FFI_OVERHEAD_MS"},
+		{envconfig.DatabaseWait, "60", "TASKER_DATABASE_WAIT=\"60\": must be a duration such as 60s or 2m (0 tries once)"},
+		{envconfig.DatabaseWait, "-5s", "TASKER_DATABASE_WAIT"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv(envconfig.DatabaseURL, "postgres://u@127.0.0.1:1/db")
@@ -54,4 +56,17 @@ func TestErrorsNameTheVariableAndRule(t *testing.T) {
 		_, err := envconfig.Logger("x")
 		require.ErrorContains(t, err, "LOG_LEVEL=\"chatty\"")
 	})
+}
+
+func TestDatabaseWaitFromEnv(t *testing.T) {
+	t.Setenv(envconfig.DatabaseURL, "postgres://u@127.0.0.1:1/db")
+	for value, want := range map[string]time.Duration{"": 0, "90s": 90 * time.Second, "2m": 2 * time.Minute, "0": -1, "0s": -1} {
+		t.Setenv(envconfig.DatabaseWait, value)
+		o, err := envconfig.Orchestrator(nil)
+		require.NoError(t, err)
+		require.Equal(t, want, o.DatabaseWait, "orchestrator, %q", value)
+		w, err := envconfig.Worker(nil)
+		require.NoError(t, err)
+		require.Equal(t, want, w.DatabaseWait, "worker, %q", value)
+	}
 }

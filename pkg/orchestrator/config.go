@@ -42,6 +42,10 @@ const (
 type Config struct {
 	// DatabaseURL is the PostgreSQL URL (TASKER_DATABASE_URL). Required.
 	DatabaseURL string
+	// DatabaseWait is how long Start waits for the database to answer, retrying with
+	// backoff and logging each try, before it gives up (TASKER_DATABASE_WAIT). Default
+	// 60 s (dbwait.LimitDefault); a negative value tries once.
+	DatabaseWait time.Duration
 	// BindAddress is the REST listener (TASKER_WEB_BIND_ADDRESS). Default 127.0.0.1:8080;
 	// use 127.0.0.1:0 for a free port.
 	BindAddress string

@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/tasker-sim/tasker-sim/migrations"
+	"github.com/tasker-sim/tasker-sim/pkg/dbwait"
 	"github.com/tasker-sim/tasker-sim/pkg/faults"
 	"github.com/tasker-sim/tasker-sim/pkg/lifecycle"
 	"github.com/tasker-sim/tasker-sim/pkg/messaging"
@@ -93,6 +94,12 @@ func Start(ctx context.Context, cfg *Config) (*Orchestrator, error) {
 	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
 		return nil, fmt.Errorf("orchestrator: connect: %w", err)
+	}
+	// The pool connects lazily: wait here for a database that is still starting.
+	if err := dbwait.Wait(ctx, pool.Ping, dbwait.Options{URL: c.DatabaseURL, Limit: c.DatabaseWait,
+		Logger: c.Logger.With("component", "orchestrator"), Hint: "TASKER_DATABASE_WAIT sets how long to wait"}); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("orchestrator: %w", err)
 	}
 	o := &Orchestrator{
 		tel: c.Telemetry,

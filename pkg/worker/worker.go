@@ -30,6 +30,7 @@ import (
 
 	"github.com/tasker-sim/tasker-sim/migrations"
 	"github.com/tasker-sim/tasker-sim/pkg/api"
+	"github.com/tasker-sim/tasker-sim/pkg/dbwait"
 	"github.com/tasker-sim/tasker-sim/pkg/faults"
 	"github.com/tasker-sim/tasker-sim/pkg/messaging"
 	"github.com/tasker-sim/tasker-sim/pkg/resilience"
@@ -51,6 +52,10 @@ const (
 type Config struct {
 	// DatabaseURL is the PostgreSQL URL (TASKER_DATABASE_URL). Required.
 	DatabaseURL string
+	// DatabaseWait is how long Start waits for the database to answer, retrying with
+	// backoff and logging each try, before it gives up (TASKER_DATABASE_WAIT). Default
+	// 60 s (dbwait.LimitDefault); a negative value tries once.
+	DatabaseWait time.Duration
 	// BindAddress is the health listener (TASKER_WORKER_BIND_ADDRESS). Default 127.0.0.1:8081.
 	BindAddress string
 	// WorkerID names this worker in claims and audit rows. Default: host-pid-random.
@@ -209,6 +214,13 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
 		return nil, fmt.Errorf("worker: connect: %w", err)
+	}
+	// The pool connects lazily: wait here for a database that is still starting.
+	waitLog := cfg.Logger.With("component", "worker", "worker_id", cfg.WorkerID)
+	if err := dbwait.Wait(ctx, pool.Ping, dbwait.Options{URL: cfg.DatabaseURL, Limit: cfg.DatabaseWait, Logger: waitLog,
+		Hint: "TASKER_DATABASE_WAIT sets how long to wait"}); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("worker: %w", err)
 	}
 	w := &Worker{cfg: cfg, log: cfg.Logger.With("component", "worker", "worker_id", cfg.WorkerID),
 		pool: pool, templates: templates, started: time.Now(), in: cfg.Telemetry.Instruments, tracer: cfg.Telemetry.Tracer}
