@@ -40,7 +40,7 @@ unless given --url.`,
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().String("url", "", "orchestration API URL (default $TASKER_ORCHESTRATION_URL or "+client.DefaultURL+")")
-	root.AddCommand(taskCommand(), benchCommand(), demoCommand(), verifyCommand(), faultCommand(), loadCommand())
+	root.AddCommand(taskCommand(), benchCommand(), demoCommand(), verifyCommand(), faultCommand(), loadCommand(), healthCommand())
 	return root
 }
 

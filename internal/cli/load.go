@@ -72,6 +72,7 @@ Examples:
 	f.Duration("grace", time.Minute, "how long tasks in flight get to finish once arrivals stop")
 	f.String("scenario", "", "fault phases: a TOML file, or 'chaos'")
 	f.Float64("scenario-speed", 1, "run the scenario's clock this many times faster")
+	f.Bool("scenario-loop", false, "repeat the scenario while the run lasts (every scenario length plus 10 s), clearing faults between rounds")
 	f.StringSlice("worker-url", nil, "with --url: a worker's base URL for fault phases (repeatable; $"+LoadWorkerURLsEnv+")")
 	f.StringSlice("ffi-worker-url", nil, "with --url: an FFI worker's base URL (repeatable; $"+LoadFFIWorkerURLsEnv+")")
 	f.String("threshold", "", "checks that fail the run, e.g. 'p99<500ms,errors<1%' (p50 p90 p99 p99.9 max mean errors misses)")
@@ -239,8 +240,12 @@ func (p *loadPlan) parseScenario(cmd *cobra.Command) error {
 	if len(p.ffiURLs) == 0 && os.Getenv(LoadFFIWorkerURLsEnv) != "" {
 		p.ffiURLs = strings.Split(os.Getenv(LoadFFIWorkerURLsEnv), ",")
 	}
+	loop, _ := f.GetBool("scenario-loop")
 	switch name {
 	case "":
+		if loop {
+			return errors.New("--scenario-loop: give the --scenario to repeat")
+		}
 		return nil
 	case "chaos":
 		p.cfg.Scenario = load.Chaos()
@@ -253,6 +258,7 @@ func (p *loadPlan) parseScenario(cmd *cobra.Command) error {
 			return fmt.Errorf("--scenario %q: %w", name, err)
 		}
 	}
+	p.cfg.Scenario.Loop = loop
 	p.cfg.Scenario = p.cfg.Scenario.Speed(speed)
 	return nil
 }

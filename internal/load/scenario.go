@@ -38,10 +38,27 @@ type Phase struct {
 	Faults map[string]any
 }
 
+// LoopGap is the pause between two rounds of a looping scenario (at speed 1).
+const LoopGap = 10 * time.Second
+
 // Scenario is a list of fault phases on the run's clock.
 type Scenario struct {
 	Name   string
 	Phases []Phase
+	// Loop runs the phases again every Period() for as long as the run lasts (the
+	// docker compose demo's chaos goes on for ever); faults are cleared between rounds.
+	Loop bool
+	// gap is LoopGap divided by the scenario's speed; zero means LoopGap.
+	gap time.Duration
+}
+
+// Period is how often a looping scenario starts again: its length plus LoopGap (both
+// divided by the speed).
+func (s *Scenario) Period() time.Duration {
+	if s.gap == 0 {
+		return s.Length() + LoopGap
+	}
+	return s.Length() + s.gap
 }
 
 // Length is when the last phase ends.
@@ -55,7 +72,7 @@ func (s *Scenario) Length() time.Duration {
 
 // Speed returns the scenario with every time divided by factor (for quick runs).
 func (s *Scenario) Speed(factor float64) *Scenario {
-	out := &Scenario{Name: s.Name}
+	out := &Scenario{Name: s.Name, Loop: s.Loop, gap: time.Duration(float64(LoopGap) / factor)}
 	for _, p := range s.Phases {
 		p.At = time.Duration(float64(p.At) / factor)
 		p.For = max(time.Duration(float64(p.For)/factor), time.Second)
@@ -222,18 +239,26 @@ func (a *applier) documents(t time.Duration) map[string]map[string]any {
 }
 
 // run applies the scenario on the clock that started at start, until the last phase ends
-// or ctx ends; either way it clears every fault it set before returning.
+// (for a looping scenario: until ctx ends, a round every Period) or ctx ends; either way
+// it clears every fault it set before returning.
 func (a *applier) run(ctx context.Context, start time.Time) {
 	defer a.clear()
-	for _, b := range a.boundaries() {
-		t := time.NewTimer(time.Until(start.Add(b)))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
+	for round := time.Duration(0); ; round++ {
+		offset := round * a.scenario.Period()
+		for _, b := range a.boundaries() {
+			t := time.NewTimer(time.Until(start.Add(offset + b)))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			a.applyAt(ctx, b)
 		}
-		a.applyAt(ctx, b)
+		if !a.scenario.Loop {
+			return
+		}
+		a.clear() // the last boundary left nothing set; this makes sure before the gap
 	}
 }
 

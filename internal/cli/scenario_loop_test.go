@@ -1,0 +1,20 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tasker-sim/tasker-sim/internal/cli"
+)
+
+// --scenario-loop repeats a scenario, so it needs one; the check runs before anything starts.
+func TestScenarioLoopNeedsAScenario(t *testing.T) {
+	t.Parallel()
+	var out, errOut bytes.Buffer
+	code := cli.Execute(context.Background(), []string{"load", "--url", "http://127.0.0.1:1", "--scenario-loop"}, &out, &errOut)
+	require.Equal(t, 1, code)
+	require.Equal(t, "taskerctl: --scenario-loop: give the --scenario to repeat\n", errOut.String())
+}
