@@ -150,9 +150,9 @@ func TestTraceContextThroughTheStepFunctions(t *testing.T) {
 		t.Parallel()
 		pool, _, _ := migratedDB(t)
 		stepMsg, claimed, resultMsg, submitted := runTraced(t, pool, "worker_traced_queue", traceRun{
-			plan:   "SELECT tasker.apply_task_plan($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-			claim:  "SELECT outcome FROM tasker.claim_step($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-			submit: "SELECT tasker.submit_step_result($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+			plan:     "SELECT tasker.apply_task_plan($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+			claim:    "SELECT outcome FROM tasker.claim_step($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+			submit:   "SELECT tasker.submit_step_result($1, $2, $3, $4, $5, $6, $7, $8, $9)",
 			planArgs: []any{traceHeaders}, claimArgs: []any{claimHeaders}, submitArgs: []any{resultHeaders},
 		})
 		require.JSONEq(t, traceHeaders, string(stepMsg), "the step message carries the plan's headers")
