@@ -43,7 +43,8 @@ func Channel(namespace string) string { return ChannelPrefix + namespace }
 
 // StepMessage travels in both directions: to a worker queue to ask for a step, and to
 // orchestration_step_results to say a step has a result. The result itself is in
-// tasker.workflow_steps.results, never in the queue.
+// tasker.workflow_steps.results, never in the queue; the sender's trace context rides in
+// the message's headers (see Headers).
 type StepMessage struct {
 	TaskUUID      uuid.UUID `json:"task_uuid"`
 	StepUUID      uuid.UUID `json:"step_uuid"`
@@ -57,6 +58,7 @@ type Notification struct {
 	QueueName      string          `json:"queue_name"`
 	Namespace      string          `json:"namespace"`
 	Message        json.RawMessage `json:"message,omitempty"`
+	Headers        json.RawMessage `json:"headers,omitempty"` // the message's pgmq headers, beside Message
 	PayloadOmitted bool            `json:"payload_omitted,omitempty"`
 }
 
@@ -208,17 +210,20 @@ func isConcurrentCreate(err error) bool {
 	return false
 }
 
-// ReadByID reads one message's body by id, hiding it for vt, when the notification that
+// ReadByID reads one message by id, hiding it for vt, when the notification that
 // announced it came without its payload. ok is false when it is no longer visible.
 func ReadByID(ctx context.Context, db interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}, queue string, msgID int64, vt time.Duration) (body []byte, ok bool, err error) {
-	err = db.QueryRow(ctx, "SELECT message FROM tasker.pgmq_read_specific_message($1, $2, $3)",
-		queue, msgID, int(max(vt.Seconds(), 1))).Scan(&body)
+}, queue string, msgID int64, vt time.Duration) (msg Message, ok bool, err error) {
+	err = db.QueryRow(ctx, "SELECT msg_id, read_ct, message, headers FROM tasker.pgmq_read_specific_message($1, $2, $3)",
+		queue, msgID, int(max(vt.Seconds(), 1))).Scan(&msg.MsgID, &msg.ReadCount, &msg.Body, &msg.Headers)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, false, nil
+		return Message{}, false, nil
 	}
-	return body, err == nil, err
+	if err != nil {
+		return Message{}, false, fmt.Errorf("read message %d of %s: %w", msgID, queue, err)
+	}
+	return msg, true, nil
 }
 
 // Message is one message read from a queue.
@@ -226,22 +231,25 @@ type Message struct {
 	MsgID     int64
 	ReadCount int64
 	Body      []byte
+	// Headers are the message's pgmq headers: nil when it has none.
+	Headers []byte
 }
 
-// Read reads up to qty visible messages from queue, hiding them for vt. It names its
-// columns, so it works whether pgmq returns 5, 6 or 7 of them, and, unlike pgmq-go's
-// ReadBatch, it reports errors that arrive with the rows (a dropped queue, say).
+// Read reads up to qty visible messages from queue, hiding them for vt, with their
+// headers (pgmq 1.5's sixth column). It names its columns, so a later pgmq that adds more
+// changes nothing, and, unlike pgmq-go's ReadBatch, it reports errors that arrive with the
+// rows (a dropped queue, say).
 func Read(ctx context.Context, db interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }, queue string, vt time.Duration, qty int) ([]Message, error) {
-	rows, err := db.Query(ctx, "SELECT msg_id, read_ct, message FROM pgmq.read($1, $2, $3)",
+	rows, err := db.Query(ctx, "SELECT msg_id, read_ct, message, headers FROM pgmq.read($1, $2, $3)",
 		queue, int(max(vt.Seconds(), 1)), qty)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", queue, err)
 	}
 	msgs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Message, error) {
 		var m Message
-		return m, r.Scan(&m.MsgID, &m.ReadCount, &m.Body)
+		return m, r.Scan(&m.MsgID, &m.ReadCount, &m.Body, &m.Headers)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", queue, err)
@@ -250,16 +258,16 @@ func Read(ctx context.Context, db interface {
 }
 
 // Send sends msg to queue with a readiness notification, inside db's transaction when db
-// is a transaction.
+// is a transaction. The message's headers carry the trace context of ctx's span.
 func Send(ctx context.Context, db interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }, queue string, msg any) (int64, error) {
 	body, err := json.Marshal(msg)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("send to %s: encode message: %w", queue, err)
 	}
 	var id int64
-	if err := db.QueryRow(ctx, "SELECT tasker.pgmq_send_with_notify($1, $2, 0)", queue, body).Scan(&id); err != nil {
+	if err := db.QueryRow(ctx, "SELECT tasker.pgmq_send_with_notify($1, $2, 0, $3)", queue, body, Headers(ctx)).Scan(&id); err != nil {
 		return 0, fmt.Errorf("send to %s: %w", queue, err)
 	}
 	return id, nil

@@ -59,6 +59,7 @@ type Orchestrator struct {
 type resultJob struct {
 	msgID     int64
 	body      []byte
+	headers   []byte // the message's pgmq headers: the worker's trace context, when it sent one
 	method    string
 	readCount int64 // 0 when it came with a notification; >1 means a redelivery
 }
@@ -220,13 +221,13 @@ func (o *Orchestrator) listen(ctx context.Context) {
 			if ev.QueueName != messaging.QueueStepResults {
 				return
 			}
-			job := resultJob{msgID: ev.MsgID, body: ev.Message, method: "event"}
+			job := resultJob{msgID: ev.MsgID, body: ev.Message, headers: ev.Headers, method: "event"}
 			if ev.PayloadOmitted || len(ev.Message) == 0 {
-				body, ok := o.readByID(ctx, ev.MsgID)
+				m, ok := o.readByID(ctx, ev.MsgID)
 				if !ok {
 					return
 				}
-				job.body = body
+				job.body, job.headers = m.Body, m.Headers
 			}
 			o.enqueueResult(ctx, job)
 		},
@@ -236,12 +237,12 @@ func (o *Orchestrator) listen(ctx context.Context) {
 	_ = l.Run(ctx)
 }
 
-func (o *Orchestrator) readByID(ctx context.Context, msgID int64) ([]byte, bool) {
-	body, ok, err := messaging.ReadByID(ctx, o.pool, messaging.QueueStepResults, msgID, o.cfg.VisibilityTimeout)
+func (o *Orchestrator) readByID(ctx context.Context, msgID int64) (messaging.Message, bool) {
+	m, ok, err := messaging.ReadByID(ctx, o.pool, messaging.QueueStepResults, msgID, o.cfg.VisibilityTimeout)
 	if err != nil && ctx.Err() == nil {
 		o.log.Warn("read notified result", "msg_id", msgID, "error", err)
 	}
-	return body, ok
+	return m, ok
 }
 
 func (o *Orchestrator) resultWorker(ctx context.Context) {
@@ -294,7 +295,8 @@ func (o *Orchestrator) pollResults(ctx context.Context) {
 	}
 	o.tel.Instruments.QueueRead(ctx, messaging.QueueStepResults, time.Since(start))
 	for _, m := range msgs {
-		if err := o.processResult(ctx, resultJob{msgID: m.MsgID, body: m.Body, method: "poll", readCount: m.ReadCount}); err != nil && ctx.Err() == nil {
+		job := resultJob{msgID: m.MsgID, body: m.Body, headers: m.Headers, method: "poll", readCount: m.ReadCount}
+		if err := o.processResult(ctx, job); err != nil && ctx.Err() == nil {
 			o.log.Error("process polled step result", "msg_id", m.MsgID, "error", err)
 		}
 	}

@@ -23,6 +23,10 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/tasker-sim/tasker-sim/pkg/lifecycle"
 	"github.com/tasker-sim/tasker-sim/pkg/messaging"
@@ -81,9 +85,15 @@ type Step struct {
 	Dependencies  map[string]json.RawMessage
 	// LeaseUntil is when orchestration may take the step back.
 	LeaseUntil time.Time
+	// Trace is the parent of the step's execution span: the span that enqueued the step
+	// (from its message's headers), or the claim span when the message had none. The
+	// Claimer sets it; Claim alone leaves it invalid.
+	Trace trace.SpanContext
 }
 
 // Claim archives the message and claims its step, in one transaction (one statement).
+// The trace context of ctx's span becomes the step's trace_context, so a recovery of the
+// step can link to this attempt.
 func Claim(ctx context.Context, db lifecycle.DB, queue string, msgID int64, stepUUID uuid.UUID,
 	workerID string, lease time.Duration, method string) (*Step, Outcome, error) {
 	if err := lifecycle.CheckStep(lifecycle.StepEnqueued, lifecycle.StepInProgress); err != nil {
@@ -96,9 +106,9 @@ func Claim(ctx context.Context, db lifecycle.DB, queue string, msgID int64, step
 	var attempts, maxAttempts *int
 	var retryable *bool
 	var deps []byte
-	err := db.QueryRow(ctx, `SELECT * FROM tasker.claim_step($1, $2, $3, $4, $5, $6, $7, $8)`,
+	err := db.QueryRow(ctx, `SELECT * FROM tasker.claim_step($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 		queue, msgID, stepUUID, workerID, lease.Seconds(), method,
-		string(lifecycle.StepEnqueued), string(lifecycle.StepInProgress),
+		string(lifecycle.StepEnqueued), string(lifecycle.StepInProgress), messaging.Headers(ctx),
 	).Scan(&outcome, &taskUUID, &name, &attempts, &maxAttempts, &retryable, &taskName, &ns, &version,
 		&s.Context, &corr, &deps)
 	if err != nil {
@@ -121,7 +131,10 @@ func Claim(ctx context.Context, db lifecycle.DB, queue string, msgID int64, step
 var ErrLeaseLost = errors.New("step lease lost")
 
 // Submit stores a claimed step's result, moves the step to enqueued_for_orchestration (or
-// enqueued_as_error_for_orchestration) and tells orchestration, in one transaction.
+// enqueued_as_error_for_orchestration) and tells orchestration, in one transaction. The
+// completion message's headers carry the trace context of ctx's span, which also becomes
+// the step's trace_context: orchestration's span for the result continues that trace, and
+// a child step enqueued by another parent's result links to it.
 func Submit(ctx context.Context, db lifecycle.DB, s *Step, workerID string, success bool, results []byte) (int64, error) {
 	to := lifecycle.StepEnqueuedForOrchestration
 	if !success {
@@ -135,9 +148,9 @@ func Submit(ctx context.Context, db lifecycle.DB, s *Step, workerID string, succ
 		return 0, err
 	}
 	var msgID *int64
-	if err := db.QueryRow(ctx, `SELECT tasker.submit_step_result($1, $2, $3, $4, $5, $6, $7, $8)`,
+	if err := db.QueryRow(ctx, `SELECT tasker.submit_step_result($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 		s.StepUUID, s.Attempt, workerID, string(lifecycle.StepInProgress), string(to), results,
-		messaging.QueueStepResults, msg).Scan(&msgID); err != nil {
+		messaging.QueueStepResults, msg, messaging.Headers(ctx)).Scan(&msgID); err != nil {
 		return 0, fmt.Errorf("submit result of step %s: %w", s.StepUUID, err)
 	}
 	if msgID == nil {
@@ -170,6 +183,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Instruments record claims and queue traffic. Default: record nothing.
 	Instruments *telemetry.Instruments
+	// Tracer makes the worker.step_claim spans. Default: a no-op tracer, which still
+	// passes the messages' trace context on.
+	Tracer trace.Tracer
 	// Breaker, when set, guards the fallback reads (the pgmq breaker).
 	Breaker *resilience.Breaker
 	// Abandon, when set, is asked about every step message before it is claimed; true
@@ -197,6 +213,7 @@ type candidate struct {
 	queue     string
 	msgID     int64
 	body      []byte
+	headers   []byte // the message's pgmq headers: the enqueuing span's trace context
 	method    string
 	readCount int64 // 0 for a notification; above 1 for a redelivery
 	// read: the message was read, and so hidden for the visibility timeout. A poll reads
@@ -232,6 +249,9 @@ func New(cfg Config) (*Claimer, error) {
 	}
 	if cfg.Instruments == nil {
 		cfg.Instruments = telemetry.Noop()
+	}
+	if cfg.Tracer == nil {
+		cfg.Tracer = tracenoop.NewTracerProvider().Tracer(telemetry.ScopeName)
 	}
 	queues := map[string]bool{}
 	for _, ns := range cfg.Namespaces {
@@ -296,16 +316,16 @@ func (c *Claimer) onNotification(ctx context.Context, n *pgconn.Notification) {
 	if !c.queues[ev.QueueName] {
 		return
 	}
-	cand := candidate{queue: ev.QueueName, msgID: ev.MsgID, body: ev.Message, method: MethodEvent}
+	cand := candidate{queue: ev.QueueName, msgID: ev.MsgID, body: ev.Message, headers: ev.Headers, method: MethodEvent}
 	if ev.PayloadOmitted || len(ev.Message) == 0 {
-		body, ok, err := messaging.ReadByID(ctx, c.cfg.Pool, ev.QueueName, ev.MsgID, c.cfg.VisibilityTimeout)
+		m, ok, err := messaging.ReadByID(ctx, c.cfg.Pool, ev.QueueName, ev.MsgID, c.cfg.VisibilityTimeout)
 		if err != nil && ctx.Err() == nil {
 			c.log.Warn("read notified message", "queue", ev.QueueName, "msg_id", ev.MsgID, "error", err)
 		}
 		if !ok {
 			return
 		}
-		cand.body, cand.read = body, true
+		cand.body, cand.headers, cand.read = m.Body, m.Headers, true
 	}
 	c.offer(ctx, cand)
 }
@@ -358,8 +378,8 @@ func (c *Claimer) poll(ctx context.Context) {
 		}
 		c.cfg.Instruments.QueueRead(ctx, q, time.Since(start))
 		for _, m := range msgs {
-			c.offer(ctx, candidate{queue: q, msgID: m.MsgID, body: m.Body, method: MethodPoll, readCount: m.ReadCount,
-				read: true})
+			c.offer(ctx, candidate{queue: q, msgID: m.MsgID, body: m.Body, headers: m.Headers, method: MethodPoll,
+				readCount: m.ReadCount, read: true})
 		}
 	}
 }
@@ -386,8 +406,7 @@ func (c *Claimer) handle(ctx context.Context, cand candidate) {
 		return
 	}
 	start := time.Now()
-	step, outcome, err := Claim(ctx, c.cfg.Pool, cand.queue, cand.msgID, msg.StepUUID, c.cfg.WorkerID,
-		c.cfg.VisibilityTimeout, cand.method)
+	step, outcome, err := c.claim(ctx, cand, msg)
 	if err != nil {
 		if ctx.Err() == nil {
 			in.StepFailedEarly(ctx, msg.CorrelationID.String(), workflow.NamespaceOf(cand.queue), "claim_failed")
@@ -415,6 +434,36 @@ func (c *Claimer) handle(ctx context.Context, cand candidate) {
 		return
 	}
 	c.cfg.Execute(ctx, step)
+}
+
+// claim claims a candidate's step inside a worker.step_claim span. The span continues the
+// trace of the span that enqueued the step, whose context the message's headers carry (a
+// message without them starts a new trace), and Claim records it as the step's
+// trace_context. The step's execution span gets the same parent, so claim and execution
+// are siblings; without headers it hangs under the claim span instead.
+func (c *Claimer) claim(ctx context.Context, cand candidate, msg messaging.StepMessage) (*Step, Outcome, error) {
+	ctx = messaging.ContextWithHeaders(ctx, cand.headers)
+	parent := trace.SpanContextFromContext(ctx)
+	ctx, span := c.cfg.Tracer.Start(ctx, "worker.step_claim", trace.WithAttributes(
+		attribute.String("correlation_id", msg.CorrelationID.String()), attribute.String("task_uuid", msg.TaskUUID.String()),
+		attribute.String("step_uuid", msg.StepUUID.String()), attribute.String("queue", cand.queue),
+		attribute.Int64("msg_id", cand.msgID), attribute.String("claim_method", cand.method)))
+	defer span.End()
+	step, outcome, err := Claim(ctx, c.cfg.Pool, cand.queue, cand.msgID, msg.StepUUID, c.cfg.WorkerID,
+		c.cfg.VisibilityTimeout, cand.method)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "claim failed")
+		return nil, "", err
+	}
+	span.SetAttributes(attribute.String("outcome", string(outcome)))
+	if step != nil {
+		step.Trace = parent
+		if !parent.IsValid() {
+			step.Trace = span.SpanContext()
+		}
+	}
+	return step, outcome, nil
 }
 
 // abandon drops a step message without claiming it, as a worker that crashes between

@@ -25,6 +25,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
@@ -245,7 +246,7 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 		Pool: pool, WorkerID: cfg.WorkerID, Namespaces: cfg.Namespaces, Execute: w.execute,
 		PollInterval: cfg.PollInterval, VisibilityTimeout: cfg.VisibilityTimeout,
 		Concurrency: cfg.Concurrency, PollBatch: cfg.PollBatch, CandidateCapacity: cfg.CandidateCapacity,
-		Logger: w.log, Instruments: w.in, Breaker: w.queueCB, Abandon: w.abandonMessage, ReadFault: w.queueReadFault,
+		Logger: w.log, Instruments: w.in, Tracer: w.tracer, Breaker: w.queueCB, Abandon: w.abandonMessage, ReadFault: w.queueReadFault,
 	})
 	if err != nil {
 		pool.Close()
@@ -393,12 +394,14 @@ type outcome struct {
 
 // run runs a claimed step's handler and builds its result. Handlers get a context that
 // survives a graceful stop (so running steps can finish) but not a hard one. It returns
-// nil when the step must be left to lease recovery.
+// nil when the step must be left to lease recovery. The execution span continues the
+// task's trace under the span that enqueued the step (s.Trace).
 func (w *Worker) run(s *stepclaim.Step) *outcome {
-	ctx, span := w.tracer.Start(w.hardCtx, "worker.step_execution", trace.WithAttributes(
+	ctx, span := w.tracer.Start(trace.ContextWithSpanContext(w.hardCtx, s.Trace), "worker.step_execution", trace.WithAttributes(
 		attribute.String("correlation_id", s.CorrelationID.String()), attribute.String("task_uuid", s.TaskUUID.String()),
 		attribute.String("step_uuid", s.StepUUID.String()), attribute.String("step_name", s.StepName),
-		attribute.String("namespace", s.Namespace), attribute.String("claim_method", s.Method)))
+		attribute.String("namespace", s.Namespace), attribute.String("claim_method", s.Method),
+		attribute.Int("attempt", s.Attempt)))
 	corr := s.CorrelationID.String()
 	log := w.log.With("correlation_id", s.CorrelationID, "task_uuid", s.TaskUUID, "step_uuid", s.StepUUID,
 		"namespace", s.Namespace, "step_name", s.StepName, "claim_method", s.Method)
@@ -476,7 +479,7 @@ func (w *Worker) finish(o *outcome) {
 	defer o.span.End()
 	s, ctx := o.step, o.ctx
 	submitStart := time.Now()
-	if _, err := stepclaim.Submit(ctx, w.pool, s, w.cfg.WorkerID, o.success, o.body); err != nil {
+	if err := w.submit(ctx, o); err != nil {
 		o.span.RecordError(err)
 		if errors.Is(err, stepclaim.ErrLeaseLost) {
 			o.log.Warn("result discarded: the step's lease was lost", "attempt", s.Attempt)
@@ -494,6 +497,27 @@ func (w *Worker) finish(o *outcome) {
 	} else {
 		o.log.Debug("step completed", "attempt", s.Attempt, "duration_ms", o.tookMS)
 	}
+}
+
+// submit submits a step's result inside a worker.step_submit span. The completion
+// message carries the execution span's context (ctx), not the submit span's: orchestration's
+// process_step_result then hangs under the step's execution, and a later step that
+// depends on this one links to the execution. The submit span only times the statement.
+func (w *Worker) submit(ctx context.Context, o *outcome) error {
+	s := o.step
+	_, span := w.tracer.Start(ctx, "worker.step_submit", trace.WithAttributes(
+		attribute.String("correlation_id", s.CorrelationID.String()), attribute.String("task_uuid", s.TaskUUID.String()),
+		attribute.String("step_uuid", s.StepUUID.String()), attribute.Int("attempt", s.Attempt),
+		attribute.Bool("success", o.success), attribute.String("queue", messaging.QueueStepResults)))
+	defer span.End()
+	msgID, err := stepclaim.Submit(ctx, w.pool, s, w.cfg.WorkerID, o.success, o.body)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "submit failed")
+		return err
+	}
+	span.SetAttributes(attribute.Int64("msg_id", msgID))
+	return nil
 }
 
 // runHandler calls h, turning a panic into a non-retryable failure so that one bad
