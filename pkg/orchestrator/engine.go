@@ -26,6 +26,7 @@ type taskRef struct {
 	correlationID uuid.UUID
 	namespace     string
 	state         lifecycle.TaskState
+	traceContext  []byte // the create_task span's context (message headers); nil for older tasks
 
 	enqueued  []string      // names of the steps sent to the worker queue
 	sendTook  time.Duration // the statement that sent them
@@ -49,7 +50,7 @@ func (o *Orchestrator) recordCommitted(ctx context.Context, t *taskRef) {
 // (currentStateSQL) afterwards: under READ COMMITTED a statement that waited for the lock
 // still reads other tables as of its start, which would be the state from before the
 // lock holder's change.
-const lockTaskSQL = `SELECT t.task_uuid, t.correlation_id, tn.name
+const lockTaskSQL = `SELECT t.task_uuid, t.correlation_id, tn.name, t.trace_context
 	  FROM tasker.tasks AS t
 	  JOIN tasker.named_tasks AS nt ON nt.named_task_uuid = t.named_task_uuid
 	  JOIN tasker.task_namespaces AS tn ON tn.task_namespace_uuid = nt.task_namespace_uuid
@@ -67,7 +68,7 @@ func lockTask(ctx context.Context, tx pgx.Tx, task uuid.UUID, skipLocked bool) (
 		sql += " SKIP LOCKED"
 	}
 	var ref taskRef
-	err := tx.QueryRow(ctx, sql, task).Scan(&ref.uuid, &ref.correlationID, &ref.namespace)
+	err := tx.QueryRow(ctx, sql, task).Scan(&ref.uuid, &ref.correlationID, &ref.namespace, &ref.traceContext)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, false, nil
 	}
@@ -82,26 +83,44 @@ func lockTask(ctx context.Context, tx pgx.Tx, task uuid.UUID, skipLocked bool) (
 	return &ref, true, nil
 }
 
-// snapshot is what a plan is decided from: the task's execution context.
+// snapshot is what a plan is decided from: the task's execution context, and the trace
+// contexts that enqueueing its ready steps links to.
 type snapshot struct {
 	status       string
 	waitingRetry int
 	ready        []uuid.UUID
+	links        []byte    // JSON array of stepLink, NULL when there is nothing to link to
+	cause        uuid.UUID // the step whose result led to this plan: its span is the parent, not a link
 }
 
-const snapshotSQL = `SELECT execution_status, waiting_retry_steps, ready_step_uuids
-                       FROM tasker.get_task_execution_context($1)`
+// snapshotSQL reads the execution context and, in the same statement, the trace contexts
+// stored on the ready steps' parents (the spans a step with several parents links to) and
+// on the ready steps themselves (an earlier attempt's, which a retry links to).
+const snapshotSQL = `SELECT c.execution_status, c.waiting_retry_steps, c.ready_step_uuids,
+	       (SELECT jsonb_agg(jsonb_build_object('step', l.step, 'from', l.src, 'kind', l.kind, 'trace', l.tc))
+	          FROM (SELECT e.to_step_uuid, p.workflow_step_uuid, '` + linkDependency + `', p.trace_context
+	                  FROM tasker.workflow_step_edges AS e
+	                  JOIN tasker.workflow_steps AS p ON p.workflow_step_uuid = e.from_step_uuid
+	                 WHERE e.to_step_uuid = ANY (c.ready_step_uuids) AND p.trace_context IS NOT NULL
+	                UNION ALL
+	                SELECT ws.workflow_step_uuid, ws.workflow_step_uuid, '` + linkPreviousAttempt + `', ws.trace_context
+	                  FROM tasker.workflow_steps AS ws
+	                 WHERE ws.workflow_step_uuid = ANY (c.ready_step_uuids) AND ws.trace_context IS NOT NULL
+	               ) AS l(step, src, kind, tc))
+	  FROM tasker.get_task_execution_context($1) AS c`
+
+func (snap *snapshot) scan(row pgx.Row) error {
+	return row.Scan(&snap.status, &snap.waitingRetry, &snap.ready, &snap.links)
+}
 
 func queueSnapshot(b *pgx.Batch, task uuid.UUID, snap *snapshot) {
-	b.Queue(snapshotSQL, task).QueryRow(func(row pgx.Row) error {
-		return row.Scan(&snap.status, &snap.waitingRetry, &snap.ready)
-	})
+	b.Queue(snapshotSQL, task).QueryRow(snap.scan)
 }
 
 // advance reads a locked task's execution context and applies its plan.
 func (o *Orchestrator) advance(ctx context.Context, tx pgx.Tx, t *taskRef, trigger string) error {
 	var snap snapshot
-	if err := tx.QueryRow(ctx, snapshotSQL, t.uuid).Scan(&snap.status, &snap.waitingRetry, &snap.ready); err != nil {
+	if err := snap.scan(tx.QueryRow(ctx, snapshotSQL, t.uuid)); err != nil {
 		return fmt.Errorf("execution context of task %s: %w", t.uuid, err)
 	}
 	return o.applyPlan(ctx, tx, t, snap, trigger)
@@ -115,7 +134,9 @@ var enqueueEdges = [][2]lifecycle.StepState{
 
 // applyPlan asks lifecycle.Plan for the task's moves, checks every edge against the
 // tables, and applies them (with the enqueue of ready steps where the plan says) in one
-// call to tasker.apply_task_plan, each move under compare-and-set.
+// call to tasker.apply_task_plan, each move under compare-and-set. The step messages
+// carry the trace context of ctx's span, the enqueuing span, which links to the spans of
+// the enqueued steps' other parents and earlier attempts.
 func (o *Orchestrator) applyPlan(ctx context.Context, tx pgx.Tx, t *taskRef, snap snapshot, trigger string) error {
 	plan := lifecycle.Plan(lifecycle.Snapshot{
 		State: t.state, Status: lifecycle.ExecutionStatus(snap.status), WaitingRetry: snap.waitingRetry,
@@ -151,9 +172,9 @@ func (o *Orchestrator) applyPlan(ctx context.Context, tx pgx.Tx, t *taskRef, sna
 	}
 	var enqueued *[]string
 	start := time.Now()
-	if err := tx.QueryRow(ctx, `SELECT tasker.apply_task_plan($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+	if err := tx.QueryRow(ctx, `SELECT tasker.apply_task_plan($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 		t.uuid, string(t.state), before, enqueue, after, workflow.WorkerQueue(t.namespace), t.correlationID,
-		o.cfg.ProcessorUUID, meta, cur.Terminal(), snap.ready).Scan(&enqueued); err != nil {
+		o.cfg.ProcessorUUID, meta, cur.Terminal(), snap.ready, messaging.Headers(ctx)).Scan(&enqueued); err != nil {
 		return fmt.Errorf("apply plan to task %s: %w", t.uuid, err)
 	}
 	if enqueued == nil {
@@ -162,6 +183,7 @@ func (o *Orchestrator) applyPlan(ctx context.Context, tx pgx.Tx, t *taskRef, sna
 	took := time.Since(start)
 	if len(*enqueued) > 0 {
 		t.enqueued, t.sendTook = append(t.enqueued, *enqueued...), took
+		linkEnqueued(trace.SpanFromContext(ctx), snap)
 	}
 	t.state = cur
 	if cur.Terminal() {
@@ -192,10 +214,12 @@ type stepResult struct {
 // processResult finalizes one step from one orchestration_step_results message and
 // advances its task, all in one transaction. Archiving the message is the transaction's
 // first act: only one processor can archive it, so a duplicate delivery changes nothing.
-// Statements that do not depend on each other share a round trip (pgx batches).
+// Statements that do not depend on each other share a round trip (pgx batches). Its
+// span continues the trace of the worker span whose context the message's headers carry.
 func (o *Orchestrator) processResult(ctx context.Context, job resultJob) error {
 	start := time.Now()
 	msg, decodeErr := messaging.DecodeStepMessage(job.body)
+	ctx = messaging.ContextWithHeaders(ctx, job.headers)
 	ctx, span := o.tel.Tracer.Start(ctx, "process_step_result", trace.WithAttributes(
 		attribute.String("correlation_id", msg.CorrelationID.String()), attribute.String("task_uuid", msg.TaskUUID.String()),
 		attribute.String("step_uuid", msg.StepUUID.String()), attribute.String("claim_method", job.method)))
@@ -227,7 +251,7 @@ func (o *Orchestrator) processResult(ctx context.Context, job resultJob) error {
 			return row.Scan(&archived)
 		})
 		b.Queue(lockTaskSQL, msg.TaskUUID).QueryRow(func(row pgx.Row) error {
-			err := row.Scan(&t.uuid, &t.correlationID, &t.namespace)
+			err := row.Scan(&t.uuid, &t.correlationID, &t.namespace, &t.traceContext)
 			taskFound = err == nil
 			return ignoreNoRows(err)
 		})
@@ -290,7 +314,7 @@ func (o *Orchestrator) processResult(ctx context.Context, job resultJob) error {
 			// Already finalized: a duplicate or late message. Consuming it is all there is to do.
 			return nil
 		}
-		var snap snapshot
+		snap := snapshot{cause: msg.StepUUID}
 		queueSnapshot(b, t.uuid, &snap)
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return fmt.Errorf("finalize step %s: %w", msg.StepUUID, err)
@@ -367,7 +391,7 @@ func (o *Orchestrator) retryDue(ctx context.Context) (int, error) {
 		   AND ws.last_attempted_at + make_interval(secs => coalesce(ws.backoff_request_seconds, 0)) <= clock_timestamp()
 		 GROUP BY ws.task_uuid
 		 ORDER BY min(ws.last_attempted_at + make_interval(secs => coalesce(ws.backoff_request_seconds, 0)))
-		 LIMIT $1`, nil, func(tx pgx.Tx, t *taskRef) (int, error) {
+		 LIMIT $1`, nil, func(ctx context.Context, tx pgx.Tx, t *taskRef) (int, error) {
 		if t.state.Terminal() {
 			return 0, nil
 		}
@@ -378,7 +402,10 @@ func (o *Orchestrator) retryDue(ctx context.Context) (int, error) {
 // forEachTask runs fn, in a transaction and a span (spanName) of its own, for each task
 // the query lists (it takes the batch size as $1, then args as $2…), with the task locked. Tasks another transaction holds are
 // skipped: whoever holds them is already advancing them. It returns the sum of fn's counts.
-func (o *Orchestrator) forEachTask(ctx context.Context, spanName, query string, args []any, fn func(tx pgx.Tx, t *taskRef) (int, error)) (int, error) {
+// fn gets the span's context, so whatever it enqueues carries the maintenance span's trace
+// context; the span links to the task's own trace.
+func (o *Orchestrator) forEachTask(ctx context.Context, spanName, query string, args []any,
+	fn func(ctx context.Context, tx pgx.Tx, t *taskRef) (int, error)) (int, error) {
 	rows, err := o.pool.Query(ctx, query, append([]any{maintenanceBatchSize}, args...)...)
 	if err != nil {
 		return 0, err
@@ -398,8 +425,9 @@ func (o *Orchestrator) forEachTask(ctx context.Context, spanName, query string, 
 				return err
 			}
 			span.SetAttributes(attribute.String("correlation_id", t.correlationID.String()))
+			linkTask(span, t)
 			locked = t
-			n, err = fn(tx, t)
+			n, err = fn(sctx, tx, t)
 			return err
 		})
 		if err != nil {
@@ -428,7 +456,7 @@ func (o *Orchestrator) recoverOrphans(ctx context.Context) (int, error) {
 	return o.forEachTask(ctx, "recover_orphaned_steps", `
 		SELECT DISTINCT task_uuid FROM tasker.workflow_steps
 		 WHERE in_process AND claim_expires_at < now()
-		 LIMIT $1`, nil, func(tx pgx.Tx, t *taskRef) (int, error) {
+		 LIMIT $1`, nil, func(ctx context.Context, tx pgx.Tx, t *taskRef) (int, error) {
 		rows, err := tx.Query(ctx, `
 			SELECT ws.workflow_step_uuid, ws.attempts, ws.max_attempts, ws.retryable, ws.claimed_by
 			  FROM tasker.workflow_steps AS ws
@@ -535,7 +563,7 @@ func (o *Orchestrator) expireStale(ctx context.Context) (int, error) {
 		     OR (tt.to_state = 'waiting_for_retry' AND tt.created_at < now() - make_interval(secs => $3))
 		     OR (tt.to_state = 'steps_in_process' AND tt.created_at < now() - make_interval(secs => $4)))
 		 LIMIT $1`, []any{st.WaitingForDependencies.Seconds(), st.WaitingForRetry.Seconds(), st.StepsInProcess.Seconds()},
-		func(tx pgx.Tx, t *taskRef) (int, error) {
+		func(ctx context.Context, tx pgx.Tx, t *taskRef) (int, error) {
 			started := time.Now()
 			switch t.state {
 			case lifecycle.TaskWaitingForDependencies, lifecycle.TaskWaitingForRetry, lifecycle.TaskStepsInProcess:

@@ -263,11 +263,12 @@ func (o *Orchestrator) CreateTask(ctx context.Context, req *api.TaskRequest) (uu
 	t := &taskRef{uuid: taskUUID, correlationID: corr, namespace: tmpl.NamespaceName, state: lifecycle.TaskPending}
 	err = pgx.BeginFunc(ctx, o.pool, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
+		// The create_task span roots the task's trace; maintenance spans link to it.
 		b.Queue(`INSERT INTO tasker.tasks (task_uuid, named_task_uuid, initiator, source_system, reason, tags,
-		             context, identity_hash, priority, correlation_id, parent_correlation_id)
-		         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		             context, identity_hash, priority, correlation_id, parent_correlation_id, trace_context)
+		         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 			taskUUID, nt.uuid, req.Initiator, req.SourceSystem, req.Reason, tags,
-			[]byte(req.Context), identity, priority, corr, parentArg)
+			[]byte(req.Context), identity, priority, corr, parentArg, messaging.Headers(ctx))
 		b.Queue(`INSERT INTO tasker.workflow_steps (workflow_step_uuid, task_uuid, named_step_uuid, retryable, max_attempts)
 		         SELECT s.id, $1, s.named, s.retryable, s.max_attempts
 		           FROM unnest($2::uuid[], $3::uuid[], $4::bool[], $5::int[]) AS s(id, named, retryable, max_attempts)`,
