@@ -42,8 +42,9 @@ bench: build ## mathematical_sequence latency, create -> complete, over 200 sequ
 bench-telemetry: ## throughput with telemetry off and on, reported as a ratio (goal: on/off >= 0.95)
 	$(GO) test ./e2e -run '^$$' -bench TelemetryOverhead -benchtime 1x -timeout 20m
 
-docs: ## regenerate docs/metrics.md from the telemetry catalog (a test fails when it is stale)
+docs: ## regenerate docs/metrics.md and deploy/ (dashboards, alert rules) from the telemetry catalog (tests fail when stale)
 	$(GO) run ./cmd/metricsdoc docs/metrics.md
+	$(GO) run ./cmd/dashboards .
 
 clean: ## remove build output
 	rm -rf bin
