@@ -95,19 +95,23 @@ type snapshot struct {
 
 // snapshotSQL reads the execution context and, in the same statement, the trace contexts
 // stored on the ready steps' parents (the spans a step with several parents links to) and
-// on the ready steps themselves (an earlier attempt's, which a retry links to).
-const snapshotSQL = `SELECT c.execution_status, c.waiting_retry_steps, c.ready_step_uuids,
-	       (SELECT jsonb_agg(jsonb_build_object('step', l.step, 'from', l.src, 'kind', l.kind, 'trace', l.tc))
-	          FROM (SELECT e.to_step_uuid, p.workflow_step_uuid, '` + linkDependency + `', p.trace_context
-	                  FROM tasker.workflow_step_edges AS e
-	                  JOIN tasker.workflow_steps AS p ON p.workflow_step_uuid = e.from_step_uuid
-	                 WHERE e.to_step_uuid = ANY (c.ready_step_uuids) AND p.trace_context IS NOT NULL
-	                UNION ALL
-	                SELECT ws.workflow_step_uuid, ws.workflow_step_uuid, '` + linkPreviousAttempt + `', ws.trace_context
-	                  FROM tasker.workflow_steps AS ws
-	                 WHERE ws.workflow_step_uuid = ANY (c.ready_step_uuids) AND ws.trace_context IS NOT NULL
-	               ) AS l(step, src, kind, tc))
-	  FROM tasker.get_task_execution_context($1) AS c`
+// on the ready steps themselves (an earlier attempt's, which a retry links to). The links
+// read the ready steps through uncorrelated subqueries on c, each evaluated once: the
+// planner takes the function for 1000 rows, and a subquery per row would cost enough to
+// make PostgreSQL JIT-compile the statement on every result.
+const snapshotSQL = `WITH c AS (SELECT execution_status, waiting_retry_steps, ready_step_uuids
+	                 FROM tasker.get_task_execution_context($1)),
+	     l AS (SELECT e.to_step_uuid AS step, p.workflow_step_uuid AS src, '` + linkDependency + `' AS kind, p.trace_context AS tc
+	             FROM tasker.workflow_step_edges AS e
+	             JOIN tasker.workflow_steps AS p ON p.workflow_step_uuid = e.from_step_uuid
+	            WHERE e.to_step_uuid = ANY ((SELECT ready_step_uuids FROM c)::uuid[]) AND p.trace_context IS NOT NULL
+	           UNION ALL
+	           SELECT ws.workflow_step_uuid, ws.workflow_step_uuid, '` + linkPreviousAttempt + `', ws.trace_context
+	             FROM tasker.workflow_steps AS ws
+	            WHERE ws.workflow_step_uuid = ANY ((SELECT ready_step_uuids FROM c)::uuid[]) AND ws.trace_context IS NOT NULL)
+	SELECT c.execution_status, c.waiting_retry_steps, c.ready_step_uuids,
+	       (SELECT jsonb_agg(jsonb_build_object('step', l.step, 'from', l.src, 'kind', l.kind, 'trace', l.tc)) FROM l)
+	  FROM c`
 
 func (snap *snapshot) scan(row pgx.Row) error {
 	return row.Scan(&snap.status, &snap.waitingRetry, &snap.ready, &snap.links)
