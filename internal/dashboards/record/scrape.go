@@ -22,7 +22,9 @@ type target struct {
 }
 
 // round is one scrape of every target; bodies are each target's /metrics text, gzipped
-// (the correlation_id series make them large until assemble drops that label).
+// (the correlation_id series make them large until assemble drops that label). at is
+// when the last target answered: no value of the round was observed after it, so a
+// round stamped before a fault phase began saw no effect of that fault.
 type round struct {
 	at     time.Time
 	bodies [][]byte
@@ -37,7 +39,9 @@ type scraper struct {
 }
 
 func newScraper(ts []target, interval time.Duration) *scraper {
-	return &scraper{targets: ts, interval: interval, client: &http.Client{Timeout: interval}}
+	// A large /metrics (every task's correlation_id series) can take longer than the
+	// interval to serve; the ticker then drops the rounds that could not start.
+	return &scraper{targets: ts, interval: interval, client: &http.Client{Timeout: max(interval, 10*time.Second)}}
 }
 
 // loop scrapes until ctx ends. A round where some target does not answer is skipped.
@@ -47,7 +51,7 @@ func (s *scraper) loop(ctx context.Context) {
 	for {
 		r, err := s.scrape(ctx)
 		if err != nil {
-			logf("round at %s skipped: %v", r.at.Format(time.TimeOnly), err)
+			logf("round at %s skipped: %v", time.Now().Format(time.TimeOnly), err)
 		} else {
 			s.rounds = append(s.rounds, r)
 		}
@@ -60,7 +64,7 @@ func (s *scraper) loop(ctx context.Context) {
 }
 
 func (s *scraper) scrape(ctx context.Context) (round, error) {
-	r := round{at: time.Now()}
+	var r round
 	for _, t := range s.targets {
 		body, err := s.fetch(ctx, t.url+"/metrics")
 		if err != nil {
@@ -72,6 +76,7 @@ func (s *scraper) scrape(ctx context.Context) (round, error) {
 		_ = zw.Close()
 		r.bodies = append(r.bodies, z.Bytes())
 	}
+	r.at = time.Now()
 	return r, nil
 }
 
