@@ -38,7 +38,7 @@ func RenderJSON(d Dashboard) ([]byte, error) {
 	for _, v := range d.Variables {
 		b.WithVariable(dashboard.NewQueryVariableBuilder(v.Name).Label(v.Label).Datasource(datasource()).
 			Query(dashboard.StringOrMap{String: ptr(v.Query())}).Definition(v.Query()).
-			Refresh(dashboard.VariableRefreshOnTimeRangeChanged).Sort(dashboard.VariableSortAlphabeticalAsc))
+			Refresh(dashboard.VariableRefreshOnTimeRangeChanged).Sort(dashboard.VariableSortAlphabeticalDesc))
 	}
 	id := uint32(0)
 	for _, r := range d.Rows {
