@@ -329,8 +329,9 @@ func TestSpans(t *testing.T) {
 			for _, kv := range s.Attributes() {
 				attrs[string(kv.Key)] = kv.Value.String()
 			}
-			if attrs["task_uuid"] != created.TaskUUID || attrs["archived"] == "false" {
-				continue // another task's, or a duplicate delivery another processor took first
+			if attrs["task_uuid"] != created.TaskUUID || attrs["archived"] == "false" ||
+				(s.Name() == "worker.step_claim" && attrs["outcome"] != "claimed") {
+				continue // another task's, or a duplicate delivery another processor or claimer took first
 			}
 			require.Equal(t, created.CorrelationID, attrs["correlation_id"], s.Name())
 			if s.Name() != "create_task" {
@@ -338,7 +339,9 @@ func TestSpans(t *testing.T) {
 			}
 			counts[s.Name()]++
 		}
-		return counts["worker.step_execution"] == 4 && counts["process_step_result"] == 4
+		return counts["worker.step_execution"] == 4 && counts["process_step_result"] == 4 &&
+			counts["worker.step_claim"] == 4 && counts["worker.step_submit"] == 4
 	})
-	require.Equal(t, map[string]int{"create_task": 1, "process_step_result": 4, "worker.step_execution": 4}, counts)
+	require.Equal(t, map[string]int{"create_task": 1, "worker.step_claim": 4, "worker.step_execution": 4,
+		"worker.step_submit": 4, "process_step_result": 4}, counts)
 }
