@@ -63,11 +63,18 @@ func Setup(ctx context.Context, cfg Config, log *slog.Logger, extra ...sdkmetric
 		log.Info("telemetry disabled: opentelemetry_enabled=false", "opentelemetry_enabled", false)
 		return Disabled(), nil
 	}
-	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(
+	attrs := []attribute.KeyValue{
 		attribute.String("service.name", cfg.ServiceName),
 		attribute.String("service.version", Version),
 		attribute.String("deployment.environment", envOr("DEPLOYMENT_ENVIRONMENT", "development")),
-	))
+	}
+	// Replicas of one service (docker compose up --scale worker=3) push under one
+	// service.name; service.instance.id (Prometheus's instance label) keeps their series
+	// apart. OTEL_RESOURCE_ATTRIBUTES may set it instead.
+	if _, ok := resource.Default().Set().Value("service.instance.id"); !ok {
+		attrs = append(attrs, attribute.String("service.instance.id", instanceID()))
+	}
+	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(attrs...))
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: resource: %w", err)
 	}
@@ -144,6 +151,16 @@ func (p *Providers) Shutdown(ctx context.Context) error {
 		errs = append(errs, f(ctx))
 	}
 	return errors.Join(errs...)
+}
+
+// instanceID names this process among its service's replicas: the host name (a container's
+// id under Docker) and the process id.
+func instanceID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown-host"
+	}
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
 }
 
 func envOr(name, def string) string {
