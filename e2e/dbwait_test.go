@@ -135,7 +135,7 @@ func startLogged(t *testing.T, bin string, env ...string) *loggedProcess {
 	t.Cleanup(func() {
 		if p.cmd.ProcessState == nil {
 			_ = p.cmd.Process.Kill()
-			<-p.done
+			_ = p.wait(30 * time.Second) // killed: its exit status says so
 		}
 		if t.Failed() {
 			t.Logf("%s output:\n%s", bin, p.logs.String())
