@@ -34,6 +34,7 @@ fmt: ## gofmt the tree
 	gofmt -w $$(git ls-files '*.go')
 
 demo: build ## throwaway Postgres + orchestrator + worker as processes, a burst of every shape, a summary
+	@ENSURE_DEPS_URL_VARS="TASKER_DATABASE_URL TASKER_TEST_DATABASE_URL" bash scripts/ensure-deps.sh postgres
 	bin/taskerctl demo
 
 bench: build ## mathematical_sequence latency, create -> complete, over 200 sequential tasks
