@@ -70,7 +70,7 @@ Examples:
 	f.Int("payload-bytes", 0, "pad each task's context with this many bytes (0 to 1048576)")
 	f.Int("max-senders", 512, "open model: create requests in flight at most; an arrival finding none free is missed")
 	f.Duration("grace", time.Minute, "how long tasks in flight get to finish once arrivals stop")
-	f.String("scenario", "", "fault phases: a TOML file, or 'chaos'")
+	f.String("scenario", "", "fault phases: a TOML file, 'chaos', or 'none'")
 	f.Float64("scenario-speed", 1, "run the scenario's clock this many times faster")
 	f.Bool("scenario-loop", false, "repeat the scenario while the run lasts (every scenario length plus 10 s), clearing faults between rounds")
 	f.StringSlice("worker-url", nil, "with --url: a worker's base URL for fault phases (repeatable; $"+LoadWorkerURLsEnv+")")
@@ -242,8 +242,8 @@ func (p *loadPlan) parseScenario(cmd *cobra.Command) error {
 	}
 	loop, _ := f.GetBool("scenario-loop")
 	switch name {
-	case "":
-		if loop {
+	case "", "none":
+		if loop && name == "" {
 			return errors.New("--scenario-loop: give the --scenario to repeat")
 		}
 		return nil
