@@ -1,17 +1,12 @@
 package dashboards_test
 
 import (
-	"fmt"
-	"math"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
-	"github.com/prometheus/prometheus/util/teststorage"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tasker-sim/tasker-sim/internal/dashboards"
@@ -21,7 +16,7 @@ import (
 // fixturePath is the chaos run recorded by `go run ./internal/dashboards/record`.
 const fixturePath = "testdata/chaos.json.gz"
 
-// recorded is the fixture loaded into a TSDB, and a PromQL engine to query it.
+// recorded is the fixture loaded into storage, and a PromQL engine to query it.
 type recorded struct {
 	f       *fixture.Fixture
 	db      storage.Queryable
@@ -33,36 +28,10 @@ func loadRecorded(t *testing.T) *recorded {
 	t.Helper()
 	f, err := fixture.Load(fixturePath)
 	require.NoError(t, err, "re-record with `go run ./internal/dashboards/record`")
-	db := teststorage.New(t)
-	app := db.Appender(t.Context())
-	for _, s := range f.Series {
-		require.NoError(t, appendSeries(app, f.Timestamps, s))
-	}
-	require.NoError(t, app.Commit())
 	engine := promql.NewEngine(promql.EngineOpts{MaxSamples: 1_000_000, Timeout: 30 * time.Second,
 		LookbackDelta: 5 * time.Minute, Parser: promQL})
 	t.Cleanup(func() { _ = engine.Close() })
-	return &recorded{f: f, db: db, engine: engine, corrIDs: f.CorrelationIDs}
-}
-
-// appendSeries adds one series' samples, and a staleness marker where it stopped being
-// served, as a Prometheus scrape would.
-func appendSeries(app storage.Appender, stamps []int64, s fixture.Series) error {
-	ls := labels.FromMap(s.Labels)
-	var ref storage.SeriesRef
-	var err error
-	for i, v := range s.Values {
-		switch {
-		case v != nil:
-			ref, err = app.Append(ref, ls, stamps[i], *v)
-		case i > 0 && s.Values[i-1] != nil:
-			ref, err = app.Append(ref, ls, stamps[i], math.Float64frombits(value.StaleNaN))
-		}
-		if err != nil {
-			return fmt.Errorf("series %v at %d: %w", s.Labels, stamps[i], err)
-		}
-	}
-	return nil
+	return &recorded{f: f, db: newMemStore(f), engine: engine, corrIDs: f.CorrelationIDs}
 }
 
 // eval runs expr as an instant query at ts, with the dashboard variable set to the
