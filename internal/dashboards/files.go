@@ -12,7 +12,7 @@ import (
 const (
 	DashboardsDir         = "deploy/grafana/dashboards"
 	DashboardProviderPath = "deploy/grafana/provisioning/dashboards/tasker.yaml"
-	DatasourcePath        = "deploy/grafana/provisioning/datasources/prometheus.yaml"
+	DatasourcePath        = "deploy/grafana/provisioning/datasources/tasker.yaml"
 	AlertsPath            = "deploy/prometheus/alerts.yml"
 	AlertsTestPath        = "deploy/prometheus/alerts_test.yml"
 )

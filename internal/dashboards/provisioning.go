@@ -14,6 +14,10 @@ const (
 	PrometheusURL = "http://observability:9090"
 	// DatasourceUID is the Prometheus datasource's fixed uid; every panel queries it.
 	DatasourceUID = "prometheus"
+	// TempoURL and LokiURL are the traces and logs of the same container: the compose
+	// stack replaces the image's provisioning, so these datasources are ours to declare.
+	TempoURL = "http://observability:3200"
+	LokiURL  = "http://observability:3100"
 	// DashboardsPath is where Grafana finds the dashboard JSON files.
 	DashboardsPath = "/var/lib/grafana/dashboards/tasker"
 	// DashboardsFolder is the Grafana folder the dashboards are filed in.
@@ -55,12 +59,16 @@ type provider struct {
 	Options               map[string]any `yaml:"options"`
 }
 
-// DatasourceYAML is Grafana's datasource provisioning file for the Prometheus datasource.
+// DatasourceYAML is Grafana's datasource provisioning file: Prometheus (the default,
+// which every panel names by its uid), Tempo and Loki.
 func DatasourceYAML() ([]byte, error) {
-	return marshalYAML(datasourceFile{APIVersion: 1, Datasources: []datasourceEntry{{
-		Name: "Prometheus", Type: "prometheus", UID: DatasourceUID, Access: "proxy", URL: PrometheusURL,
-		IsDefault: true, JSONData: map[string]any{"httpMethod": "POST", "timeInterval": "15s"},
-	}}})
+	return marshalYAML(datasourceFile{APIVersion: 1, Datasources: []datasourceEntry{
+		{Name: "Prometheus", Type: "prometheus", UID: DatasourceUID, Access: "proxy", URL: PrometheusURL,
+			IsDefault: true, JSONData: map[string]any{"httpMethod": "POST", "timeInterval": "15s"}},
+		{Name: "Tempo", Type: "tempo", UID: "tempo", Access: "proxy", URL: TempoURL,
+			JSONData: map[string]any{"serviceMap": map[string]any{"datasourceUid": DatasourceUID}}},
+		{Name: "Loki", Type: "loki", UID: "loki", Access: "proxy", URL: LokiURL, JSONData: map[string]any{}},
+	}})
 }
 
 // DashboardProviderYAML is Grafana's dashboard provisioning file: the dashboards are
