@@ -76,6 +76,9 @@ func TestOpenModelHoldsItsRate(t *testing.T) {
 	env := newEnv(t, 2)
 	cfg := config(t, env, "slow_step=1")
 	cfg.Schedule, cfg.Duration, cfg.Warmup = rate(float64(rateUnderTest)), 20*time.Second, 2*time.Second
+	// make test runs other packages beside this one on two cores, so a create can take
+	// seconds; enough senders keep every arrival on time, which is what is measured here.
+	cfg.MaxSenders = 4096
 	res, err := load.Run(context.Background(), cfg)
 	require.NoError(t, err)
 	t.Logf("target %.1f/s, achieved %.1f/s, created %d, missed %d, p99 %.1f ms, generator CPU %.1f%%",
