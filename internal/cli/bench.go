@@ -218,7 +218,7 @@ func runBench(cmd *cobra.Command, _ []string) error {
 	} else {
 		fmt.Fprintln(out, "  reference run skipped: set TASKER_DATABASE_URL to the orchestrator's database")
 	}
-	fmt.Fprintln(out, "  targets (DESIGN §8): P50 <= 10 ms, P99 <= 25 ms; tasker-core reports P50 257 ms")
+	fmt.Fprintln(out, "  targets: P50 <= 10 ms, P99 <= 25 ms; tasker-core reports P50 257 ms")
 	return nil
 }
 

@@ -1,6 +1,6 @@
 // Package envconfig reads the processes' configuration from environment variables (the
-// pinned interface in DESIGN §7) and builds their loggers. Every error names the variable
-// and the rule it broke.
+// interface the README's configuration table documents) and builds their loggers. Every
+// error names the variable and the rule it broke.
 package envconfig
 
 import (
