@@ -141,16 +141,16 @@ func (f Faults) BeforeHandler(ctx context.Context, rnd *rand.Rand) error {
 }
 
 // Abandon rolls the abandon_rate fault for one received message: true means drop it.
-func (f Faults) Abandon(rnd *rand.Rand) bool {
-	return f.AbandonRate > 0 && rnd.Float64() < f.AbandonRate
+func (f Faults) Abandon() bool {
+	return f.AbandonRate > 0 && rand.Float64() < f.AbandonRate
 }
 
 // ErrQueueRefused is the error an injected PGMQ read failure returns.
 var ErrQueueRefused = errors.New("injected fault: the queue read was refused")
 
 // FailQueueRead rolls the queue_error_rate fault for one read: true means fail it.
-func (f Faults) FailQueueRead(rnd *rand.Rand) bool {
-	return f.QueueErrorRate > 0 && rnd.Float64() < f.QueueErrorRate
+func (f Faults) FailQueueRead() bool {
+	return f.QueueErrorRate > 0 && rand.Float64() < f.QueueErrorRate
 }
 
 // Switch holds a process's current faults; safe for concurrent use.

@@ -2,7 +2,6 @@ package faults_test
 
 import (
 	"errors"
-	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -49,16 +48,15 @@ func TestAbandonRate(t *testing.T) {
 	require.ErrorContains(t, err, "abandon_rate 1.5: must be from 0 to 1")
 	f, err := faults.Parse([]byte(`{"abandon_rate": 0.25}`))
 	require.NoError(t, err)
-	rnd := rand.New(rand.NewPCG(1, 2))
 	var dropped int
 	for range 10_000 {
-		if f.Abandon(rnd) {
+		if f.Abandon() {
 			dropped++
 		}
 	}
 	require.InDelta(t, 2500, dropped, 300)
-	require.False(t, faults.Faults{}.Abandon(rnd))
-	require.True(t, faults.Faults{AbandonRate: 1}.Abandon(rnd))
+	require.False(t, faults.Faults{}.Abandon())
+	require.True(t, faults.Faults{AbandonRate: 1}.Abandon())
 }
 
 // TestCheckedSwitch: a process's own rule refuses a Set and leaves the faults as they were.

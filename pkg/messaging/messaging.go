@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -16,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tasker-sim/tasker-sim/pkg/api"
+	"github.com/tasker-sim/tasker-sim/pkg/faults"
 	"github.com/tasker-sim/tasker-sim/pkg/telemetry"
 )
 
@@ -350,4 +352,52 @@ func QueueChecks(ctx context.Context, db interface {
 		checks["queue_"+q.Queue] = c
 	}
 	return checks, nil
+}
+
+// FallbackReader is the fallback poll's read of a queue, shared by both services. It
+// records each read's duration, counts a failed read as a queue error and the next read
+// of that queue as a retry, and refuses reads on purpose when the process's
+// queue_error_rate fault says so.
+type FallbackReader struct {
+	// DB runs the reads.
+	DB interface {
+		Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	}
+	// Instruments record the reads; required.
+	Instruments *telemetry.Instruments
+	// Faults, when set, are the process's faults.
+	Faults *faults.Switch
+
+	mu     sync.Mutex
+	failed map[string]bool
+}
+
+// Read reads up to qty visible messages from queue, hiding them for vt (see Read).
+func (r *FallbackReader) Read(ctx context.Context, queue string, vt time.Duration, qty int) ([]Message, error) {
+	r.mu.Lock()
+	retry := r.failed[queue]
+	r.mu.Unlock()
+	if retry {
+		r.Instruments.QueueRetry(ctx, "read")
+	}
+	start := time.Now()
+	var msgs []Message
+	err := faults.ErrQueueRefused
+	if r.Faults == nil || !r.Faults.Get().FailQueueRead() {
+		msgs, err = Read(ctx, r.DB, queue, vt, qty)
+	}
+	failed := err != nil && ctx.Err() == nil
+	r.mu.Lock()
+	if r.failed == nil {
+		r.failed = map[string]bool{}
+	}
+	r.failed[queue] = failed
+	r.mu.Unlock()
+	switch {
+	case failed:
+		r.Instruments.QueueError(ctx, queue, "read")
+	case err == nil:
+		r.Instruments.QueueRead(ctx, queue, time.Since(start))
+	}
+	return msgs, err
 }

@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -45,15 +43,15 @@ type Orchestrator struct {
 	waiters      *waiters
 	// finalized logs every task that reaches a terminal state (for WaitAny).
 	finalized *finalizedLog
-	// readFailed says the last fallback read of the step results failed.
-	readFailed atomic.Bool
-	tel        *telemetry.Providers
-	gauges     metric.Registration
-	faults     *faults.Switch
-	runCtx     context.Context
-	web        *resilience.Breaker
-	readiness  *resilience.Breaker
-	queue      *resilience.Breaker
+	// reader is the fallback poll's read of the step results.
+	reader    *messaging.FallbackReader
+	tel       *telemetry.Providers
+	gauges    metric.Registration
+	faults    *faults.Switch
+	runCtx    context.Context
+	web       *resilience.Breaker
+	readiness *resilience.Breaker
+	queue     *resilience.Breaker
 }
 
 type resultJob struct {
@@ -112,6 +110,7 @@ func Start(ctx context.Context, cfg *Config) (*Orchestrator, error) {
 	o.readiness = resilience.NewBreaker(resilience.TaskReadiness, c.ReadinessBreaker, o.log)
 	o.queue = resilience.NewBreaker(resilience.PGMQ, c.PGMQBreaker, o.log)
 	o.faults = faults.NewCheckedSwitch(c.Faults, checkOrchestratorFaults, o.applyProcessFaults)
+	o.reader = &messaging.FallbackReader{DB: pool, Instruments: c.Telemetry.Instruments, Faults: o.faults}
 	if err := o.prepare(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -259,23 +258,6 @@ func (o *Orchestrator) resultWorker(ctx context.Context) {
 	}
 }
 
-// readResults is one fallback read of the step results. A read that follows a failed one
-// is a retry, and is counted as such; the queue_error_rate fault fails reads on purpose.
-func (o *Orchestrator) readResults(ctx context.Context) ([]messaging.Message, error) {
-	if o.readFailed.Load() {
-		o.tel.Instruments.QueueRetry(ctx, "read")
-	}
-	var msgs []messaging.Message
-	var err error
-	if o.faults.Get().FailQueueRead(rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))) {
-		err = faults.ErrQueueRefused
-	} else {
-		msgs, err = messaging.Read(ctx, o.pool, messaging.QueueStepResults, o.cfg.VisibilityTimeout, pollBatchSize)
-	}
-	o.readFailed.Store(err != nil && ctx.Err() == nil)
-	return msgs, err
-}
-
 // pollResults reads results the event path has not taken (a missed notification, a
 // crash mid-processing) and processes them in line.
 func (o *Orchestrator) pollResults(ctx context.Context) {
@@ -283,17 +265,14 @@ func (o *Orchestrator) pollResults(ctx context.Context) {
 	if err != nil {
 		return // the pgmq breaker is open: leave the queue alone until it half-opens
 	}
-	start := time.Now()
-	msgs, err := o.readResults(ctx)
+	msgs, err := o.reader.Read(ctx, messaging.QueueStepResults, o.cfg.VisibilityTimeout, pollBatchSize)
 	done(err == nil || ctx.Err() != nil)
 	if err != nil {
 		if ctx.Err() == nil {
-			o.tel.Instruments.QueueError(ctx, messaging.QueueStepResults, "read")
 			o.log.Warn("poll step results", "error", err)
 		}
 		return
 	}
-	o.tel.Instruments.QueueRead(ctx, messaging.QueueStepResults, time.Since(start))
 	for _, m := range msgs {
 		job := resultJob{msgID: m.MsgID, body: m.Body, headers: m.Headers, method: "poll", readCount: m.ReadCount}
 		if err := o.processResult(ctx, job); err != nil && ctx.Err() == nil {

@@ -28,6 +28,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/tasker-sim/tasker-sim/pkg/faults"
 	"github.com/tasker-sim/tasker-sim/pkg/lifecycle"
 	"github.com/tasker-sim/tasker-sim/pkg/messaging"
 	"github.com/tasker-sim/tasker-sim/pkg/resilience"
@@ -188,14 +189,12 @@ type Config struct {
 	Tracer trace.Tracer
 	// Breaker, when set, guards the fallback reads (the pgmq breaker).
 	Breaker *resilience.Breaker
-	// Abandon, when set, is asked about every step message before it is claimed; true
-	// drops the message as a worker that crashed after reading it would (the abandon_rate
-	// fault). The message stays hidden for VisibilityTimeout, then a poll reads it again
-	// and its claim counts a redelivery (tasker_queue_visibility_timeouts_total).
-	Abandon func() bool
-	// ReadFault, when set, is asked before every fallback read; a non-nil error fails the
-	// read with it instead of reading (the queue_error_rate fault).
-	ReadFault func() error
+	// Faults, when set, are the process's faults. Two act here: abandon_rate drops a step
+	// message before its claim, as a worker that crashed after reading it would (it stays
+	// hidden for VisibilityTimeout, then a poll reads it again and its claim counts a
+	// redelivery, tasker_queue_visibility_timeouts_total); queue_error_rate refuses
+	// fallback reads.
+	Faults *faults.Switch
 }
 
 // Claimer feeds claimed steps to Execute until its context ends.
@@ -204,9 +203,7 @@ type Claimer struct {
 	candidates *resilience.Channel[candidate]
 	log        *slog.Logger
 	queues     map[string]bool
-	// readFailed marks the queues whose last fallback read failed.
-	readMu     sync.Mutex
-	readFailed map[string]bool
+	reader     *messaging.FallbackReader
 }
 
 type candidate struct {
@@ -258,7 +255,7 @@ func New(cfg Config) (*Claimer, error) {
 		queues[workflow.WorkerQueue(ns)] = true
 	}
 	return &Claimer{cfg: cfg, candidates: resilience.NewChannel[candidate](CandidateChannel, "worker", cfg.CandidateCapacity, cfg.Instruments), log: cfg.Logger, queues: queues,
-		readFailed: map[string]bool{}}, nil
+		reader: &messaging.FallbackReader{DB: cfg.Pool, Instruments: cfg.Instruments, Faults: cfg.Faults}}, nil
 }
 
 // Run listens, polls and claims until ctx ends, then waits for running steps to finish.
@@ -330,29 +327,6 @@ func (c *Claimer) onNotification(ctx context.Context, n *pgconn.Notification) {
 	c.offer(ctx, cand)
 }
 
-// read is one fallback read of q. A read that follows a failed one is a retry, and is
-// counted as such.
-func (c *Claimer) read(ctx context.Context, q string) ([]messaging.Message, error) {
-	c.readMu.Lock()
-	retry := c.readFailed[q]
-	c.readMu.Unlock()
-	if retry {
-		c.cfg.Instruments.QueueRetry(ctx, "read")
-	}
-	var msgs []messaging.Message
-	var err error
-	if c.cfg.ReadFault != nil {
-		err = c.cfg.ReadFault()
-	}
-	if err == nil {
-		msgs, err = messaging.Read(ctx, c.cfg.Pool, q, c.cfg.VisibilityTimeout, c.cfg.PollBatch)
-	}
-	c.readMu.Lock()
-	c.readFailed[q] = err != nil && ctx.Err() == nil
-	c.readMu.Unlock()
-	return msgs, err
-}
-
 // poll reads visible messages from every queue. Messages the event path already took
 // are archived, so a poll finds only what it missed.
 func (c *Claimer) poll(ctx context.Context) {
@@ -364,19 +338,16 @@ func (c *Claimer) poll(ctx context.Context) {
 				return // the pgmq breaker is open: no polling until it half-opens
 			}
 		}
-		start := time.Now()
-		msgs, err := c.read(ctx, q)
+		msgs, err := c.reader.Read(ctx, q, c.cfg.VisibilityTimeout, c.cfg.PollBatch)
 		if done != nil {
 			done(err == nil || ctx.Err() != nil)
 		}
 		if err != nil {
 			if ctx.Err() == nil {
-				c.cfg.Instruments.QueueError(ctx, q, "read")
 				c.log.Warn("poll queue", "queue", q, "error", err)
 			}
 			continue
 		}
-		c.cfg.Instruments.QueueRead(ctx, q, time.Since(start))
 		for _, m := range msgs {
 			c.offer(ctx, candidate{queue: q, msgID: m.MsgID, body: m.Body, headers: m.Headers, method: MethodPoll,
 				readCount: m.ReadCount, read: true})
@@ -401,7 +372,7 @@ func (c *Claimer) handle(ctx context.Context, cand candidate) {
 		}
 		return
 	}
-	if c.cfg.Abandon != nil && c.cfg.Abandon() {
+	if c.cfg.Faults != nil && c.cfg.Faults.Get().Abandon() {
 		c.abandon(ctx, cand, msg)
 		return
 	}

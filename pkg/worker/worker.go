@@ -242,11 +242,12 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 		pool.Close()
 		return nil, err
 	}
+	w.faults = faults.NewCheckedSwitch(cfg.Faults, w.checkProcessFaults, w.applyProcessFaults)
 	claimer, err := stepclaim.New(stepclaim.Config{
 		Pool: pool, WorkerID: cfg.WorkerID, Namespaces: cfg.Namespaces, Execute: w.execute,
 		PollInterval: cfg.PollInterval, VisibilityTimeout: cfg.VisibilityTimeout,
 		Concurrency: cfg.Concurrency, PollBatch: cfg.PollBatch, CandidateCapacity: cfg.CandidateCapacity,
-		Logger: w.log, Instruments: w.in, Tracer: w.tracer, Breaker: w.queueCB, Abandon: w.abandonMessage, ReadFault: w.queueReadFault,
+		Logger: w.log, Instruments: w.in, Tracer: w.tracer, Breaker: w.queueCB, Faults: w.faults,
 	})
 	if err != nil {
 		pool.Close()
@@ -260,7 +261,6 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 	}
 	w.listener = ln
 	w.claimer = claimer
-	w.faults = faults.NewCheckedSwitch(cfg.Faults, w.checkProcessFaults, w.applyProcessFaults)
 	if w.gauges, err = w.in.Observe(w.observeGauges); err != nil {
 		_ = ln.Close()
 		pool.Close()
@@ -678,33 +678,6 @@ func (w *Worker) injectFaults(ctx context.Context, sf stepFaults) error {
 	default:
 		return err // the step's deadline: classified as a retryable timeout
 	}
-}
-
-// abandonMessage rolls the process's abandon_rate fault for one received step message;
-// true tells the claimer to drop it unclaimed (see stepclaim.Config.Abandon). Per task it
-// cannot apply: a message is dropped before its step, and so its task, is known.
-func (w *Worker) abandonMessage() bool {
-	f := w.faults.Get()
-	if f.AbandonRate <= 0 {
-		return false
-	}
-	w.rndMu.Lock()
-	defer w.rndMu.Unlock()
-	return f.Abandon(w.rnd)
-}
-
-// queueReadFault fails a fallback read when the queue_error_rate fault says so.
-func (w *Worker) queueReadFault() error {
-	f := w.faults.Get()
-	if f.QueueErrorRate <= 0 {
-		return nil
-	}
-	w.rndMu.Lock()
-	defer w.rndMu.Unlock()
-	if f.FailQueueRead(w.rnd) {
-		return faults.ErrQueueRefused
-	}
-	return nil
 }
 
 // checkProcessFaults holds the worker's own rules for process faults: slow_completion_ms
