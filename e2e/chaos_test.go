@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,8 +89,8 @@ func TestChaosScenarioLightsEveryMetric(t *testing.T) {
 // familyOf maps a histogram's series name to its family name, as the text parser keys it.
 func familyOf(series string) string {
 	for _, suffix := range []string{"_bucket", "_sum", "_count"} {
-		if base, ok := bytes.CutSuffix([]byte(series), []byte(suffix)); ok {
-			return string(base)
+		if base, ok := strings.CutSuffix(series, suffix); ok {
+			return base
 		}
 	}
 	return series

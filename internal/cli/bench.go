@@ -16,7 +16,6 @@ import (
 
 	"github.com/tasker-sim/tasker-sim/internal/stack"
 	"github.com/tasker-sim/tasker-sim/pkg/api"
-	"github.com/tasker-sim/tasker-sim/pkg/client"
 )
 
 func contextWithTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
@@ -147,10 +146,7 @@ func runBench(cmd *cobra.Command, _ []string) error {
 	}
 	defer own.stop()
 	dbURL := own.dbURL
-	c, err := client.New(own.url, nil)
-	if err == nil {
-		c = c.WithToken(os.Getenv(AuthTokenEnv))
-	}
+	c, err := clientFor(own.url)
 	if err != nil {
 		return err
 	}

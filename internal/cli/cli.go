@@ -89,8 +89,11 @@ func apiURL(cmd *cobra.Command) string {
 // AuthTokenEnv names the variable holding the API's bearer token, when it has one.
 const AuthTokenEnv = "TASKER_AUTH_TOKEN"
 
-func newClient(cmd *cobra.Command) (*client.Client, error) {
-	c, err := client.New(apiURL(cmd), nil)
+func newClient(cmd *cobra.Command) (*client.Client, error) { return clientFor(apiURL(cmd)) }
+
+// clientFor is an API client for url that sends the bearer token, when there is one.
+func clientFor(url string) (*client.Client, error) {
+	c, err := client.New(url, nil)
 	if err != nil {
 		return nil, err
 	}

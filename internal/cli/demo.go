@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"sort"
 	"sync"
@@ -19,7 +18,6 @@ import (
 
 	"github.com/tasker-sim/tasker-sim/internal/load"
 	"github.com/tasker-sim/tasker-sim/pkg/api"
-	"github.com/tasker-sim/tasker-sim/pkg/client"
 	"github.com/tasker-sim/tasker-sim/pkg/telemetry"
 )
 
@@ -74,10 +72,7 @@ func runDemo(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	defer own.stop()
-	c, err := client.New(own.url, nil)
-	if err == nil {
-		c = c.WithToken(os.Getenv(AuthTokenEnv))
-	}
+	c, err := clientFor(own.url)
 	if err != nil {
 		return err
 	}

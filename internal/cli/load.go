@@ -16,7 +16,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/tasker-sim/tasker-sim/internal/load"
-	"github.com/tasker-sim/tasker-sim/pkg/client"
 	"github.com/tasker-sim/tasker-sim/pkg/telemetry"
 )
 
@@ -265,12 +264,11 @@ func (p *loadPlan) parseScenario(cmd *cobra.Command) error {
 
 // connect points the plan at the orchestrator and the processes faults go to.
 func (p *loadPlan) connect(own *ownStack) error {
-	c, err := client.New(own.url, nil)
+	c, err := clientFor(own.url)
 	if err != nil {
 		return err
 	}
-	token := os.Getenv(AuthTokenEnv)
-	p.cfg.Client, p.cfg.OrchestratorURL, p.cfg.Token = c.WithToken(token), own.url, token
+	p.cfg.Client, p.cfg.OrchestratorURL, p.cfg.Token = c, own.url, os.Getenv(AuthTokenEnv)
 	workers, ffi := own.workers, own.ffiWorkers
 	if len(workers) == 0 {
 		workers, ffi = slices.Concat(p.workerURLs, p.ffiURLs), p.ffiURLs

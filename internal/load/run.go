@@ -320,21 +320,35 @@ func (r *run) drain() {
 	}
 }
 
+// unfinishedLookups bounds how many unfinished tasks get their state looked up, one request
+// each, so that a run that lost thousands still ends promptly; the rest say "not looked up".
+const unfinishedLookups = 100
+
 // unfinished lists the tasks that never finished, with their last known state.
 func (r *run) unfinished() []UnfinishedTask {
 	r.lostMu.Lock()
 	out := append([]UnfinishedTask{}, r.lost...)
 	r.lostMu.Unlock()
+	looked := 0
 	for id, f := range r.watch.remaining() {
-		status := "unknown"
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if t, err := r.cfg.Client.GetTask(ctx, id); err == nil {
-			status = t.Status
+		status := "not looked up"
+		if looked < unfinishedLookups {
+			looked++
+			status = r.lastState(id)
 		}
-		cancel()
 		out = append(out, UnfinishedTask{TaskUUID: id, Shape: r.cfg.Mix.Entries[f.shape].Name, Status: status})
 	}
 	return out
+}
+
+// lastState asks the API for a task's current state; "unknown" when it cannot say.
+func (r *run) lastState(id string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if t, err := r.cfg.Client.GetTask(ctx, id); err == nil {
+		return t.Status
+	}
+	return "unknown"
 }
 
 func (r *run) fillTarget(res *Result, arrivalsEnded time.Duration) {
