@@ -23,9 +23,15 @@ import (
 type Options struct {
 	// DatabaseURL, when set, is used instead of a throwaway cluster.
 	DatabaseURL string
+	// Cluster, when set (and DatabaseURL is not), is a running server on which Start
+	// creates the stack's own fresh database instead of starting a throwaway cluster.
+	// Stop drops that database and leaves the cluster running: its owner stops it.
+	Cluster *pgprovision.Cluster
 	// BinDir holds the orchestrator and worker binaries. Default: the directory of the
 	// running executable, then ./bin.
 	BinDir string
+	// Orchestrators to start, each on its own port. Default 1.
+	Orchestrators int
 	// Workers to start. Default 1.
 	Workers int
 	// FFIWorkers to start besides, with TASKER_HANDLER_TYPE=ruby (the simulated FFI path).
@@ -38,8 +44,10 @@ type Options struct {
 
 // Stack is a running set of processes.
 type Stack struct {
-	// URL is the orchestration API.
+	// URL is the orchestration API (the first orchestrator's, when there are several).
 	URL string
+	// OrchestratorURLs are every orchestrator's API address, URL first.
+	OrchestratorURLs []string
 	// WorkerURLs are the workers' health and metrics addresses, FFI workers last.
 	WorkerURLs []string
 	// FFIWorkerURLs are the FFI workers' addresses (also in WorkerURLs).
@@ -49,9 +57,29 @@ type Stack struct {
 	// LogDir holds each process's log file.
 	LogDir  string
 	cluster *pgprovision.Cluster
-	dbName  string
-	procs   []*process
-	logf    func(string, ...any)
+	// ownCluster says whether Stop also stops the cluster (Start started it).
+	ownCluster bool
+	dbName     string
+	procs      []*process
+	logf       func(string, ...any)
+}
+
+// Process is one process a Stack started.
+type Process struct {
+	// Name is the process's role and number, e.g. "orchestrator" or "worker-1"; its log
+	// is LogDir/Name.log.
+	Name string
+	// PID is its operating-system process id.
+	PID int
+}
+
+// Processes lists the processes the stack started, in start order (orchestrators first).
+func (s *Stack) Processes() []Process {
+	out := make([]Process, 0, len(s.procs))
+	for _, p := range s.procs {
+		out = append(out, Process{Name: p.name, PID: p.cmd.Process.Pid})
+	}
+	return out
 }
 
 // Start provisions the database and starts the processes, returning when all are ready.
@@ -75,29 +103,24 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		}
 	}()
 	if s.DatabaseURL == "" {
-		logf("starting a throwaway PostgreSQL cluster")
-		c, err := pgprovision.Start(ctx, pgprovision.Options{Logf: logf})
+		if err := s.createDatabase(ctx, opts.Cluster); err != nil {
+			return nil, err
+		}
+	}
+	base := append(os.Environ(), "TASKER_DATABASE_URL="+s.DatabaseURL)
+	base = append(base, opts.Env...)
+	for i := range max(opts.Orchestrators, 1) {
+		name := "orchestrator"
+		if opts.Orchestrators > 1 {
+			name = fmt.Sprintf("orchestrator-%d", i+1)
+		}
+		url, err := s.startOrchestrator(ctx, bin, name, base)
 		if err != nil {
 			return nil, err
 		}
-		s.cluster = c
-		s.dbName = fmt.Sprintf("tasker_sim_%d", time.Now().UnixNano())
-		if s.DatabaseURL, err = c.CreateDatabase(ctx, s.dbName, ""); err != nil {
-			return nil, err
-		}
+		s.OrchestratorURLs = append(s.OrchestratorURLs, url)
 	}
-	port, err := pgprovision.FreeLoopbackPort(ctx)
-	if err != nil {
-		return nil, err
-	}
-	s.URL = "http://127.0.0.1:" + strconv.Itoa(port)
-	base := append(os.Environ(), "TASKER_DATABASE_URL="+s.DatabaseURL)
-	base = append(base, opts.Env...)
-	logf("starting the orchestrator on %s", s.URL)
-	if err := s.spawn(ctx, filepath.Join(bin, "orchestrator"), "orchestrator",
-		append(base, "TASKER_WEB_BIND_ADDRESS=127.0.0.1:"+strconv.Itoa(port)), s.URL+"/health/ready"); err != nil {
-		return nil, err
-	}
+	s.URL = s.OrchestratorURLs[0]
 	for i := range max(opts.Workers, 1) + opts.FFIWorkers {
 		name, env := fmt.Sprintf("worker-%d", i+1), base
 		ffi := i >= max(opts.Workers, 1)
@@ -114,6 +137,42 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		}
 	}
 	return s, nil
+}
+
+// createDatabase makes the stack's fresh database on cluster, or on a throwaway cluster
+// of its own when cluster is nil.
+func (s *Stack) createDatabase(ctx context.Context, cluster *pgprovision.Cluster) error {
+	if cluster == nil {
+		s.logf("starting a throwaway PostgreSQL cluster")
+		c, err := pgprovision.Start(ctx, pgprovision.Options{Logf: s.logf})
+		if err != nil {
+			return err
+		}
+		cluster, s.ownCluster = c, true
+	}
+	s.cluster = cluster
+	s.dbName = fmt.Sprintf("tasker_sim_%d", time.Now().UnixNano())
+	var err error
+	s.DatabaseURL, err = cluster.CreateDatabase(ctx, s.dbName, "")
+	if err != nil {
+		s.dbName = ""
+	}
+	return err
+}
+
+// startOrchestrator starts one orchestrator on a free loopback port and returns its API address.
+func (s *Stack) startOrchestrator(ctx context.Context, bin, name string, env []string) (string, error) {
+	port, err := pgprovision.FreeLoopbackPort(ctx)
+	if err != nil {
+		return "", err
+	}
+	url := "http://127.0.0.1:" + strconv.Itoa(port)
+	s.logf("starting the %s on %s", name, url)
+	env = append(env[:len(env):len(env)], "TASKER_WEB_BIND_ADDRESS=127.0.0.1:"+strconv.Itoa(port))
+	if err := s.spawn(ctx, filepath.Join(bin, "orchestrator"), name, env, url+"/health/ready"); err != nil {
+		return "", err
+	}
+	return url, nil
 }
 
 // startWorker starts one worker on a free loopback port and returns its address.
@@ -170,7 +229,7 @@ func (s *Stack) spawn(ctx context.Context, path, name string, env []string, heal
 		return fmt.Errorf("start %s: %w", name, err)
 	}
 	_ = f.Close()
-	p := &process{cmd: cmd, done: make(chan struct{})}
+	p := &process{name: name, cmd: cmd, done: make(chan struct{})}
 	go func() { p.err = cmd.Wait(); close(p.done) }()
 	s.procs = append(s.procs, p)
 	deadline := time.Now().Add(60 * time.Second)
@@ -213,7 +272,8 @@ func tail(path string) string {
 }
 
 // Stop sends SIGTERM to every process (workers first), waits up to 15 s for each (then
-// kills it), stops the cluster and removes the logs.
+// kills it), drops the stack's database, stops the cluster when Start started it, and
+// removes the logs.
 func (s *Stack) Stop() {
 	for i := len(s.procs) - 1; i >= 0; i-- {
 		p := s.procs[i]
@@ -233,8 +293,10 @@ func (s *Stack) Stop() {
 			// Matters when the cluster is a shared server (TASKER_TEST_DATABASE_URL).
 			_ = s.cluster.DropDatabase(ctx, s.dbName)
 		}
-		if err := s.cluster.Stop(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			s.logf("stopping the cluster: %v", err)
+		if s.ownCluster {
+			if err := s.cluster.Stop(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				s.logf("stopping the cluster: %v", err)
+			}
 		}
 		s.cluster = nil
 	}
@@ -242,6 +304,7 @@ func (s *Stack) Stop() {
 }
 
 type process struct {
+	name string
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error
