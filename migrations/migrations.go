@@ -119,6 +119,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, cfg *Config) (*Result, err
 			return execFile(ctx, tx, "sql/pgmq_compat.sql")
 		}},
 		fileMigration("004_trace_context"),
+		fileMigration("005_batch_hot_path"),
 	}
 	for _, m := range steps {
 		applied, err := applyOnce(ctx, conn.Conn(), m, provider)

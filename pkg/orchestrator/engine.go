@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
-	pgmq "github.com/craigpastro/pgmq-go"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"go.opentelemetry.io/otel/attribute"
@@ -15,7 +15,6 @@ import (
 
 	"github.com/tasker-sim/tasker-sim/pkg/lifecycle"
 	"github.com/tasker-sim/tasker-sim/pkg/messaging"
-	"github.com/tasker-sim/tasker-sim/pkg/telemetry"
 	"github.com/tasker-sim/tasker-sim/pkg/workflow"
 )
 
@@ -89,112 +88,142 @@ type snapshot struct {
 	status       string
 	waitingRetry int
 	ready        []uuid.UUID
+	readyNames   []string  // the ready steps' names, in the order of ready
 	links        []byte    // JSON array of stepLink, NULL when there is nothing to link to
 	cause        uuid.UUID // the step whose result led to this plan: its span is the parent, not a link
 }
 
-// snapshotSQL reads the execution context and, in the same statement, the trace contexts
-// stored on the ready steps' parents (the spans a step with several parents links to) and
-// on the ready steps themselves (an earlier attempt's, which a retry links to). The links
-// read the ready steps through uncorrelated subqueries on c, each evaluated once: the
-// planner takes the function for 1000 rows, and a subquery per row would cost enough to
-// make PostgreSQL JIT-compile the statement on every result.
-const snapshotSQL = `WITH c AS (SELECT execution_status, waiting_retry_steps, ready_step_uuids
-	                 FROM tasker.get_task_execution_context($1)),
-	     l AS (SELECT e.to_step_uuid AS step, p.workflow_step_uuid AS src, '` + linkDependency + `' AS kind, p.trace_context AS tc
-	             FROM tasker.workflow_step_edges AS e
+// snapshotSQL reads the execution contexts of many tasks and, in the same statement, the
+// names of their ready steps and the trace contexts stored on the ready steps' parents
+// (the spans a step with several parents links to) and on the ready steps themselves (an
+// earlier attempt's, which a retry links to). Everything is an index lookup driven by
+// the ready steps, so the statement stays far below jit_above_cost.
+const snapshotSQL = `WITH c AS (SELECT task_uuid, execution_status, waiting_retry_steps, ready_step_uuids
+	                 FROM tasker.task_execution_contexts($1)),
+	     r AS (SELECT c.task_uuid, s.step FROM c, unnest(c.ready_step_uuids) AS s(step)),
+	     l AS (SELECT r.task_uuid, r.step, p.workflow_step_uuid AS src, '` + linkDependency + `' AS kind, p.trace_context AS tc
+	             FROM r
+	             JOIN tasker.workflow_step_edges AS e ON e.to_step_uuid = r.step
 	             JOIN tasker.workflow_steps AS p ON p.workflow_step_uuid = e.from_step_uuid
-	            WHERE e.to_step_uuid = ANY ((SELECT ready_step_uuids FROM c)::uuid[]) AND p.trace_context IS NOT NULL
+	            WHERE p.trace_context IS NOT NULL
 	           UNION ALL
-	           SELECT ws.workflow_step_uuid, ws.workflow_step_uuid, '` + linkPreviousAttempt + `', ws.trace_context
-	             FROM tasker.workflow_steps AS ws
-	            WHERE ws.workflow_step_uuid = ANY ((SELECT ready_step_uuids FROM c)::uuid[]) AND ws.trace_context IS NOT NULL)
-	SELECT c.execution_status, c.waiting_retry_steps, c.ready_step_uuids,
-	       (SELECT jsonb_agg(jsonb_build_object('step', l.step, 'from', l.src, 'kind', l.kind, 'trace', l.tc)) FROM l)
-	  FROM c`
+	           SELECT r.task_uuid, r.step, r.step, '` + linkPreviousAttempt + `', ws.trace_context
+	             FROM r JOIN tasker.workflow_steps AS ws ON ws.workflow_step_uuid = r.step
+	            WHERE ws.trace_context IS NOT NULL),
+	     n AS (SELECT r.task_uuid, array_agg(ns.name::text ORDER BY r.step) AS names
+	             FROM r
+	             JOIN tasker.workflow_steps AS ws ON ws.workflow_step_uuid = r.step
+	             JOIN tasker.named_steps AS ns ON ns.named_step_uuid = ws.named_step_uuid
+	            GROUP BY r.task_uuid)
+	SELECT c.task_uuid, c.execution_status, c.waiting_retry_steps, c.ready_step_uuids, coalesce(n.names, '{}'),
+	       (SELECT jsonb_agg(jsonb_build_object('step', l.step, 'from', l.src, 'kind', l.kind, 'trace', l.tc))
+	          FROM l WHERE l.task_uuid = c.task_uuid)
+	  FROM c LEFT JOIN n ON n.task_uuid = c.task_uuid`
 
-func (snap *snapshot) scan(row pgx.Row) error {
-	return row.Scan(&snap.status, &snap.waitingRetry, &snap.ready, &snap.links)
-}
-
-func queueSnapshot(b *pgx.Batch, task uuid.UUID, snap *snapshot) {
-	b.Queue(snapshotSQL, task).QueryRow(snap.scan)
+// queueSnapshots adds the read of tasks' snapshots to b; after the batch runs, snaps
+// holds one per task.
+func queueSnapshots(b *pgx.Batch, tasks []uuid.UUID, snaps map[uuid.UUID]*snapshot) {
+	b.Queue(snapshotSQL, tasks).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var id uuid.UUID
+			snap := &snapshot{}
+			if err := rows.Scan(&id, &snap.status, &snap.waitingRetry, &snap.ready, &snap.readyNames, &snap.links); err != nil {
+				return err
+			}
+			snaps[id] = snap
+		}
+		return rows.Err()
+	})
 }
 
 // advance reads a locked task's execution context and applies its plan.
 func (o *Orchestrator) advance(ctx context.Context, tx pgx.Tx, t *taskRef, trigger string) error {
-	var snap snapshot
-	if err := snap.scan(tx.QueryRow(ctx, snapshotSQL, t.uuid)); err != nil {
+	snaps := map[uuid.UUID]*snapshot{}
+	b := &pgx.Batch{}
+	queueSnapshots(b, []uuid.UUID{t.uuid}, snaps)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("execution context of task %s: %w", t.uuid, err)
 	}
-	return o.applyPlan(ctx, tx, t, snap, trigger)
-}
-
-// enqueueEdges are the step edges the enqueue in tasker.apply_task_plan takes.
-var enqueueEdges = [][2]lifecycle.StepState{
-	{lifecycle.StepWaitingForRetry, lifecycle.StepPending},
-	{lifecycle.StepPending, lifecycle.StepEnqueued},
-}
-
-// applyPlan asks lifecycle.Plan for the task's moves, checks every edge against the
-// tables, and applies them (with the enqueue of ready steps where the plan says) in one
-// call to tasker.apply_task_plan, each move under compare-and-set. The step messages
-// carry the trace context of ctx's span, the enqueuing span, which links to the spans of
-// the enqueued steps' other parents and earlier attempts.
-func (o *Orchestrator) applyPlan(ctx context.Context, tx pgx.Tx, t *taskRef, snap snapshot, trigger string) error {
-	plan := lifecycle.Plan(lifecycle.Snapshot{
-		State: t.state, Status: lifecycle.ExecutionStatus(snap.status), WaitingRetry: snap.waitingRetry,
-	})
-	if len(plan) == 0 {
-		return nil
+	snap := snaps[t.uuid]
+	if snap == nil {
+		return fmt.Errorf("execution context of task %s: no row", t.uuid)
 	}
-	var before, after []string
-	enqueue := false
-	cur := t.state
-	for _, m := range plan {
-		if err := lifecycle.CheckTask(cur, m.To); err != nil {
+	return o.applyPlans(ctx, tx, []planned{{task: t, snap: snap, ctx: ctx}}, trigger)
+}
+
+// planned is a locked task with the snapshot its plan is decided from, and the context
+// of the span that decides it: the step messages carry that span's trace context.
+type planned struct {
+	task  *taskRef
+	snap  *snapshot
+	ctx   context.Context
+	cause uuid.UUID // the step whose result led to the plan, if one did
+}
+
+// applyPlans asks lifecycle.Plan for each task's moves and applies them all, with the
+// enqueue of ready steps where a plan says, in one call (lifecycle.ApplyPlans), each
+// move under compare-and-set. The step messages carry the trace context of the deciding
+// span, which links to the spans of the enqueued steps' other parents and earlier
+// attempts. On success each taskRef holds what happened to it, for recordCommitted.
+func (o *Orchestrator) applyPlans(ctx context.Context, tx pgx.Tx, ps []planned, trigger string) error {
+	var plans []*lifecycle.TaskPlan
+	var applied []planned
+	for _, p := range ps {
+		plan, err := o.planFor(p, trigger)
+		if err != nil {
 			return err
 		}
-		if m.EnqueueFirst {
-			enqueue = true
-			for _, e := range enqueueEdges {
-				if err := lifecycle.CheckStep(e[0], e[1]); err != nil {
-					return err
-				}
-			}
+		if plan != nil {
+			plans, applied = append(plans, plan), append(applied, p)
 		}
-		if enqueue {
-			after = append(after, string(m.To))
-		} else {
-			before = append(before, string(m.To))
-		}
-		cur = m.To
 	}
-	meta, err := json.Marshal(map[string]any{"trigger": trigger, "execution_status": snap.status})
-	if err != nil {
+	if len(plans) == 0 {
+		return nil
+	}
+	start := time.Now()
+	if _, err := lifecycle.ApplyPlans(ctx, tx, o.cfg.ProcessorUUID, plans); err != nil {
 		return err
 	}
-	var enqueued *[]string
-	start := time.Now()
-	if err := tx.QueryRow(ctx, `SELECT tasker.apply_task_plan($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-		t.uuid, string(t.state), before, enqueue, after, workflow.WorkerQueue(t.namespace), t.correlationID,
-		o.cfg.ProcessorUUID, meta, cur.Terminal(), snap.ready, messaging.Headers(ctx)).Scan(&enqueued); err != nil {
-		return fmt.Errorf("apply plan to task %s: %w", t.uuid, err)
-	}
-	if enqueued == nil {
-		return fmt.Errorf("task %s: plan from %s: %w", t.uuid, t.state, lifecycle.ErrStaleState)
-	}
 	took := time.Since(start)
-	if len(*enqueued) > 0 {
-		t.enqueued, t.sendTook = append(t.enqueued, *enqueued...), took
-		linkEnqueued(trace.SpanFromContext(ctx), snap)
-	}
-	t.state = cur
-	if cur.Terminal() {
-		t.finalized, t.finalTook = true, took
-		o.log.Info("task finalized", "correlation_id", t.correlationID, "task_uuid", t.uuid, "final_state", cur)
+	for i, p := range applied {
+		t, end := p.task, plans[i].End()
+		if len(plans[i].Ready) > 0 {
+			t.enqueued, t.sendTook = append(t.enqueued, p.snap.readyNames...), took
+			linkEnqueued(trace.SpanFromContext(p.ctx), *p.snap)
+		}
+		t.state = end
+		if end.Terminal() {
+			t.finalized, t.finalTook = true, took
+			o.log.Info("task finalized", "correlation_id", t.correlationID, "task_uuid", t.uuid, "final_state", end)
+		}
 	}
 	return nil
+}
+
+// planFor decides one task's plan from its snapshot; nil when there is nothing to do.
+func (o *Orchestrator) planFor(p planned, trigger string) (*lifecycle.TaskPlan, error) {
+	t, snap := p.task, p.snap
+	moves := lifecycle.Plan(lifecycle.Snapshot{
+		State: t.state, Status: lifecycle.ExecutionStatus(snap.status), WaitingRetry: snap.waitingRetry,
+	})
+	if len(moves) == 0 {
+		return nil, nil
+	}
+	plan := &lifecycle.TaskPlan{Task: t.uuid, From: t.state, Moves: moves,
+		Metadata: map[string]any{"trigger": trigger, "execution_status": snap.status}}
+	if !slices.ContainsFunc(moves, func(m lifecycle.Move) bool { return m.EnqueueFirst }) {
+		return plan, nil
+	}
+	plan.Queue, plan.Headers = workflow.WorkerQueue(t.namespace), messaging.Headers(p.ctx)
+	plan.Ready = snap.ready
+	for _, step := range snap.ready {
+		msg, err := json.Marshal(messaging.StepMessage{TaskUUID: t.uuid, StepUUID: step, CorrelationID: t.correlationID})
+		if err != nil {
+			return nil, err
+		}
+		plan.Messages = append(plan.Messages, msg)
+	}
+	return plan, nil
 }
 
 // notifyFinalized tells every orchestrator, when tx commits, that a task reached a
@@ -206,154 +235,6 @@ func notifyFinalized(ctx context.Context, tx pgx.Tx, task uuid.UUID) error {
 	return nil
 }
 
-// stepResult is the part of a worker's StepExecutionResult that orchestration reads.
-type stepResult struct {
-	Success  bool `json:"success"`
-	Metadata struct {
-		Retryable bool   `json:"retryable"`
-		ErrorType string `json:"error_type"`
-	} `json:"metadata"`
-}
-
-// processResult finalizes one step from one orchestration_step_results message and
-// advances its task, all in one transaction. Archiving the message is the transaction's
-// first act: only one processor can archive it, so a duplicate delivery changes nothing.
-// Statements that do not depend on each other share a round trip (pgx batches). Its
-// span continues the trace of the worker span whose context the message's headers carry.
-func (o *Orchestrator) processResult(ctx context.Context, job resultJob) error {
-	start := time.Now()
-	msg, decodeErr := messaging.DecodeStepMessage(job.body)
-	ctx = messaging.ContextWithHeaders(ctx, job.headers)
-	ctx, span := o.tel.Tracer.Start(ctx, "process_step_result", trace.WithAttributes(
-		attribute.String("correlation_id", msg.CorrelationID.String()), attribute.String("task_uuid", msg.TaskUUID.String()),
-		attribute.String("step_uuid", msg.StepUUID.String()), attribute.String("claim_method", job.method)))
-	defer span.End()
-	var (
-		t          taskRef
-		archived   bool
-		poison     bool
-		resultType string
-	)
-	err := pgx.BeginFunc(ctx, o.pool, func(tx pgx.Tx) error {
-		if decodeErr != nil {
-			var err error
-			archived, err = pgmq.Archive(ctx, tx, messaging.QueueStepResults, job.msgID)
-			if err == nil && archived {
-				o.log.Warn("archived poison result message", "msg_id", job.msgID, "error", decodeErr)
-			}
-			return err
-		}
-		var (
-			taskFound, stepFound  bool
-			taskState, stepState  string
-			results               []byte
-			attempts, maxAttempts int
-			retryable             bool
-		)
-		b := &pgx.Batch{}
-		b.Queue("SELECT pgmq.archive($1, $2::bigint)", messaging.QueueStepResults, job.msgID).QueryRow(func(row pgx.Row) error {
-			return row.Scan(&archived)
-		})
-		b.Queue(lockTaskSQL, msg.TaskUUID).QueryRow(func(row pgx.Row) error {
-			err := row.Scan(&t.uuid, &t.correlationID, &t.namespace, &t.traceContext)
-			taskFound = err == nil
-			return ignoreNoRows(err)
-		})
-		// A statement of its own, so it sees the state as of after the lock was granted.
-		b.Queue(currentStateSQL, msg.TaskUUID).QueryRow(func(row pgx.Row) error {
-			var s *string
-			err := row.Scan(&s)
-			if s != nil {
-				taskState = *s
-			}
-			return err
-		})
-		b.Queue(`SELECT st.to_state, ws.results, ws.attempts, ws.max_attempts, ws.retryable
-			  FROM tasker.workflow_steps AS ws
-			  JOIN tasker.workflow_step_transitions AS st ON st.workflow_step_uuid = ws.workflow_step_uuid AND st.most_recent
-			 WHERE ws.workflow_step_uuid = $1 AND ws.task_uuid = $2
-			   FOR UPDATE OF ws`, msg.StepUUID, msg.TaskUUID).QueryRow(func(row pgx.Row) error {
-			err := row.Scan(&stepState, &results, &attempts, &maxAttempts, &retryable)
-			stepFound = err == nil
-			return ignoreNoRows(err)
-		})
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return fmt.Errorf("load result %d: %w", job.msgID, err)
-		}
-		switch {
-		case !archived:
-			return nil // someone else processed it
-		case !taskFound || !stepFound:
-			poison = true
-			o.log.Warn("archived result for an unknown task or step", "msg_id", job.msgID,
-				"task_uuid", msg.TaskUUID, "step_uuid", msg.StepUUID)
-			return nil
-		}
-		t.state = lifecycle.TaskState(taskState)
-
-		b = &pgx.Batch{}
-		var moved bool
-		meta := map[string]any{"processor_uuid": o.cfg.ProcessorUUID}
-		switch from := lifecycle.StepState(stepState); from {
-		case lifecycle.StepEnqueuedForOrchestration:
-			resultType = "success"
-			if err := lifecycle.QueueStepTransition(b, msg.StepUUID, from, lifecycle.StepComplete, meta, &moved); err != nil {
-				return err
-			}
-			b.Queue(`UPDATE tasker.workflow_steps SET processed = true, processed_at = now(), updated_at = now()
-			          WHERE workflow_step_uuid = $1`, msg.StepUUID)
-		case lifecycle.StepEnqueuedAsErrorForOrchestration:
-			var r stepResult
-			_ = json.Unmarshal(results, &r)
-			resultType = "error"
-			if r.Metadata.ErrorType == "Timeout" {
-				resultType = "timeout"
-			}
-			// A finished task runs nothing more: its failed step ends in error.
-			retry := retryable && r.Metadata.Retryable && attempts < maxAttempts && !t.state.Terminal()
-			if err := o.queueFailStep(b, msg.StepUUID, from, retry, attempts, &moved); err != nil {
-				return err
-			}
-		default:
-			// Already finalized: a duplicate or late message. Consuming it is all there is to do.
-			return nil
-		}
-		snap := snapshot{cause: msg.StepUUID}
-		queueSnapshot(b, t.uuid, &snap)
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return fmt.Errorf("finalize step %s: %w", msg.StepUUID, err)
-		}
-		if !moved {
-			return fmt.Errorf("step %s left %s concurrently: %w", msg.StepUUID, stepState, lifecycle.ErrStaleState)
-		}
-		if t.state.Terminal() {
-			return nil
-		}
-		return o.applyPlan(ctx, tx, &t, snap, "step_result")
-	})
-	if err != nil {
-		span.RecordError(err)
-		o.tel.Instruments.QueueError(ctx, messaging.QueueStepResults, "process")
-		return err
-	}
-	in := o.tel.Instruments
-	// A message someone else archived first is a duplicate: the span says so.
-	span.SetAttributes(attribute.Bool("archived", archived))
-	if archived {
-		in.MessageReceived(ctx, messaging.QueueStepResults, job.method, job.readCount > 1)
-		op := "archive"
-		if decodeErr != nil || poison {
-			op = telemetry.OpArchivePoison
-		}
-		in.MessagesDeleted(ctx, messaging.QueueStepResults, op, 1)
-	}
-	if resultType != "" {
-		in.StepResultProcessed(ctx, t.correlationID.String(), resultType, time.Since(start))
-		o.recordCommitted(ctx, &t)
-	}
-	return nil
-}
-
 func ignoreNoRows(err error) error {
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil
@@ -361,26 +242,21 @@ func ignoreNoRows(err error) error {
 	return err
 }
 
-// queueFailStep adds to b the move of a failed step to waiting_for_retry with a backoff,
-// or to error when it may not run again.
-func (o *Orchestrator) queueFailStep(b *pgx.Batch, step uuid.UUID, from lifecycle.StepState, retry bool, attempts int, moved *bool) error {
+// failStep is the move of a failed step to waiting_for_retry with a backoff, or to error
+// when it may not run again.
+func (o *Orchestrator) failStep(step uuid.UUID, from lifecycle.StepState, retry bool, attempts int) lifecycle.StepFinalization {
 	meta := map[string]any{"processor_uuid": o.cfg.ProcessorUUID, "attempts": attempts}
 	if !retry {
-		return lifecycle.QueueStepTransition(b, step, from, lifecycle.StepError, meta, moved)
+		return lifecycle.StepFinalization{Step: step, From: from, To: lifecycle.StepError, Metadata: meta}
 	}
 	delay := o.cfg.Backoff.Delay(attempts, nil)
 	if from == lifecycle.StepInProgress {
 		// A lost worker is not the step's fault: try again at once.
 		delay = 0
 	}
-	meta["backoff_seconds"] = delay.Seconds()
-	if err := lifecycle.QueueStepTransition(b, step, from, lifecycle.StepWaitingForRetry, meta, moved); err != nil {
-		return err
-	}
-	b.Queue(`UPDATE tasker.workflow_steps
-		   SET backoff_request_seconds = $2, last_attempted_at = now(), updated_at = now()
-		 WHERE workflow_step_uuid = $1`, step, delay.Seconds())
-	return nil
+	secs := delay.Seconds()
+	meta["backoff_seconds"] = secs
+	return lifecycle.StepFinalization{Step: step, From: from, To: lifecycle.StepWaitingForRetry, Metadata: meta, Backoff: &secs}
 }
 
 // retryDue advances tasks that have a step whose retry backoff has run out.
@@ -484,6 +360,7 @@ func (o *Orchestrator) recoverOrphans(ctx context.Context) (int, error) {
 		if err != nil {
 			return 0, err
 		}
+		fs := make([]lifecycle.StepFinalization, 0, len(orphans))
 		for _, x := range orphans {
 			worker := ""
 			if x.worker != nil {
@@ -491,24 +368,27 @@ func (o *Orchestrator) recoverOrphans(ctx context.Context) (int, error) {
 			}
 			o.log.Warn("recovering orphaned step: its claim lease expired", "correlation_id", t.correlationID,
 				"task_uuid", t.uuid, "step_uuid", x.id, "worker_id", worker, "attempts", x.attempts)
+			results, err := json.Marshal(map[string]any{"success": false, "status": "failed",
+				"error":    map[string]any{"message": "claim lease expired before the worker reported", "error_type": "WorkerLost", "retryable": true},
+				"metadata": map[string]any{"retryable": true, "worker_id": worker}})
+			if err != nil {
+				return 0, err
+			}
+			f := o.failStep(x.id, lifecycle.StepInProgress, x.retryable && x.attempts < x.max && !t.state.Terminal(), x.attempts)
+			f.Release, f.Results = true, results
+			fs = append(fs, f)
+		}
+		if len(fs) > 0 {
+			var moved []uuid.UUID
 			b := &pgx.Batch{}
-			b.Queue(`UPDATE tasker.workflow_steps
-				   SET in_process = false, claimed_by = NULL, claim_expires_at = NULL, updated_at = now(),
-				       results = jsonb_build_object('success', false, 'status', 'failed',
-				           'error', jsonb_build_object('message', 'claim lease expired before the worker reported',
-				                                       'error_type', 'WorkerLost', 'retryable', true),
-				           'metadata', jsonb_build_object('retryable', true, 'worker_id', $2::text))
-				 WHERE workflow_step_uuid = $1`, x.id, worker)
-			var moved bool
-			if err := o.queueFailStep(b, x.id, lifecycle.StepInProgress,
-				x.retryable && x.attempts < x.max && !t.state.Terminal(), x.attempts, &moved); err != nil {
+			if err := lifecycle.QueueFinalizeSteps(b, fs, &moved); err != nil {
 				return 0, err
 			}
 			if err := tx.SendBatch(ctx, b).Close(); err != nil {
 				return 0, err
 			}
-			if !moved {
-				return 0, fmt.Errorf("orphan %s: %w", x.id, lifecycle.ErrStaleState)
+			if len(moved) != len(fs) {
+				return 0, fmt.Errorf("orphans of task %s: %d of %d moved: %w", t.uuid, len(moved), len(fs), lifecycle.ErrStaleState)
 			}
 		}
 		if len(orphans) == 0 || t.state.Terminal() {

@@ -244,22 +244,32 @@ func (o *Orchestrator) readByID(ctx context.Context, msgID int64) (messaging.Mes
 	return m, ok
 }
 
+// resultWorker processes step results in batches: whatever is waiting when it is free, up
+// to resultBatchMax. A result that arrives alone is processed at once, alone.
 func (o *Orchestrator) resultWorker(ctx context.Context) {
 	for {
+		var first resultJob
 		select {
 		case <-ctx.Done():
 			return
-		case job := <-o.results.Receive():
-			if err := o.processResult(ctx, job); err != nil && ctx.Err() == nil {
-				// The message stays in the queue; the fallback poller retries it.
-				o.log.Error("process step result", "msg_id", job.msgID, "claim_method", job.method, "error", err)
+		case first = <-o.results.Receive():
+		}
+		jobs := []resultJob{first}
+	drain:
+		for len(jobs) < resultBatchMax {
+			select {
+			case j := <-o.results.Receive():
+				jobs = append(jobs, j)
+			default:
+				break drain
 			}
 		}
+		o.processResults(ctx, jobs)
 	}
 }
 
 // pollResults reads results the event path has not taken (a missed notification, a
-// crash mid-processing) and processes them in line.
+// crash mid-processing) and processes them in line, as one batch.
 func (o *Orchestrator) pollResults(ctx context.Context) {
 	done, err := o.queue.Allow()
 	if err != nil {
@@ -273,12 +283,14 @@ func (o *Orchestrator) pollResults(ctx context.Context) {
 		}
 		return
 	}
-	for _, m := range msgs {
-		job := resultJob{msgID: m.MsgID, body: m.Body, headers: m.Headers, method: "poll", readCount: m.ReadCount}
-		if err := o.processResult(ctx, job); err != nil && ctx.Err() == nil {
-			o.log.Error("process polled step result", "msg_id", m.MsgID, "error", err)
-		}
+	if len(msgs) == 0 {
+		return
 	}
+	jobs := make([]resultJob, len(msgs))
+	for i, m := range msgs {
+		jobs[i] = resultJob{msgID: m.MsgID, body: m.Body, headers: m.Headers, method: "poll", readCount: m.ReadCount}
+	}
+	o.processResults(ctx, jobs)
 }
 
 // resultChannel names the orchestrator's bounded queue of step results to process.

@@ -50,7 +50,7 @@ func TestSnapshotStatementIsNotJITCompiled(t *testing.T) {
 		} `json:"Plan"`
 	}
 	var raw []byte
-	require.NoError(t, pool.QueryRow(ctx, "EXPLAIN (FORMAT JSON) "+snapshotSQL, uuid.New()).Scan(&raw))
+	require.NoError(t, pool.QueryRow(ctx, "EXPLAIN (FORMAT JSON) "+snapshotSQL, []uuid.UUID{uuid.New(), uuid.New()}).Scan(&raw))
 	require.NoError(t, json.Unmarshal(raw, &plan))
 	require.Len(t, plan, 1)
 	require.Less(t, plan[0].Plan.TotalCost, limit/100, "the snapshot's estimated cost heads for jit_above_cost (%v)", limit)

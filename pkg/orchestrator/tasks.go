@@ -275,11 +275,7 @@ func (o *Orchestrator) CreateTask(ctx context.Context, req *api.TaskRequest) (uu
 			taskUUID, stepIDs, named, retryable, maxAttempts)
 		b.Queue(`INSERT INTO tasker.workflow_step_edges (from_step_uuid, to_step_uuid)
 		         SELECT * FROM unnest($1::uuid[], $2::uuid[])`, from, to)
-		b.Queue(`INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, sort_key, most_recent, processor_uuid, metadata)
-		         VALUES ($1, NULL, 'pending', 0, true, $2, jsonb_build_object('correlation_id', $3::uuid))`,
-			taskUUID, o.cfg.ProcessorUUID, corr)
-		b.Queue(`INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, from_state, to_state, sort_key, most_recent)
-		         SELECT s, NULL, 'pending', 0, true FROM unnest($1::uuid[]) AS s`, stepIDs)
+		lifecycle.QueueCreateTransitions(b, taskUUID, stepIDs, o.cfg.ProcessorUUID, corr)
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			var pgErr *pgconn.PgError
 			if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "idx_tasks_identity_hash" {

@@ -49,6 +49,7 @@ const (
 	ConcurrencyDefault       = 10
 	PollBatchDefault         = 20
 	CandidateCapacityDefault = 1000
+	ClaimBatchDefault        = 32
 )
 
 // Outcome is what a claim attempt found.
@@ -94,37 +95,54 @@ type Step struct {
 
 // Claim archives the message and claims its step, in one transaction (one statement).
 // The trace context of ctx's span becomes the step's trace_context, so a recovery of the
-// step can link to this attempt.
+// step can link to this attempt. ClaimBatch does the same for many messages at once.
 func Claim(ctx context.Context, db lifecycle.DB, queue string, msgID int64, stepUUID uuid.UUID,
 	workerID string, lease time.Duration, method string) (*Step, Outcome, error) {
-	if err := lifecycle.CheckStep(lifecycle.StepEnqueued, lifecycle.StepInProgress); err != nil {
+	res, err := ClaimBatch(ctx, db, queue, workerID, lease, []lifecycle.ClaimMessage{
+		{MsgID: msgID, Step: stepUUID, Method: method, Trace: messaging.Headers(ctx)}})
+	if err != nil {
 		return nil, "", err
 	}
-	s := &Step{Queue: queue, MsgID: msgID, Method: method, StepUUID: stepUUID, LeaseUntil: time.Now().Add(lease)}
-	var outcome string
-	var taskUUID, corr *uuid.UUID
-	var name, taskName, ns, version *string
-	var attempts, maxAttempts *int
-	var retryable *bool
-	var deps []byte
-	err := db.QueryRow(ctx, `SELECT * FROM tasker.claim_step($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		queue, msgID, stepUUID, workerID, lease.Seconds(), method,
-		string(lifecycle.StepEnqueued), string(lifecycle.StepInProgress), messaging.Headers(ctx),
-	).Scan(&outcome, &taskUUID, &name, &attempts, &maxAttempts, &retryable, &taskName, &ns, &version,
-		&s.Context, &corr, &deps)
+	return res[0].Step, res[0].Outcome, nil
+}
+
+// ClaimResult is what a batch claim found for one message.
+type ClaimResult struct {
+	MsgID   int64
+	Outcome Outcome
+	// Step is set when Outcome is Claimed.
+	Step *Step
+}
+
+// ClaimBatch archives the messages of one queue and claims their steps, in one
+// statement: one result per message, in order. Each message's Trace becomes its step's
+// trace_context.
+func ClaimBatch(ctx context.Context, db lifecycle.DB, queue, workerID string, lease time.Duration,
+	msgs []lifecycle.ClaimMessage) ([]ClaimResult, error) {
+	leaseUntil := time.Now().Add(lease)
+	rows, err := lifecycle.ClaimSteps(ctx, db, queue, workerID, lease, msgs)
 	if err != nil {
-		return nil, "", fmt.Errorf("claim step %s (queue %s, msg %d): %w", stepUUID, queue, msgID, err)
+		return nil, err
 	}
-	if Outcome(outcome) != Claimed {
-		return nil, Outcome(outcome), nil
+	if len(rows) != len(msgs) {
+		return nil, fmt.Errorf("claim from %s: %d results for %d messages", queue, len(rows), len(msgs))
 	}
-	s.TaskUUID, s.CorrelationID = *taskUUID, *corr
-	s.StepName, s.TaskName, s.Namespace, s.Version = *name, *taskName, *ns, *version
-	s.Attempt, s.MaxAttempts, s.Retryable = *attempts, *maxAttempts, *retryable
-	if err := json.Unmarshal(deps, &s.Dependencies); err != nil {
-		return nil, "", fmt.Errorf("claim step %s: dependency results: %w", stepUUID, err)
+	out := make([]ClaimResult, len(rows))
+	for i, r := range rows {
+		out[i] = ClaimResult{MsgID: r.MsgID, Outcome: Outcome(r.Outcome)}
+		if out[i].Outcome != Claimed {
+			continue
+		}
+		s := &Step{Queue: queue, MsgID: r.MsgID, Method: msgs[i].Method, TaskUUID: r.Task, StepUUID: r.Step,
+			StepName: r.StepName, Attempt: r.Attempt, MaxAttempts: r.MaxAttempts, Retryable: r.Retryable,
+			TaskName: r.TaskName, Namespace: r.Namespace, Version: r.Version, Context: r.Context,
+			CorrelationID: r.CorrelationID, LeaseUntil: leaseUntil}
+		if err := json.Unmarshal(r.DependencyResults, &s.Dependencies); err != nil {
+			return nil, fmt.Errorf("claim step %s: dependency results: %w", r.Step, err)
+		}
+		out[i].Step = s
 	}
-	return s, Claimed, nil
+	return out, nil
 }
 
 // ErrLeaseLost means the result was not stored: the step's lease ran out and
@@ -135,29 +153,30 @@ var ErrLeaseLost = errors.New("step lease lost")
 // enqueued_as_error_for_orchestration) and tells orchestration, in one transaction. The
 // completion message's headers carry the trace context of ctx's span, which also becomes
 // the step's trace_context: orchestration's span for the result continues that trace, and
-// a child step enqueued by another parent's result links to it.
+// a child step enqueued by another parent's result links to it. A Submitter does the same
+// for many results at once.
 func Submit(ctx context.Context, db lifecycle.DB, s *Step, workerID string, success bool, results []byte) (int64, error) {
-	to := lifecycle.StepEnqueuedForOrchestration
-	if !success {
-		to = lifecycle.StepEnqueuedAsErrorForOrchestration
-	}
-	if err := lifecycle.CheckStep(lifecycle.StepInProgress, to); err != nil {
-		return 0, err
-	}
-	msg, err := json.Marshal(messaging.StepMessage{TaskUUID: s.TaskUUID, StepUUID: s.StepUUID, CorrelationID: s.CorrelationID})
+	sub, err := submission(s, success, results, messaging.Headers(ctx))
 	if err != nil {
 		return 0, err
 	}
-	var msgID *int64
-	if err := db.QueryRow(ctx, `SELECT tasker.submit_step_result($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		s.StepUUID, s.Attempt, workerID, string(lifecycle.StepInProgress), string(to), results,
-		messaging.QueueStepResults, msg, messaging.Headers(ctx)).Scan(&msgID); err != nil {
+	ids, err := lifecycle.SubmitResults(ctx, db, workerID, messaging.QueueStepResults, []lifecycle.Submission{sub})
+	if err != nil {
 		return 0, fmt.Errorf("submit result of step %s: %w", s.StepUUID, err)
 	}
-	if msgID == nil {
+	if ids[0] == 0 {
 		return 0, fmt.Errorf("submit result of step %s attempt %d: %w", s.StepUUID, s.Attempt, ErrLeaseLost)
 	}
-	return *msgID, nil
+	return ids[0], nil
+}
+
+func submission(s *Step, success bool, results, headers []byte) (lifecycle.Submission, error) {
+	msg, err := json.Marshal(messaging.StepMessage{TaskUUID: s.TaskUUID, StepUUID: s.StepUUID, CorrelationID: s.CorrelationID})
+	if err != nil {
+		return lifecycle.Submission{}, err
+	}
+	return lifecycle.Submission{Step: s.StepUUID, Attempt: s.Attempt, Success: success, Results: results,
+		Message: msg, Headers: headers}, nil
 }
 
 // Config configures a Claimer.
@@ -180,6 +199,8 @@ type Config struct {
 	PollBatch int
 	// CandidateCapacity bounds the channel of messages waiting to be claimed. Default 1000.
 	CandidateCapacity int
+	// ClaimBatch bounds how many messages one claim statement takes. Default 32.
+	ClaimBatch int
 	// Logger; default slog.Default().
 	Logger *slog.Logger
 	// Instruments record claims and queue traffic. Default: record nothing.
@@ -241,6 +262,7 @@ func New(cfg Config) (*Claimer, error) {
 	cfg.Concurrency = cmp.Or(cfg.Concurrency, ConcurrencyDefault)
 	cfg.PollBatch = cmp.Or(cfg.PollBatch, PollBatchDefault)
 	cfg.CandidateCapacity = cmp.Or(cfg.CandidateCapacity, CandidateCapacityDefault)
+	cfg.ClaimBatch = cmp.Or(cfg.ClaimBatch, ClaimBatchDefault)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -286,18 +308,7 @@ func (c *Claimer) Run(ctx context.Context) {
 			}
 		}
 	})
-	for range c.cfg.Concurrency {
-		wg.Go(func() {
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case cand := <-c.candidates.Receive():
-					c.handle(ctx, cand)
-				}
-			}
-		})
-	}
+	wg.Go(func() { c.claimLoop(ctx) })
 	wg.Wait()
 }
 
@@ -355,86 +366,200 @@ func (c *Claimer) poll(ctx context.Context) {
 	}
 }
 
-func (c *Claimer) handle(ctx context.Context, cand candidate) {
-	in := c.cfg.Instruments
+// claimLoop claims candidates in batches and runs each claimed step on a goroutine of
+// its own, at most Concurrency at once. A batch is whatever is waiting when a slot is
+// free, up to ClaimBatch: one candidate alone goes at once, and a burst shares one claim
+// statement. When ctx ends it waits for the running steps.
+func (c *Claimer) claimLoop(ctx context.Context) {
+	var running sync.WaitGroup
+	defer running.Wait()
+	slots := make(chan struct{}, c.cfg.Concurrency)
+	for {
+		batch, ok := c.nextBatch(ctx, slots)
+		if !ok {
+			return
+		}
+		for _, step := range c.claimBatch(ctx, batch, slots) {
+			running.Go(func() {
+				defer func() { <-slots }()
+				c.cfg.Execute(ctx, step)
+			})
+		}
+	}
+}
+
+// nextBatch waits for a free slot and a candidate, then takes every candidate already
+// waiting that a free slot can take, up to ClaimBatch. Each candidate holds a slot.
+func (c *Claimer) nextBatch(ctx context.Context, slots chan struct{}) ([]candidate, bool) {
+	select {
+	case slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, false
+	}
+	var batch []candidate
+	select {
+	case cand := <-c.candidates.Receive():
+		batch = append(batch, cand)
+	case <-ctx.Done():
+		<-slots
+		return nil, false
+	}
+	for len(batch) < c.cfg.ClaimBatch {
+		select {
+		case slots <- struct{}{}:
+		default:
+			return batch, true
+		}
+		select {
+		case cand := <-c.candidates.Receive():
+			batch = append(batch, cand)
+		default:
+			<-slots
+			return batch, true
+		}
+	}
+	return batch, true
+}
+
+// pendingClaim is a candidate on its way to a claim: its decoded message and its
+// worker.step_claim span.
+type pendingClaim struct {
+	cand   candidate
+	msg    messaging.StepMessage
+	ctx    context.Context
+	span   trace.Span
+	parent trace.SpanContext
+}
+
+// claimBatch claims a batch's steps, one statement per queue, and returns the claimed
+// ones. Every candidate that does not become a running step gives its slot back.
+func (c *Claimer) claimBatch(ctx context.Context, batch []candidate, slots chan struct{}) []*Step {
+	byQueue := map[string][]*pendingClaim{}
+	var queues []string
+	for _, cand := range batch {
+		p := c.prepare(ctx, cand)
+		if p == nil {
+			<-slots
+			continue
+		}
+		if byQueue[cand.queue] == nil {
+			queues = append(queues, cand.queue)
+		}
+		byQueue[cand.queue] = append(byQueue[cand.queue], p)
+	}
+	var claimed []*Step
+	for _, q := range queues {
+		for _, s := range c.claimQueue(ctx, q, byQueue[q]) {
+			if s == nil {
+				<-slots
+				continue
+			}
+			claimed = append(claimed, s)
+		}
+	}
+	return claimed
+}
+
+// prepare decodes a candidate and opens its claim span. It returns nil for a candidate
+// that is not to be claimed: poison, which it archives, or one the abandon_rate fault
+// drops.
+func (c *Claimer) prepare(ctx context.Context, cand candidate) *pendingClaim {
 	msg, err := messaging.DecodeStepMessage(cand.body)
 	if err != nil {
-		// A poison message can never be claimed: archive it so it stops coming back.
-		archived, aerr := pgmq.Archive(ctx, c.cfg.Pool, cand.queue, cand.msgID)
-		if aerr != nil && ctx.Err() == nil {
-			in.QueueError(ctx, cand.queue, "archive")
-			c.log.Error("archive poison message", "queue", cand.queue, "msg_id", cand.msgID, "error", aerr)
-		}
-		if archived {
-			in.MessageReceived(ctx, cand.queue, cand.method, cand.readCount > 1)
-			in.MessagesDeleted(ctx, cand.queue, telemetry.OpArchivePoison, 1)
-			c.log.Warn("archived poison message", "queue", cand.queue, "msg_id", cand.msgID, "error", err)
-		}
-		return
+		c.archivePoison(ctx, cand, err)
+		return nil
 	}
 	if c.cfg.Faults != nil && c.cfg.Faults.Get().Abandon() {
 		c.abandon(ctx, cand, msg)
-		return
+		return nil
 	}
-	start := time.Now()
-	step, outcome, err := c.claim(ctx, cand, msg)
-	if err != nil {
-		if ctx.Err() == nil {
-			in.StepFailedEarly(ctx, msg.CorrelationID.String(), workflow.NamespaceOf(cand.queue), "claim_failed")
-			c.log.Error("claim", "correlation_id", msg.CorrelationID, "step_uuid", msg.StepUUID, "error", err)
-		}
-		return
-	}
-	if outcome != MessageGone {
-		// This claimer consumed the message.
-		in.MessageReceived(ctx, cand.queue, cand.method, cand.readCount > 1)
-		op := "archive"
-		if outcome == UnknownStep {
-			op = telemetry.OpArchivePoison
-			c.log.Warn("archived poison message: no such step", "queue", cand.queue, "msg_id", cand.msgID,
-				"step_uuid", msg.StepUUID)
-		}
-		in.MessagesDeleted(ctx, cand.queue, op, 1)
-	}
-	if outcome == Claimed {
-		in.StepClaimed(ctx, step.Namespace, cand.method, time.Since(start))
-	}
-	if outcome != Claimed {
-		c.log.Debug("not claimed", "correlation_id", msg.CorrelationID, "step_uuid", msg.StepUUID,
-			"outcome", outcome, "claim_method", cand.method)
-		return
-	}
-	c.cfg.Execute(ctx, step)
-}
-
-// claim claims a candidate's step inside a worker.step_claim span. The span continues the
-// trace of the span that enqueued the step, whose context the message's headers carry (a
-// message without them starts a new trace), and Claim records it as the step's
-// trace_context. The step's execution span gets the same parent, so claim and execution
-// are siblings; without headers it hangs under the claim span instead.
-func (c *Claimer) claim(ctx context.Context, cand candidate, msg messaging.StepMessage) (*Step, Outcome, error) {
-	ctx = messaging.ContextWithHeaders(ctx, cand.headers)
-	parent := trace.SpanContextFromContext(ctx)
-	ctx, span := c.cfg.Tracer.Start(ctx, "worker.step_claim", trace.WithAttributes(
+	// The claim span continues the trace of the span that enqueued the step, whose context
+	// the message's headers carry (a message without them starts a new trace); the claim
+	// records it as the step's trace_context. The execution span gets the same parent, so
+	// claim and execution are siblings; without headers it hangs under the claim span.
+	pctx := messaging.ContextWithHeaders(ctx, cand.headers)
+	parent := trace.SpanContextFromContext(pctx)
+	pctx, span := c.cfg.Tracer.Start(pctx, "worker.step_claim", trace.WithAttributes(
 		attribute.String("correlation_id", msg.CorrelationID.String()), attribute.String("task_uuid", msg.TaskUUID.String()),
 		attribute.String("step_uuid", msg.StepUUID.String()), attribute.String("queue", cand.queue),
 		attribute.Int64("msg_id", cand.msgID), attribute.String("claim_method", cand.method)))
-	defer span.End()
-	step, outcome, err := Claim(ctx, c.cfg.Pool, cand.queue, cand.msgID, msg.StepUUID, c.cfg.WorkerID,
-		c.cfg.VisibilityTimeout, cand.method)
-	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, "claim failed")
-		return nil, "", err
+	return &pendingClaim{cand: cand, msg: msg, ctx: pctx, span: span, parent: parent}
+}
+
+// archivePoison archives a message that can never be claimed, so it stops coming back.
+func (c *Claimer) archivePoison(ctx context.Context, cand candidate, cause error) {
+	in := c.cfg.Instruments
+	archived, err := pgmq.Archive(ctx, c.cfg.Pool, cand.queue, cand.msgID)
+	if err != nil && ctx.Err() == nil {
+		in.QueueError(ctx, cand.queue, "archive")
+		c.log.Error("archive poison message", "queue", cand.queue, "msg_id", cand.msgID, "error", err)
 	}
-	span.SetAttributes(attribute.String("outcome", string(outcome)))
-	if step != nil {
-		step.Trace = parent
-		if !parent.IsValid() {
-			step.Trace = span.SpanContext()
+	if archived {
+		in.MessageReceived(ctx, cand.queue, cand.method, cand.readCount > 1)
+		in.MessagesDeleted(ctx, cand.queue, telemetry.OpArchivePoison, 1)
+		c.log.Warn("archived poison message", "queue", cand.queue, "msg_id", cand.msgID, "error", cause)
+	}
+}
+
+// claimQueue claims the steps of one queue's candidates in one statement, records each
+// outcome and ends each claim span. It returns, per candidate, its step or nil.
+func (c *Claimer) claimQueue(ctx context.Context, queue string, ps []*pendingClaim) []*Step {
+	msgs := make([]lifecycle.ClaimMessage, len(ps))
+	for i, p := range ps {
+		msgs[i] = lifecycle.ClaimMessage{MsgID: p.cand.msgID, Step: p.msg.StepUUID, Method: p.cand.method,
+			Trace: messaging.Headers(p.ctx)}
+	}
+	start := time.Now()
+	res, err := ClaimBatch(ctx, c.cfg.Pool, queue, c.cfg.WorkerID, c.cfg.VisibilityTimeout, msgs)
+	took := time.Since(start)
+	out := make([]*Step, len(ps))
+	for i, p := range ps {
+		if err != nil {
+			c.claimFailed(ctx, p, err)
+			continue
 		}
+		out[i] = c.claimed(ctx, p, res[i], took)
 	}
-	return step, outcome, nil
+	return out
+}
+
+func (c *Claimer) claimFailed(ctx context.Context, p *pendingClaim, err error) {
+	defer p.span.End()
+	p.span.RecordError(err)
+	p.span.SetStatus(codes.Error, "claim failed")
+	if ctx.Err() == nil {
+		c.cfg.Instruments.StepFailedEarly(ctx, p.msg.CorrelationID.String(), workflow.NamespaceOf(p.cand.queue), "claim_failed")
+		c.log.Error("claim", "correlation_id", p.msg.CorrelationID, "step_uuid", p.msg.StepUUID, "error", err)
+	}
+}
+
+// claimed records one candidate's claim outcome and returns its step when it is ours.
+func (c *Claimer) claimed(ctx context.Context, p *pendingClaim, r ClaimResult, took time.Duration) *Step {
+	defer p.span.End()
+	in, cand := c.cfg.Instruments, p.cand
+	p.span.SetAttributes(attribute.String("outcome", string(r.Outcome)))
+	if r.Outcome != MessageGone {
+		// This claimer consumed the message.
+		in.MessageReceived(ctx, cand.queue, cand.method, cand.readCount > 1)
+		op := "archive"
+		if r.Outcome == UnknownStep {
+			op = telemetry.OpArchivePoison
+			c.log.Warn("archived poison message: no such step", "queue", cand.queue, "msg_id", cand.msgID,
+				"step_uuid", p.msg.StepUUID)
+		}
+		in.MessagesDeleted(ctx, cand.queue, op, 1)
+	}
+	if r.Outcome != Claimed {
+		c.log.Debug("not claimed", "correlation_id", p.msg.CorrelationID, "step_uuid", p.msg.StepUUID,
+			"outcome", r.Outcome, "claim_method", cand.method)
+		return nil
+	}
+	in.StepClaimed(ctx, r.Step.Namespace, cand.method, took)
+	r.Step.Trace = p.parent
+	if !p.parent.IsValid() {
+		r.Step.Trace = p.span.SpanContext()
+	}
+	return r.Step
 }
 
 // abandon drops a step message without claiming it, as a worker that crashes between

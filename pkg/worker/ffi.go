@@ -44,7 +44,9 @@ type ffiPath struct {
 	// more steps than the executors can start: a claimed step does not wait out its
 	// lease in a queue.
 	slots chan struct{}
-	wg    sync.WaitGroup
+	// submitting bounds the completions being submitted at once.
+	submitting chan struct{}
+	wg         sync.WaitGroup
 }
 
 func newFFIPath(w *Worker) *ffiPath {
@@ -66,6 +68,7 @@ func newFFIPath(w *Worker) *ffiPath {
 // submits every completion already made; only the worker's hard stop cuts them short.
 func (f *ffiPath) start(ctx context.Context, executors int) {
 	f.slots = make(chan struct{}, max(executors, 1))
+	f.submitting = make(chan struct{}, max(executors, 1))
 	var running sync.WaitGroup
 	for range max(executors, 1) {
 		running.Add(1)
@@ -187,7 +190,18 @@ func (f *ffiPath) completions(executorsDone <-chan struct{}) {
 				return false
 			}
 		}
-		f.w.finish(o)
+		// Submits run side by side, up to one per executor, so that a burst of
+		// completions shares submit statements (stepclaim.Submitter).
+		select {
+		case f.submitting <- struct{}{}:
+		case <-hard.Done():
+			o.span.End()
+			return false
+		}
+		f.wg.Go(func() {
+			defer func() { <-f.submitting }()
+			f.w.finish(o)
+		})
 		return true
 	}
 	for {

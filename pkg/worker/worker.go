@@ -129,6 +129,7 @@ type Worker struct {
 	in        *telemetry.Instruments
 	tracer    trace.Tracer
 	claimer   *stepclaim.Claimer
+	submitter *stepclaim.Submitter
 	gauges    metric.Registration
 	ffi       *ffiPath
 	queueCB   *resilience.Breaker
@@ -226,6 +227,7 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 	w := &Worker{cfg: cfg, log: cfg.Logger.With("component", "worker", "worker_id", cfg.WorkerID),
 		pool: pool, templates: templates, started: time.Now(), in: cfg.Telemetry.Instruments, tracer: cfg.Telemetry.Tracer}
 	w.queueCB = resilience.NewBreaker(resilience.PGMQ, cfg.PGMQBreaker, w.log)
+	w.submitter = stepclaim.NewSubmitter(pool, cfg.WorkerID, 0)
 	w.queues = map[string]bool{}
 	for _, ns := range cfg.Namespaces {
 		w.queues[workflow.WorkerQueue(ns)] = true
@@ -510,7 +512,7 @@ func (w *Worker) submit(ctx context.Context, o *outcome) error {
 		attribute.String("step_uuid", s.StepUUID.String()), attribute.Int("attempt", s.Attempt),
 		attribute.Bool("success", o.success), attribute.String("queue", messaging.QueueStepResults)))
 	defer span.End()
-	msgID, err := stepclaim.Submit(ctx, w.pool, s, w.cfg.WorkerID, o.success, o.body)
+	msgID, err := w.submitter.Submit(ctx, s, o.success, o.body)
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, "submit failed")

@@ -1,0 +1,321 @@
+package orchestrator
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tasker-sim/tasker-sim/pkg/lifecycle"
+	"github.com/tasker-sim/tasker-sim/pkg/messaging"
+	"github.com/tasker-sim/tasker-sim/pkg/telemetry"
+)
+
+// resultBatchMax bounds how many step results one transaction finalizes.
+const resultBatchMax = 64
+
+// resultItem is one orchestration_step_results message in a batch, with its span and
+// what processing it found.
+type resultItem struct {
+	job       resultJob
+	msg       messaging.StepMessage
+	decodeErr error
+	ctx       context.Context // carries the item's process_step_result span
+	span      trace.Span
+	start     time.Time
+
+	archived   bool     // this transaction consumed the message
+	poison     bool     // it names no task or step, or does not decode
+	resultType string   // success, error or timeout: the step was finalized
+	task       *taskRef // the step's task, when it was finalized
+}
+
+// stepRow is a result's step as the batch reads it, locked.
+type stepRow struct {
+	task                  uuid.UUID
+	state                 lifecycle.StepState
+	metadata              []byte // results -> metadata
+	attempts, maxAttempts int
+	retryable             bool
+}
+
+// processResults finalizes a batch of step results and advances their tasks, all in one
+// transaction. Archiving the messages comes first: only one processor can archive a
+// message, so a duplicate delivery changes nothing. Each result has a span of its own,
+// which continues the trace of the worker span whose context the message's headers
+// carry. When the batch fails, each result is tried again alone, so that one bad result
+// cannot hold back the others.
+func (o *Orchestrator) processResults(ctx context.Context, jobs []resultJob) {
+	items := o.openItems(ctx, jobs)
+	err := pgx.BeginFunc(ctx, o.pool, func(tx pgx.Tx) error { return o.finalizeBatch(ctx, tx, items) })
+	if err != nil && len(items) > 1 && ctx.Err() == nil {
+		for _, it := range items {
+			it.span.SetAttributes(attribute.Bool("batch_retried_alone", true))
+			it.span.End()
+		}
+		o.log.Warn("a batch of step results failed; processing each alone", "results", len(items), "error", err)
+		for _, j := range jobs {
+			o.processResults(ctx, []resultJob{j})
+		}
+		return
+	}
+	o.closeItems(ctx, items, err)
+}
+
+// openItems decodes each job and starts its span.
+func (o *Orchestrator) openItems(ctx context.Context, jobs []resultJob) []*resultItem {
+	items := make([]*resultItem, len(jobs))
+	for i, j := range jobs {
+		it := &resultItem{job: j, start: time.Now()}
+		it.msg, it.decodeErr = messaging.DecodeStepMessage(j.body)
+		it.ctx, it.span = o.tel.Tracer.Start(messaging.ContextWithHeaders(ctx, j.headers), "process_step_result",
+			trace.WithAttributes(attribute.String("correlation_id", it.msg.CorrelationID.String()),
+				attribute.String("task_uuid", it.msg.TaskUUID.String()), attribute.String("step_uuid", it.msg.StepUUID.String()),
+				attribute.String("claim_method", j.method), attribute.Int("batch_size", len(jobs))))
+		items[i] = it
+	}
+	return items
+}
+
+// closeItems records a committed batch's metrics (or its error) and ends the spans.
+func (o *Orchestrator) closeItems(ctx context.Context, items []*resultItem, err error) {
+	in := o.tel.Instruments
+	recorded := map[*taskRef]bool{}
+	for _, it := range items {
+		if err != nil {
+			it.span.RecordError(err)
+			it.span.End()
+			in.QueueError(ctx, messaging.QueueStepResults, "process")
+			if ctx.Err() == nil {
+				o.log.Error("process step result", "msg_id", it.job.msgID, "claim_method", it.job.method, "error", err)
+			}
+			continue
+		}
+		// A message someone else archived first is a duplicate: the span says so.
+		it.span.SetAttributes(attribute.Bool("archived", it.archived))
+		if it.archived {
+			in.MessageReceived(ctx, messaging.QueueStepResults, it.job.method, it.job.readCount > 1)
+			op := "archive"
+			if it.poison {
+				op = telemetry.OpArchivePoison
+			}
+			in.MessagesDeleted(ctx, messaging.QueueStepResults, op, 1)
+		}
+		if it.resultType != "" {
+			in.StepResultProcessed(ctx, it.task.correlationID.String(), it.resultType, time.Since(it.start))
+			if !recorded[it.task] {
+				recorded[it.task] = true
+				o.recordCommitted(ctx, it.task)
+			}
+		}
+		it.span.End()
+	}
+}
+
+// finalizeBatch is the batch's transaction: load and lock, finalize the steps, read the
+// tasks' snapshots, apply their plans. Three round trips, whatever the batch size.
+func (o *Orchestrator) finalizeBatch(ctx context.Context, tx pgx.Tx, items []*resultItem) error {
+	tasks, steps, err := o.loadBatch(ctx, tx, items)
+	if err != nil {
+		return err
+	}
+	finals, touched := o.classify(items, tasks, steps)
+	if len(finals) == 0 {
+		return nil
+	}
+	var moved []uuid.UUID
+	snaps := map[uuid.UUID]*snapshot{}
+	b := &pgx.Batch{}
+	if err := lifecycle.QueueFinalizeSteps(b, finals, &moved); err != nil {
+		return err
+	}
+	var live []uuid.UUID
+	for _, p := range touched {
+		if !p.task.state.Terminal() {
+			live = append(live, p.task.uuid)
+		}
+	}
+	if len(live) > 0 {
+		queueSnapshots(b, live, snaps)
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("finalize %d steps: %w", len(finals), err)
+	}
+	if len(moved) != len(finals) {
+		return fmt.Errorf("%d of %d steps left their state concurrently: %w", len(finals)-len(moved), len(finals),
+			lifecycle.ErrStaleState)
+	}
+	var ps []planned
+	for _, p := range touched {
+		if p.snap = snaps[p.task.uuid]; p.snap != nil {
+			p.snap.cause = p.cause
+			ps = append(ps, p)
+		}
+	}
+	return o.applyPlans(ctx, tx, ps, "step_result")
+}
+
+// Statements that load a batch. The tasks are locked in uuid order (as every multi-task
+// lock is taken), and their states read by a statement of its own, so that it sees the
+// state as of after the lock was granted.
+const (
+	lockTasksSQL = `SELECT t.task_uuid, t.correlation_id, tn.name, t.trace_context
+	  FROM tasker.tasks AS t
+	  JOIN tasker.named_tasks AS nt ON nt.named_task_uuid = t.named_task_uuid
+	  JOIN tasker.task_namespaces AS tn ON tn.task_namespace_uuid = nt.task_namespace_uuid
+	 WHERE t.task_uuid = ANY ($1)
+	 ORDER BY t.task_uuid
+	   FOR UPDATE OF t`
+	taskStatesSQL = `SELECT task_uuid, to_state FROM tasker.task_transitions WHERE task_uuid = ANY ($1) AND most_recent`
+	lockStepsSQL  = `SELECT ws.workflow_step_uuid, ws.task_uuid, st.to_state, ws.results -> 'metadata',
+	       ws.attempts, ws.max_attempts, ws.retryable
+	  FROM tasker.workflow_steps AS ws
+	  JOIN tasker.workflow_step_transitions AS st ON st.workflow_step_uuid = ws.workflow_step_uuid AND st.most_recent
+	 WHERE ws.workflow_step_uuid = ANY ($1)
+	 ORDER BY ws.workflow_step_uuid
+	   FOR UPDATE OF ws`
+)
+
+// loadBatch archives the batch's messages, locks their tasks and steps and reads their
+// states, in one round trip. It marks each item archived or not.
+func (o *Orchestrator) loadBatch(ctx context.Context, tx pgx.Tx, items []*resultItem) (map[uuid.UUID]*taskRef, map[uuid.UUID]*stepRow, error) {
+	ids := make([]int64, 0, len(items))
+	var taskIDs, stepIDs []uuid.UUID
+	for _, it := range items {
+		ids = append(ids, it.job.msgID)
+		if it.decodeErr == nil {
+			taskIDs, stepIDs = append(taskIDs, it.msg.TaskUUID), append(stepIDs, it.msg.StepUUID)
+		}
+	}
+	archived := map[int64]bool{}
+	tasks := map[uuid.UUID]*taskRef{}
+	steps := map[uuid.UUID]*stepRow{}
+	b := &pgx.Batch{}
+	b.Queue(`SELECT a FROM pgmq.archive($1, $2::bigint[]) AS a`, messaging.QueueStepResults, ids).Query(func(rows pgx.Rows) error {
+		got, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		for _, id := range got {
+			archived[id] = true
+		}
+		return err
+	})
+	b.Queue(lockTasksSQL, taskIDs).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			t := &taskRef{}
+			if err := rows.Scan(&t.uuid, &t.correlationID, &t.namespace, &t.traceContext); err != nil {
+				return err
+			}
+			tasks[t.uuid] = t
+		}
+		return rows.Err()
+	})
+	b.Queue(taskStatesSQL, taskIDs).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var id uuid.UUID
+			var state string
+			if err := rows.Scan(&id, &state); err != nil {
+				return err
+			}
+			if t := tasks[id]; t != nil {
+				t.state = lifecycle.TaskState(state)
+			}
+		}
+		return rows.Err()
+	})
+	b.Queue(lockStepsSQL, stepIDs).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var id uuid.UUID
+			var state string
+			r := &stepRow{}
+			if err := rows.Scan(&id, &r.task, &state, &r.metadata, &r.attempts, &r.maxAttempts, &r.retryable); err != nil {
+				return err
+			}
+			r.state = lifecycle.StepState(state)
+			steps[id] = r
+		}
+		return rows.Err()
+	})
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, nil, fmt.Errorf("load %d results: %w", len(items), err)
+	}
+	for _, it := range items {
+		it.archived = archived[it.job.msgID]
+	}
+	return tasks, steps, nil
+}
+
+// classify decides each archived result's step move. It returns the moves and, once per
+// task, the tasks to plan, each with the span of its last result in the batch.
+func (o *Orchestrator) classify(items []*resultItem, tasks map[uuid.UUID]*taskRef, steps map[uuid.UUID]*stepRow) (
+	[]lifecycle.StepFinalization, []planned) {
+	var finals []lifecycle.StepFinalization
+	var touched []planned
+	seen := map[uuid.UUID]bool{}
+	for _, it := range items {
+		if !it.archived {
+			continue // someone else processed it
+		}
+		if it.decodeErr != nil {
+			it.poison = true
+			o.log.Warn("archived poison result message", "msg_id", it.job.msgID, "error", it.decodeErr)
+			continue
+		}
+		t, st := tasks[it.msg.TaskUUID], steps[it.msg.StepUUID]
+		if t == nil || st == nil || st.task != t.uuid {
+			it.poison = true
+			o.log.Warn("archived result for an unknown task or step", "msg_id", it.job.msgID,
+				"task_uuid", it.msg.TaskUUID, "step_uuid", it.msg.StepUUID)
+			continue
+		}
+		if seen[it.msg.StepUUID] {
+			continue // a second message for the same step in this batch: a duplicate
+		}
+		f, resultType, ok := o.stepMove(it.msg.StepUUID, st, t)
+		if !ok {
+			continue // already finalized: a duplicate or late message; consuming it is all
+		}
+		seen[it.msg.StepUUID] = true
+		it.resultType, it.task = resultType, t
+		finals = append(finals, f)
+		i := slices.IndexFunc(touched, func(p planned) bool { return p.task == t })
+		if i < 0 {
+			touched = append(touched, planned{task: t})
+			i = len(touched) - 1
+		}
+		touched[i].ctx, touched[i].cause = it.ctx, it.msg.StepUUID
+	}
+	return finals, touched
+}
+
+// stepResult is the part of a worker's StepExecutionResult metadata orchestration reads.
+type stepResult struct {
+	Retryable bool   `json:"retryable"`
+	ErrorType string `json:"error_type"`
+}
+
+// stepMove is the move a result asks of its step, and the result type it counts as; ok
+// is false when the step already left the state a result finds it in.
+func (o *Orchestrator) stepMove(step uuid.UUID, st *stepRow, t *taskRef) (lifecycle.StepFinalization, string, bool) {
+	switch st.state {
+	case lifecycle.StepEnqueuedForOrchestration:
+		return lifecycle.StepFinalization{Step: step, From: st.state, To: lifecycle.StepComplete, Processed: true,
+			Metadata: map[string]any{"processor_uuid": o.cfg.ProcessorUUID}}, "success", true
+	case lifecycle.StepEnqueuedAsErrorForOrchestration:
+		var r stepResult
+		_ = json.Unmarshal(st.metadata, &r)
+		resultType := "error"
+		if r.ErrorType == "Timeout" {
+			resultType = "timeout"
+		}
+		// A finished task runs nothing more: its failed step ends in error.
+		retry := st.retryable && r.Retryable && st.attempts < st.maxAttempts && !t.state.Terminal()
+		return o.failStep(step, st.state, retry, st.attempts), resultType, true
+	default:
+		return lifecycle.StepFinalization{}, "", false
+	}
+}
