@@ -40,7 +40,9 @@ unless given --url.`,
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().String("url", "", "orchestration API URL (default $TASKER_ORCHESTRATION_URL or "+client.DefaultURL+")")
-	root.AddCommand(taskCommand(), benchCommand(), demoCommand(), verifyCommand(), faultCommand(), loadCommand(), healthCommand())
+	bench := benchCommand()
+	bench.AddCommand(benchThroughputCommand())
+	root.AddCommand(taskCommand(), bench, demoCommand(), verifyCommand(), faultCommand(), loadCommand(), healthCommand())
 	return root
 }
 
