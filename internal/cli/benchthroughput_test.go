@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/binary"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -72,6 +73,30 @@ func TestParseProcStat(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			got, err := parseProcStat(tc.line)
+			if tc.err != "" {
+				require.ErrorContains(t, err, tc.err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, got)
+		})
+	}
+}
+
+func TestParseVMRSS(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, status string
+		want         int64
+		err          string
+	}{
+		{"status file", "Name:\tworker\nVmPeak:\t 1300000 kB\nVmHWM:\t   30000 kB\nVmRSS:\t   24576 kB\nRssAnon:\t   10000 kB\n", 24576, ""},
+		{"kernel thread", "Name:\tkthreadd\nState:\tS (sleeping)\n", 0, "no VmRSS"},
+		{"odd unit", "VmRSS:\t 24 MB\n", 0, "want a number of kB"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := parseVMRSS(strings.NewReader(tc.status))
 			if tc.err != "" {
 				require.ErrorContains(t, err, tc.err)
 				return
