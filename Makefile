@@ -5,10 +5,10 @@ GOLANGCI_VERSION := v2.15.0
 GOBIN ?= $(shell $(GO) env GOPATH)/bin
 GOLANGCI := $(GOBIN)/golangci-lint
 
-.PHONY: help build test test-race lint fmt vet demo bench bench-telemetry docs clean
+.PHONY: help build test test-race lint fmt vet demo bench bench-throughput bench-soak bench-telemetry docs clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 build: ## build bin/orchestrator, bin/worker and bin/taskerctl
 	$(GO) build -o bin/ ./cmd/orchestrator ./cmd/worker ./cmd/taskerctl
@@ -39,6 +39,12 @@ demo: build ## throwaway Postgres + orchestrator + worker as processes, a burst 
 
 bench: build ## mathematical_sequence latency, create -> complete, over 200 sequential tasks
 	bin/taskerctl bench --tasks 200
+
+bench-throughput: build ## steps/s of a 2000-task burst against pgbench TPS on the same server (goal: ratio >= 0.5); ARGS adds flags
+	bin/taskerctl bench throughput $(ARGS)
+
+bench-soak: build ## database CPU per step at 1k and 100k finished tasks (goal: x <= 1.5), RSS growth over 10 min of load (goal: <= 20 %); ARGS adds flags
+	bin/taskerctl bench soak $(ARGS)
 
 bench-telemetry: ## throughput with telemetry off and on, reported as a ratio (goal: on/off >= 0.95)
 	$(GO) test ./e2e -run '^$$' -bench TelemetryOverhead -benchtime 1x -timeout 20m
