@@ -64,7 +64,8 @@ unknown), a fresh database per run, and the built binaries (run 'make build' fir
 The processes get taskerctl's environment, so the services' variables tune them.
 --compare-scale-out also runs twice the orchestrators and workers on a fresh database
 and reports the ratio (goal: at least 1.0). pgbench comes from PATH or
-/usr/lib/postgresql/*/bin (apt-get install postgresql-client).`,
+/usr/lib/postgresql/*/bin (apt-get install postgresql-client; on Debian and Ubuntu it
+comes with the server package, postgresql).`,
 		Args: cobra.NoArgs,
 		RunE: runBenchThroughput,
 	}
@@ -849,7 +850,8 @@ func findPgbench() (string, error) {
 		}
 	}
 	return "", errors.New("pgbench not found on PATH or in /usr/lib/postgresql/*/bin: install it " +
-		"(apt-get install postgresql-client), or pass --reference-seconds 0 to skip the reference")
+		"(apt-get install postgresql-client; on Debian and Ubuntu pgbench comes with the server, apt-get install postgresql), " +
+		"or pass --reference-seconds 0 to skip the reference")
 }
 
 // cmpVersionDirs orders /usr/lib/postgresql/<version>/bin directories by version,
