@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -305,8 +306,8 @@ func measureBurst(ctx context.Context, m *cpuMeter, clients []*client.Client, ta
 		}
 	}
 	if after.dbKnown && before.dbKnown {
-		db := (after.db - before.db).Seconds()
-		perStep := 1000 * db / float64(run.Steps)
+		db := roundMS((after.db - before.db).Seconds())
+		perStep := roundMS(1000 * db / float64(run.Steps))
 		run.DBCPUSeconds, run.DBCPUMSPerStep = &db, &perStep
 	}
 	return run, nil
@@ -627,6 +628,9 @@ func printThroughputRun(w io.Writer, r *ThroughputRun, cpuUnknown string) {
 	_ = tw.Flush()
 }
 
+// roundMS rounds seconds to milliseconds (CPU times come in ticks of 10 ms anyway).
+func roundMS(s float64) float64 { return math.Round(s*1000) / 1000 }
+
 // intCountsText renders counts as "a=1 b=2", sorted, or "none".
 func intCountsText(m map[string]int) string {
 	c := make(map[string]int64, len(m))
@@ -789,7 +793,7 @@ func (m *cpuMeter) read() cpuReading {
 func (r cpuReading) since(before cpuReading, m *cpuMeter) []ProcessCPU {
 	out := make([]ProcessCPU, len(m.procs))
 	for i, p := range m.procs {
-		out[i] = ProcessCPU{Name: p.Name, PID: p.PID, CPUSeconds: (r.procs[i] - before.procs[i]).Seconds()}
+		out[i] = ProcessCPU{Name: p.Name, PID: p.PID, CPUSeconds: roundMS((r.procs[i] - before.procs[i]).Seconds())}
 	}
 	return out
 }
