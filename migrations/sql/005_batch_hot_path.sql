@@ -6,6 +6,12 @@
 --
 -- Readiness is now read through indexes only (a task's steps, their incoming edges, each
 -- step's own transitions), so its cost does not grow with the history of finished tasks.
+--
+-- Plans: each hot-path function is PL/pgSQL with a forced generic plan, so a session
+-- plans each statement once (re-planning cost more than running them), and with
+-- sequential scans, hash joins and merge joins off, so that plan is nested index lookups
+-- driven by the few rows asked for, even when it was made while the tables were empty: a
+-- plan cached then must still be right at a million rows.
 
 -- Per-step readiness for many tasks at once. Same columns and rules as
 -- tasker.get_step_readiness_status, which now wraps it.
@@ -27,24 +33,18 @@ RETURNS TABLE (
     max_attempts            integer,
     backoff_request_seconds double precision,
     last_attempted_at       timestamptz)
-LANGUAGE plpgsql STABLE ROWS 20 SET plan_cache_mode = force_generic_plan AS $$
-#variable_conflict use_column
-BEGIN
-    -- PL/pgSQL rather than SQL, with a forced generic plan, so each session plans this
-    -- once: it runs for every result, and re-planning it cost five times running it.
-    -- Written as index lookups driven by the task list (no hash joins over whole tables),
-    -- so the cached generic plan stays cheap whatever the history holds.
-    RETURN QUERY
+-- SQL, so that it is inlined into its (PL/pgSQL) callers and planned once with them.
+LANGUAGE sql STABLE ROWS 20 AS $$
     WITH steps AS (
         SELECT ws.workflow_step_uuid, ws.task_uuid, ws.named_step_uuid, ns.name::text AS name,
                coalesce(st.to_state, 'pending')::text AS current_state,
                ws.processed, ws.in_process, ws.retryable, ws.attempts, ws.max_attempts,
                ws.backoff_request_seconds, ws.last_attempted_at
-          FROM unnest(p_task_uuids) AS q(id)
-          JOIN tasker.workflow_steps AS ws ON ws.task_uuid = q.id
+          FROM tasker.workflow_steps AS ws
           JOIN tasker.named_steps AS ns ON ns.named_step_uuid = ws.named_step_uuid
           LEFT JOIN tasker.workflow_step_transitions AS st
-                 ON st.workflow_step_uuid = ws.workflow_step_uuid AND st.most_recent),
+                 ON st.workflow_step_uuid = ws.workflow_step_uuid AND st.most_recent
+         WHERE ws.task_uuid = ANY (p_task_uuids)),
     judged AS (
         SELECT s.*, p.total AS total_parents, p.done AS completed_parents,
                p.total = p.done AS deps_ok,
@@ -74,7 +74,6 @@ BEGIN
            j.last_failure_at, j.next_retry_at, j.total_parents, j.completed_parents,
            j.attempts, j.max_attempts, j.backoff_request_seconds, j.last_attempted_at
       FROM judged AS j;
-END
 $$;
 
 CREATE OR REPLACE FUNCTION tasker.get_step_readiness_status(p_task_uuid uuid)
@@ -120,7 +119,7 @@ RETURNS TABLE (
     ready_step_uuids      uuid[])
 -- ROWS: the planner's guess for a call (a batch of tasks), so statements that join it stay
 -- far below jit_above_cost.
-LANGUAGE plpgsql STABLE ROWS 10 SET plan_cache_mode = force_generic_plan AS $$
+LANGUAGE plpgsql STABLE ROWS 10 SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 #variable_conflict use_column
 BEGIN
     RETURN QUERY
@@ -200,13 +199,14 @@ $$;
 -- whose current state is its p_from moves to its p_to. Returns the steps that moved.
 CREATE OR REPLACE FUNCTION tasker.transition_step_states_each(
     p_step_uuids uuid[], p_from text[], p_to text[], p_metadata jsonb[])
-RETURNS SETOF uuid LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+RETURNS SETOF uuid LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 BEGIN
     RETURN QUERY
     WITH prev AS (
         UPDATE tasker.workflow_step_transitions AS t SET most_recent = false
           FROM unnest(p_step_uuids, p_from, p_to, p_metadata) AS m(step, from_state, to_state, meta)
-         WHERE t.workflow_step_uuid = m.step AND t.most_recent AND t.to_state = m.from_state
+         WHERE t.workflow_step_uuid = ANY (p_step_uuids) -- an index condition, whatever the plan
+           AND t.workflow_step_uuid = m.step AND t.most_recent AND t.to_state = m.from_state
         RETURNING t.workflow_step_uuid, t.sort_key, m.from_state, m.to_state, m.meta)
     INSERT INTO tasker.workflow_step_transitions AS n (workflow_step_uuid, from_state, to_state, metadata, sort_key, most_recent)
     SELECT prev.workflow_step_uuid, prev.from_state, prev.to_state, coalesce(prev.meta, '{}'), prev.sort_key + 1, true
@@ -222,7 +222,7 @@ $$;
 -- back rather than half-moving a batch.
 CREATE OR REPLACE FUNCTION tasker.chain_task_transitions(
     p_tasks uuid[], p_from text[], p_move_tasks uuid[], p_move_to text[], p_move_meta jsonb[], p_processor uuid)
-RETURNS integer LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+RETURNS integer LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 DECLARE
     want  integer;
     moved integer;
@@ -234,8 +234,8 @@ BEGIN
     WITH prev AS (
         UPDATE tasker.task_transitions AS t SET most_recent = false
           FROM unnest(p_tasks, p_from) AS f(task, from_state)
-         WHERE t.task_uuid = f.task AND t.most_recent AND t.to_state = f.from_state
-           AND f.task = ANY (p_move_tasks)
+         WHERE t.task_uuid = ANY (p_move_tasks) -- an index condition, whatever the plan
+           AND t.task_uuid = f.task AND t.most_recent AND t.to_state = f.from_state
         RETURNING t.task_uuid, t.sort_key, f.from_state),
     chain AS (
         SELECT m.task, m.to_state, m.meta, m.ord,
@@ -289,7 +289,7 @@ $$;
 
 CREATE OR REPLACE FUNCTION tasker.pgmq_send_with_notify(
     queue_name text, message jsonb, delay_seconds integer, headers jsonb)
-RETURNS bigint LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+RETURNS bigint LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 DECLARE
     new_id bigint;
     ns     text := tasker.extract_queue_namespace(queue_name);
@@ -307,7 +307,7 @@ $$;
 -- order, which is the order of the arrays.
 CREATE OR REPLACE FUNCTION tasker.pgmq_send_batch_with_notify(
     p_queue text, p_messages jsonb[], p_headers jsonb[])
-RETURNS SETOF bigint LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+RETURNS SETOF bigint LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 DECLARE
     ids bigint[];
     ns  text := tasker.extract_queue_namespace(p_queue);
@@ -351,7 +351,7 @@ RETURNS TABLE (
     context            jsonb,
     correlation_id     uuid,
     dependency_results jsonb)
-LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 #variable_conflict use_column
 DECLARE
     archived bigint[];
@@ -428,7 +428,7 @@ CREATE OR REPLACE FUNCTION tasker.submit_step_results(
     p_step_uuids uuid[], p_attempts integer[], p_success boolean[], p_results jsonb[],
     p_messages jsonb[], p_headers jsonb[], p_worker text, p_from text, p_ok_to text, p_err_to text, p_queue text)
 RETURNS TABLE (step_uuid uuid, msg_id bigint)
-LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 #variable_conflict use_column
 DECLARE
     held  uuid[];
@@ -484,7 +484,7 @@ $$;
 CREATE OR REPLACE FUNCTION tasker.finalize_steps(
     p_step_uuids uuid[], p_from text[], p_to text[], p_metadata jsonb[], p_processed boolean[],
     p_backoff double precision[], p_release boolean[], p_results jsonb[])
-RETURNS SETOF uuid LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+RETURNS SETOF uuid LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 DECLARE
     moved uuid[];
 BEGIN
@@ -523,7 +523,7 @@ CREATE OR REPLACE FUNCTION tasker.apply_task_plans(
     p_ready uuid[], p_ready_queues text[], p_ready_messages jsonb[], p_ready_headers jsonb[],
     p_terminal uuid[], p_terminal_complete boolean[],
     p_processor uuid, p_retry_state text, p_pending_state text, p_enqueued_state text)
-RETURNS SETOF uuid LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+RETURNS SETOF uuid LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 DECLARE
     step_meta jsonb := jsonb_build_object('processor_uuid', p_processor);
     enqueued  uuid[] := '{}';
@@ -557,4 +557,45 @@ END
 $$;
 
 -- The older set-based step transition runs inside apply_task_plans: plan it once too.
-ALTER FUNCTION tasker.transition_step_states(uuid[], text, text, jsonb) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION tasker.transition_step_states(uuid[], text, text, jsonb) SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off;
+
+-- What orchestration decides plans from, for many tasks at once: each task's execution
+-- context, the names of its ready steps (in the order of ready_step_uuids), and the
+-- trace contexts enqueueing them links to, as a JSON array of {step, from, kind, trace}:
+-- those stored on the ready steps' parents (kind "dependency") and on the ready steps
+-- themselves, an earlier attempt's (kind "previous_attempt").
+CREATE OR REPLACE FUNCTION tasker.task_snapshots(p_task_uuids uuid[])
+RETURNS TABLE (
+    task_uuid           uuid,
+    execution_status    text,
+    waiting_retry_steps integer,
+    ready_step_uuids    uuid[],
+    ready_step_names    text[],
+    links               jsonb)
+LANGUAGE plpgsql STABLE ROWS 10 SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    WITH c AS (SELECT x.task_uuid, x.execution_status, x.waiting_retry_steps, x.ready_step_uuids
+                 FROM tasker.task_execution_contexts(p_task_uuids) AS x),
+         r AS (SELECT c.task_uuid, s.step FROM c, unnest(c.ready_step_uuids) AS s(step)),
+         l AS (SELECT r.task_uuid, r.step, p.workflow_step_uuid AS src, 'dependency' AS kind, p.trace_context AS tc
+                 FROM r
+                 JOIN tasker.workflow_step_edges AS e ON e.to_step_uuid = r.step
+                 JOIN tasker.workflow_steps AS p ON p.workflow_step_uuid = e.from_step_uuid
+                WHERE p.trace_context IS NOT NULL
+               UNION ALL
+               SELECT r.task_uuid, r.step, r.step, 'previous_attempt', ws.trace_context
+                 FROM r JOIN tasker.workflow_steps AS ws ON ws.workflow_step_uuid = r.step
+                WHERE ws.trace_context IS NOT NULL),
+         n AS (SELECT r.task_uuid, array_agg(ns.name::text ORDER BY r.step) AS names
+                 FROM r
+                 JOIN tasker.workflow_steps AS ws ON ws.workflow_step_uuid = r.step
+                 JOIN tasker.named_steps AS ns ON ns.named_step_uuid = ws.named_step_uuid
+                GROUP BY r.task_uuid)
+    SELECT c.task_uuid, c.execution_status, c.waiting_retry_steps, c.ready_step_uuids, coalesce(n.names, '{}'),
+           (SELECT jsonb_agg(jsonb_build_object('step', l.step, 'from', l.src, 'kind', l.kind, 'trace', l.tc))
+              FROM l WHERE l.task_uuid = c.task_uuid)
+      FROM c LEFT JOIN n ON n.task_uuid = c.task_uuid;
+END
+$$;

@@ -93,32 +93,10 @@ type snapshot struct {
 	cause        uuid.UUID // the step whose result led to this plan: its span is the parent, not a link
 }
 
-// snapshotSQL reads the execution contexts of many tasks and, in the same statement, the
-// names of their ready steps and the trace contexts stored on the ready steps' parents
-// (the spans a step with several parents links to) and on the ready steps themselves (an
-// earlier attempt's, which a retry links to). Everything is an index lookup driven by
-// the ready steps, so the statement stays far below jit_above_cost.
-const snapshotSQL = `WITH c AS (SELECT task_uuid, execution_status, waiting_retry_steps, ready_step_uuids
-	                 FROM tasker.task_execution_contexts($1)),
-	     r AS (SELECT c.task_uuid, s.step FROM c, unnest(c.ready_step_uuids) AS s(step)),
-	     l AS (SELECT r.task_uuid, r.step, p.workflow_step_uuid AS src, '` + linkDependency + `' AS kind, p.trace_context AS tc
-	             FROM r
-	             JOIN tasker.workflow_step_edges AS e ON e.to_step_uuid = r.step
-	             JOIN tasker.workflow_steps AS p ON p.workflow_step_uuid = e.from_step_uuid
-	            WHERE p.trace_context IS NOT NULL
-	           UNION ALL
-	           SELECT r.task_uuid, r.step, r.step, '` + linkPreviousAttempt + `', ws.trace_context
-	             FROM r JOIN tasker.workflow_steps AS ws ON ws.workflow_step_uuid = r.step
-	            WHERE ws.trace_context IS NOT NULL),
-	     n AS (SELECT r.task_uuid, array_agg(ns.name::text ORDER BY r.step) AS names
-	             FROM r
-	             JOIN tasker.workflow_steps AS ws ON ws.workflow_step_uuid = r.step
-	             JOIN tasker.named_steps AS ns ON ns.named_step_uuid = ws.named_step_uuid
-	            GROUP BY r.task_uuid)
-	SELECT c.task_uuid, c.execution_status, c.waiting_retry_steps, c.ready_step_uuids, coalesce(n.names, '{}'),
-	       (SELECT jsonb_agg(jsonb_build_object('step', l.step, 'from', l.src, 'kind', l.kind, 'trace', l.tc))
-	          FROM l WHERE l.task_uuid = c.task_uuid)
-	  FROM c LEFT JOIN n ON n.task_uuid = c.task_uuid`
+// snapshotSQL reads the snapshots of many tasks: their execution contexts, the names of
+// their ready steps, and the trace contexts enqueueing them links to (stepLink).
+const snapshotSQL = `SELECT task_uuid, execution_status, waiting_retry_steps, ready_step_uuids, ready_step_names, links
+	  FROM tasker.task_snapshots($1)`
 
 // queueSnapshots adds the read of tasks' snapshots to b; after the batch runs, snaps
 // holds one per task.

@@ -41,7 +41,7 @@ func linkEnqueued(span trace.Span, snap snapshot) {
 		return
 	}
 	for _, l := range links {
-		if l.From == snap.cause {
+		if l.From == snap.cause || (l.Kind != linkDependency && l.Kind != linkPreviousAttempt) {
 			continue
 		}
 		sc := messaging.SpanContextFromHeaders(l.Trace)

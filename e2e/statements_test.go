@@ -1,0 +1,89 @@
+package e2e
+
+import (
+	"context"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tasker-sim/tasker-sim/pkg/harness"
+	"github.com/tasker-sim/tasker-sim/pkg/orchestrator"
+	"github.com/tasker-sim/tasker-sim/pkg/telemetry"
+	"github.com/tasker-sim/tasker-sim/pkg/worker"
+)
+
+// Statement budgets per step of a linear task run one task at a time, where every batch
+// holds one step: the worst case for batching. Counted by the pgx tracer of both
+// services (tasker_sql_queries_total and tasker_db_transactions_total), API calls
+// included (14.3 statements and 1.23 transactions when this was written). The budgets
+// keep that from creeping up; wall-clock times are not asserted here: they belong to the
+// benchmarks.
+const (
+	statementsPerStepBudget   = 15.0
+	transactionsPerStepBudget = 1.5
+)
+
+func TestStatementsPerStepStayWithinBudget(t *testing.T) {
+	t.Parallel()
+	p, err := telemetry.Setup(context.Background(), telemetry.Config{ServiceName: "statements"}, discard())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Shutdown(context.Background()) })
+	opts := fastOptions()
+	opts.Telemetry = p
+	// No fallback polls or maintenance during the count: only the event path.
+	opts.Orchestrator = func(_ int, cfg *orchestrator.Config) { cfg.PollInterval = time.Hour }
+	opts.Worker = func(_ int, cfg *worker.Config) { cfg.PollInterval = time.Hour }
+	env := harness.New(t, cluster, opts)
+	ctx := ctxFor(t, 2*time.Minute)
+	run := func(n int) {
+		for range n {
+			task, err := env.Client.CreateTask(ctx, request("rust_e2e_linear", "mathematical_sequence", map[string]any{"even_number": 6}))
+			require.NoError(t, err)
+			done, err := env.Client.WaitTask(ctx, task.TaskUUID)
+			require.NoError(t, err)
+			require.Equal(t, "complete", done.Status)
+		}
+	}
+	run(3) // warm up: queues, templates, prepared statements
+	stmts0, tx0 := countStatements(t, p)
+	const tasks, stepsPerTask = 10, 4
+	run(tasks)
+	stmts1, tx1 := countStatements(t, p)
+	steps := float64(tasks * stepsPerTask)
+	perStep, txPerStep := (stmts1-stmts0)/steps, (tx1-tx0)/steps
+	t.Logf("per step: %.2f statements, %.2f transactions", perStep, txPerStep)
+	require.LessOrEqual(t, perStep, statementsPerStepBudget, "statements per step")
+	require.LessOrEqual(t, txPerStep, transactionsPerStepBudget, "explicit transactions per step")
+}
+
+// countStatements reads the statement and transaction counters from the registry.
+func countStatements(t *testing.T, p *telemetry.Providers) (statements, transactions float64) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	p.MetricsHandler.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(rec.Body)
+	require.NoError(t, err)
+	sum := func(name string) float64 {
+		var v float64
+		if f := families[name]; f != nil {
+			for _, m := range f.GetMetric() {
+				v += counterValue(m)
+			}
+		}
+		return v
+	}
+	return sum(telemetry.Series(telemetry.MetricSQLQueries)), sum(telemetry.Series(telemetry.MetricDBTransactions))
+}
+
+func counterValue(m *dto.Metric) float64 {
+	if c := m.GetCounter(); c != nil {
+		return c.GetValue()
+	}
+	return 0
+}
