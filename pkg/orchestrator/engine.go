@@ -376,7 +376,8 @@ func (o *Orchestrator) recoverOrphans(ctx context.Context) (int, error) {
 	})
 }
 
-// maintenance runs the fallback loops every PollInterval until ctx ends.
+// maintenance runs the fallback loops every PollInterval until ctx ends (the intake
+// polls the results queue on the same pace).
 func (o *Orchestrator) maintenance(ctx context.Context) {
 	tick := time.NewTicker(o.cfg.PollInterval)
 	defer tick.Stop()
@@ -386,7 +387,6 @@ func (o *Orchestrator) maintenance(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		o.pollResults(ctx)
 		// The task_readiness breaker stops the fallback loops from hammering a database
 		// that keeps failing them; they resume when it half-opens.
 		done, err := o.readiness.Allow()

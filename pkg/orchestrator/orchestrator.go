@@ -2,7 +2,6 @@ package orchestrator
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,7 +30,8 @@ type Orchestrator struct {
 	log          *slog.Logger
 	pool         *pgxpool.Pool
 	templates    *templateCache
-	results      *resilience.Channel[resultJob]
+	results      *resilience.Channel[messaging.Delivery]
+	intake       *messaging.Intake
 	server       *http.Server
 	listener     net.Listener
 	cancel       context.CancelFunc
@@ -43,23 +43,12 @@ type Orchestrator struct {
 	waiters      *waiters
 	// finalized logs every task that reaches a terminal state (for WaitAny).
 	finalized *finalizedLog
-	// reader is the fallback poll's read of the step results.
-	reader    *messaging.FallbackReader
 	tel       *telemetry.Providers
 	gauges    metric.Registration
 	faults    *faults.Switch
-	runCtx    context.Context
 	web       *resilience.Breaker
 	readiness *resilience.Breaker
 	queue     *resilience.Breaker
-}
-
-type resultJob struct {
-	msgID     int64
-	body      []byte
-	headers   []byte // the message's pgmq headers: the worker's trace context, when it sent one
-	method    string
-	readCount int64 // 0 when it came with a notification; >1 means a redelivery
 }
 
 // Run starts an orchestrator and blocks until ctx is cancelled, then stops it gracefully.
@@ -103,14 +92,22 @@ func Start(ctx context.Context, cfg *Config) (*Orchestrator, error) {
 	o := &Orchestrator{
 		tel: c.Telemetry,
 		cfg: c, log: c.Logger.With("component", "orchestrator", "processor_uuid", c.ProcessorUUID),
-		pool: pool, templates: newTemplateCache(), results: resilience.NewChannel[resultJob](resultChannel, "orchestration", resultChannelCapacity, c.Telemetry.Instruments),
+		pool: pool, templates: newTemplateCache(), results: resilience.NewChannel[messaging.Delivery](resultChannel, "orchestration", resultChannelCapacity, c.Telemetry.Instruments),
 		started: time.Now(), waiters: newWaiters(), finalized: newFinalizedLog(),
 	}
 	o.web = resilience.NewBreaker(resilience.WebDatabase, c.WebBreaker, o.log)
 	o.readiness = resilience.NewBreaker(resilience.TaskReadiness, c.ReadinessBreaker, o.log)
 	o.queue = resilience.NewBreaker(resilience.PGMQ, c.PGMQBreaker, o.log)
 	o.faults = faults.NewCheckedSwitch(c.Faults, checkOrchestratorFaults, o.applyProcessFaults)
-	o.reader = &messaging.FallbackReader{DB: pool, Instruments: c.Telemetry.Instruments, Faults: o.faults}
+	o.intake = &messaging.Intake{Pool: pool, Queues: []string{messaging.QueueStepResults},
+		Channels: []string{messaging.OrchestrationChannel, messaging.TaskFinalizedChannel}, Other: o.onFinalized,
+		Out: o.results, Breaker: o.queue, VisibilityTimeout: c.VisibilityTimeout, PollInterval: c.PollInterval,
+		PollBatch: pollBatchSize, Logger: o.log, Instruments: c.Telemetry.Instruments,
+		Reader: &messaging.FallbackReader{DB: pool, Instruments: c.Telemetry.Instruments, Faults: o.faults}}
+	if err := o.intake.Check(); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("orchestrator: %w", err)
+	}
 	if err := o.prepare(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -131,9 +128,8 @@ func Start(ctx context.Context, cfg *Config) (*Orchestrator, error) {
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	o.cancel = cancel
-	o.runCtx = runCtx
 	o.goLoop(func() { o.serve() })
-	o.goLoop(func() { o.listen(runCtx) })
+	o.goLoop(func() { o.intake.Run(runCtx) })
 	for range c.ResultConcurrency {
 		o.goLoop(func() { o.resultWorker(runCtx) })
 	}
@@ -197,64 +193,29 @@ func (o *Orchestrator) Stop() error {
 	return o.stopErr
 }
 
-// listen turns notifications on the orchestration channel into result jobs. After each
-// (re)connect it polls once, to pick up anything sent while nobody listened.
-func (o *Orchestrator) listen(ctx context.Context) {
-	l := &messaging.Listener{
-		ConnConfig: o.pool.Config().ConnConfig.Copy(),
-		Channels:   []string{messaging.OrchestrationChannel, messaging.TaskFinalizedChannel},
-		Logger:     o.log,
-		Handle: func(ctx context.Context, n *pgconn.Notification) {
-			if n.Channel == messaging.TaskFinalizedChannel {
-				o.waiters.wake(n.Payload)
-				if id, err := uuid.Parse(n.Payload); err == nil {
-					o.finalized.append(id)
-				}
-				return
-			}
-			var ev messaging.Notification
-			if err := json.Unmarshal([]byte(n.Payload), &ev); err != nil {
-				o.log.Warn("ignoring malformed notification", "channel", n.Channel, "error", err)
-				return
-			}
-			if ev.QueueName != messaging.QueueStepResults {
-				return
-			}
-			job := resultJob{msgID: ev.MsgID, body: ev.Message, headers: ev.Headers, method: "event"}
-			if ev.PayloadOmitted || len(ev.Message) == 0 {
-				m, ok := o.readByID(ctx, ev.MsgID)
-				if !ok {
-					return
-				}
-				job.body, job.headers = m.Body, m.Headers
-			}
-			o.enqueueResult(ctx, job)
-		},
-		OnConnect: func(ctx context.Context) { o.pollResults(ctx) },
-		OnRetry:   func(ctx context.Context) { o.tel.Instruments.QueueRetry(ctx, "listen") },
+// onFinalized hears that a task reached a terminal state (on any orchestrator): API
+// clients waiting on it return at once.
+func (o *Orchestrator) onFinalized(_ context.Context, n *pgconn.Notification) {
+	if n.Channel != messaging.TaskFinalizedChannel {
+		return
 	}
-	_ = l.Run(ctx)
-}
-
-func (o *Orchestrator) readByID(ctx context.Context, msgID int64) (messaging.Message, bool) {
-	m, ok, err := messaging.ReadByID(ctx, o.pool, messaging.QueueStepResults, msgID, o.cfg.VisibilityTimeout)
-	if err != nil && ctx.Err() == nil {
-		o.log.Warn("read notified result", "msg_id", msgID, "error", err)
+	o.waiters.wake(n.Payload)
+	if id, err := uuid.Parse(n.Payload); err == nil {
+		o.finalized.append(id)
 	}
-	return m, ok
 }
 
 // resultWorker processes step results in batches: whatever is waiting when it is free, up
 // to resultBatchMax. A result that arrives alone is processed at once, alone.
 func (o *Orchestrator) resultWorker(ctx context.Context) {
 	for {
-		var first resultJob
+		var first messaging.Delivery
 		select {
 		case <-ctx.Done():
 			return
 		case first = <-o.results.Receive():
 		}
-		jobs := []resultJob{first}
+		jobs := []messaging.Delivery{first}
 	drain:
 		for len(jobs) < resultBatchMax {
 			select {
@@ -268,36 +229,8 @@ func (o *Orchestrator) resultWorker(ctx context.Context) {
 	}
 }
 
-// pollResults reads results the event path has not taken (a missed notification, a
-// crash mid-processing) and processes them in line, as one batch.
-func (o *Orchestrator) pollResults(ctx context.Context) {
-	done, err := o.queue.Allow()
-	if err != nil {
-		return // the pgmq breaker is open: leave the queue alone until it half-opens
-	}
-	msgs, err := o.reader.Read(ctx, messaging.QueueStepResults, o.cfg.VisibilityTimeout, pollBatchSize)
-	done(err == nil || ctx.Err() != nil)
-	if err != nil {
-		if ctx.Err() == nil {
-			o.log.Warn("poll step results", "error", err)
-		}
-		return
-	}
-	if len(msgs) == 0 {
-		return
-	}
-	jobs := make([]resultJob, len(msgs))
-	for i, m := range msgs {
-		jobs[i] = resultJob{msgID: m.MsgID, body: m.Body, headers: m.Headers, method: "poll", readCount: m.ReadCount}
-	}
-	o.processResults(ctx, jobs)
-}
-
 // resultChannel names the orchestrator's bounded queue of step results to process.
 const resultChannel = "orchestration_step_results"
-
-// enqueueResult hands a result to the processors; a full channel makes the listener wait.
-func (o *Orchestrator) enqueueResult(ctx context.Context, job resultJob) { o.results.Send(ctx, job) }
 
 // observeGauges reports the orchestrator's gauges at each collection: task states and
 // ready steps from the database, every queue's depth and age, the pool, and the channel.
@@ -377,15 +310,7 @@ func checkOrchestratorFaults(f faults.Faults) error {
 }
 
 func (o *Orchestrator) applyProcessFaults(f faults.Faults) {
-	if f.FloodChannel <= 0 || o.runCtx == nil {
-		return
+	if f.FloodChannel > 0 && o.intake != nil {
+		o.intake.Flood(f.FloodChannel)
 	}
-	ctx := o.runCtx
-	go func() {
-		for range f.FloodChannel {
-			if !o.results.Send(ctx, resultJob{msgID: -1, body: []byte("{}"), method: "flood"}) {
-				return
-			}
-		}
-	}()
 }

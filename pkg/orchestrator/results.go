@@ -23,7 +23,7 @@ const resultBatchMax = 64
 // resultItem is one orchestration_step_results message in a batch, with its span and
 // what processing it found.
 type resultItem struct {
-	job       resultJob
+	job       messaging.Delivery
 	msg       messaging.StepMessage
 	decodeErr error
 	ctx       context.Context // carries the item's process_step_result span
@@ -51,7 +51,7 @@ type stepRow struct {
 // which continues the trace of the worker span whose context the message's headers
 // carry. When the batch fails, each result is tried again alone, so that one bad result
 // cannot hold back the others.
-func (o *Orchestrator) processResults(ctx context.Context, jobs []resultJob) {
+func (o *Orchestrator) processResults(ctx context.Context, jobs []messaging.Delivery) {
 	items := o.openItems(ctx, jobs)
 	err := pgx.BeginFunc(ctx, o.pool, func(tx pgx.Tx) error { return o.finalizeBatch(ctx, tx, items) })
 	if err != nil && len(items) > 1 && ctx.Err() == nil {
@@ -61,7 +61,7 @@ func (o *Orchestrator) processResults(ctx context.Context, jobs []resultJob) {
 		}
 		o.log.Warn("a batch of step results failed; processing each alone", "results", len(items), "error", err)
 		for _, j := range jobs {
-			o.processResults(ctx, []resultJob{j})
+			o.processResults(ctx, []messaging.Delivery{j})
 		}
 		return
 	}
@@ -69,15 +69,15 @@ func (o *Orchestrator) processResults(ctx context.Context, jobs []resultJob) {
 }
 
 // openItems decodes each job and starts its span.
-func (o *Orchestrator) openItems(ctx context.Context, jobs []resultJob) []*resultItem {
+func (o *Orchestrator) openItems(ctx context.Context, jobs []messaging.Delivery) []*resultItem {
 	items := make([]*resultItem, len(jobs))
 	for i, j := range jobs {
 		it := &resultItem{job: j, start: time.Now()}
-		it.msg, it.decodeErr = messaging.DecodeStepMessage(j.body)
-		it.ctx, it.span = o.tel.Tracer.Start(messaging.ContextWithHeaders(ctx, j.headers), "process_step_result",
+		it.msg, it.decodeErr = messaging.DecodeStepMessage(j.Body)
+		it.ctx, it.span = o.tel.Tracer.Start(messaging.ContextWithHeaders(ctx, j.Headers), "process_step_result",
 			trace.WithAttributes(attribute.String("correlation_id", it.msg.CorrelationID.String()),
 				attribute.String("task_uuid", it.msg.TaskUUID.String()), attribute.String("step_uuid", it.msg.StepUUID.String()),
-				attribute.String("claim_method", j.method), attribute.Int("batch_size", len(jobs))))
+				attribute.String("claim_method", j.Method), attribute.Int("batch_size", len(jobs))))
 		items[i] = it
 	}
 	return items
@@ -93,14 +93,14 @@ func (o *Orchestrator) closeItems(ctx context.Context, items []*resultItem, err 
 			it.span.End()
 			in.QueueError(ctx, messaging.QueueStepResults, "process")
 			if ctx.Err() == nil {
-				o.log.Error("process step result", "msg_id", it.job.msgID, "claim_method", it.job.method, "error", err)
+				o.log.Error("process step result", "msg_id", it.job.MsgID, "claim_method", it.job.Method, "error", err)
 			}
 			continue
 		}
 		// A message someone else archived first is a duplicate: the span says so.
 		it.span.SetAttributes(attribute.Bool("archived", it.archived))
 		if it.archived {
-			in.MessageReceived(ctx, messaging.QueueStepResults, it.job.method, it.job.readCount > 1)
+			in.MessageReceived(ctx, messaging.QueueStepResults, it.job.Method, it.job.ReadCount > 1)
 			op := "archive"
 			if it.poison {
 				op = telemetry.OpArchivePoison
@@ -188,7 +188,7 @@ func (o *Orchestrator) loadBatch(ctx context.Context, tx pgx.Tx, items []*result
 	ids := make([]int64, 0, len(items))
 	var taskIDs, stepIDs []uuid.UUID
 	for _, it := range items {
-		ids = append(ids, it.job.msgID)
+		ids = append(ids, it.job.MsgID)
 		if it.decodeErr == nil {
 			taskIDs, stepIDs = append(taskIDs, it.msg.TaskUUID), append(stepIDs, it.msg.StepUUID)
 		}
@@ -244,7 +244,7 @@ func (o *Orchestrator) loadBatch(ctx context.Context, tx pgx.Tx, items []*result
 		return nil, nil, fmt.Errorf("load %d results: %w", len(items), err)
 	}
 	for _, it := range items {
-		it.archived = archived[it.job.msgID]
+		it.archived = archived[it.job.MsgID]
 	}
 	return tasks, steps, nil
 }
@@ -262,13 +262,13 @@ func (o *Orchestrator) classify(items []*resultItem, tasks map[uuid.UUID]*taskRe
 		}
 		if it.decodeErr != nil {
 			it.poison = true
-			o.log.Warn("archived poison result message", "msg_id", it.job.msgID, "error", it.decodeErr)
+			o.log.Warn("archived poison result message", "msg_id", it.job.MsgID, "error", it.decodeErr)
 			continue
 		}
 		t, st := tasks[it.msg.TaskUUID], steps[it.msg.StepUUID]
 		if t == nil || st == nil || st.task != t.uuid {
 			it.poison = true
-			o.log.Warn("archived result for an unknown task or step", "msg_id", it.job.msgID,
+			o.log.Warn("archived result for an unknown task or step", "msg_id", it.job.MsgID,
 				"task_uuid", it.msg.TaskUUID, "step_uuid", it.msg.StepUUID)
 			continue
 		}

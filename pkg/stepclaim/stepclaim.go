@@ -21,7 +21,6 @@ import (
 
 	pgmq "github.com/craigpastro/pgmq-go"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -38,8 +37,8 @@ import (
 
 // Claim methods, as the claimed_total metric labels them.
 const (
-	MethodEvent = "event"
-	MethodPoll  = "poll"
+	MethodEvent = messaging.MethodEvent
+	MethodPoll  = messaging.MethodPoll
 )
 
 // Defaults for Config.
@@ -221,29 +220,16 @@ type Config struct {
 // Claimer feeds claimed steps to Execute until its context ends.
 type Claimer struct {
 	cfg        Config
-	candidates *resilience.Channel[candidate]
+	candidates *resilience.Channel[messaging.Delivery]
 	log        *slog.Logger
-	queues     map[string]bool
-	reader     *messaging.FallbackReader
-}
-
-type candidate struct {
-	queue     string
-	msgID     int64
-	body      []byte
-	headers   []byte // the message's pgmq headers: the enqueuing span's trace context
-	method    string
-	readCount int64 // 0 for a notification; above 1 for a redelivery
-	// read: the message was read, and so hidden for the visibility timeout. A poll reads
-	// it; a notification that carried its payload does not.
-	read bool
+	intake     *messaging.Intake
 }
 
 // CandidateChannel names the worker's bounded queue of messages waiting to be claimed.
 const CandidateChannel = "worker_step_candidates"
 
 // Candidates is the bounded channel of messages waiting to be claimed, for the gauges.
-func (c *Claimer) Candidates() *resilience.Channel[candidate] { return c.candidates }
+func (c *Claimer) Candidates() *resilience.Channel[messaging.Delivery] { return c.candidates }
 
 // New checks cfg and returns a Claimer.
 func New(cfg Config) (*Claimer, error) {
@@ -272,99 +258,34 @@ func New(cfg Config) (*Claimer, error) {
 	if cfg.Tracer == nil {
 		cfg.Tracer = tracenoop.NewTracerProvider().Tracer(telemetry.ScopeName)
 	}
-	queues := map[string]bool{}
+	c := &Claimer{cfg: cfg, log: cfg.Logger,
+		candidates: resilience.NewChannel[messaging.Delivery](CandidateChannel, "worker", cfg.CandidateCapacity, cfg.Instruments)}
+	c.intake = &messaging.Intake{Pool: cfg.Pool, Out: c.candidates, Breaker: cfg.Breaker,
+		VisibilityTimeout: cfg.VisibilityTimeout, PollInterval: cfg.PollInterval, PollBatch: cfg.PollBatch,
+		Logger: cfg.Logger, Instruments: cfg.Instruments,
+		Reader: &messaging.FallbackReader{DB: cfg.Pool, Instruments: cfg.Instruments, Faults: cfg.Faults}}
 	for _, ns := range cfg.Namespaces {
-		queues[workflow.WorkerQueue(ns)] = true
+		c.intake.Queues = append(c.intake.Queues, workflow.WorkerQueue(ns))
+		c.intake.Channels = append(c.intake.Channels, messaging.Channel(ns))
 	}
-	return &Claimer{cfg: cfg, candidates: resilience.NewChannel[candidate](CandidateChannel, "worker", cfg.CandidateCapacity, cfg.Instruments), log: cfg.Logger, queues: queues,
-		reader: &messaging.FallbackReader{DB: cfg.Pool, Instruments: cfg.Instruments, Faults: cfg.Faults}}, nil
+	if err := c.intake.Check(); err != nil {
+		return nil, fmt.Errorf("stepclaim: %w", err)
+	}
+	return c, nil
 }
 
 // Run listens, polls and claims until ctx ends, then waits for running steps to finish.
 func (c *Claimer) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	channels := make([]string, 0, len(c.cfg.Namespaces))
-	for _, ns := range c.cfg.Namespaces {
-		channels = append(channels, messaging.Channel(ns))
-	}
-	l := &messaging.Listener{
-		ConnConfig: c.cfg.Pool.Config().ConnConfig.Copy(),
-		Channels:   channels,
-		Logger:     c.log,
-		Handle:     c.onNotification,
-		OnConnect:  c.poll,
-		OnRetry:    func(ctx context.Context) { c.cfg.Instruments.QueueRetry(ctx, "listen") },
-	}
-	wg.Go(func() { _ = l.Run(ctx) })
-	wg.Go(func() {
-		tick := time.NewTicker(c.cfg.PollInterval)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				c.poll(ctx)
-			}
-		}
-	})
+	wg.Go(func() { c.intake.Run(ctx) })
 	wg.Go(func() { c.claimLoop(ctx) })
 	wg.Wait()
 }
 
-// offer hands a candidate to the claimers; a full channel makes the caller wait.
-func (c *Claimer) offer(ctx context.Context, cand candidate) { c.candidates.Send(ctx, cand) }
-
-func (c *Claimer) onNotification(ctx context.Context, n *pgconn.Notification) {
-	var ev messaging.Notification
-	if err := json.Unmarshal([]byte(n.Payload), &ev); err != nil {
-		c.log.Warn("ignoring malformed notification", "channel", n.Channel, "error", err)
-		return
-	}
-	if !c.queues[ev.QueueName] {
-		return
-	}
-	cand := candidate{queue: ev.QueueName, msgID: ev.MsgID, body: ev.Message, headers: ev.Headers, method: MethodEvent}
-	if ev.PayloadOmitted || len(ev.Message) == 0 {
-		m, ok, err := messaging.ReadByID(ctx, c.cfg.Pool, ev.QueueName, ev.MsgID, c.cfg.VisibilityTimeout)
-		if err != nil && ctx.Err() == nil {
-			c.log.Warn("read notified message", "queue", ev.QueueName, "msg_id", ev.MsgID, "error", err)
-		}
-		if !ok {
-			return
-		}
-		cand.body, cand.headers, cand.read = m.Body, m.Headers, true
-	}
-	c.offer(ctx, cand)
-}
-
-// poll reads visible messages from every queue. Messages the event path already took
-// are archived, so a poll finds only what it missed.
-func (c *Claimer) poll(ctx context.Context) {
-	for q := range c.queues {
-		var done func(bool)
-		if c.cfg.Breaker != nil {
-			var err error
-			if done, err = c.cfg.Breaker.Allow(); err != nil {
-				return // the pgmq breaker is open: no polling until it half-opens
-			}
-		}
-		msgs, err := c.reader.Read(ctx, q, c.cfg.VisibilityTimeout, c.cfg.PollBatch)
-		if done != nil {
-			done(err == nil || ctx.Err() != nil)
-		}
-		if err != nil {
-			if ctx.Err() == nil {
-				c.log.Warn("poll queue", "queue", q, "error", err)
-			}
-			continue
-		}
-		for _, m := range msgs {
-			c.offer(ctx, candidate{queue: q, msgID: m.MsgID, body: m.Body, headers: m.Headers, method: MethodPoll,
-				readCount: m.ReadCount, read: true})
-		}
-	}
-}
+// Flood pushes n empty candidates through the intake channel, in the background, to
+// exercise backpressure (a fault to inject). Each is refused as a poison message that was
+// never in any queue, so nothing else changes.
+func (c *Claimer) Flood(n int) { c.intake.Flood(n) }
 
 // claimLoop claims candidates in batches and runs each claimed step on a goroutine of
 // its own, at most Concurrency at once. A batch is whatever is waiting when a slot is
@@ -390,13 +311,13 @@ func (c *Claimer) claimLoop(ctx context.Context) {
 
 // nextBatch waits for a free slot and a candidate, then takes every candidate already
 // waiting that a free slot can take, up to ClaimBatch. Each candidate holds a slot.
-func (c *Claimer) nextBatch(ctx context.Context, slots chan struct{}) ([]candidate, bool) {
+func (c *Claimer) nextBatch(ctx context.Context, slots chan struct{}) ([]messaging.Delivery, bool) {
 	select {
 	case slots <- struct{}{}:
 	case <-ctx.Done():
 		return nil, false
 	}
-	var batch []candidate
+	var batch []messaging.Delivery
 	select {
 	case cand := <-c.candidates.Receive():
 		batch = append(batch, cand)
@@ -424,7 +345,7 @@ func (c *Claimer) nextBatch(ctx context.Context, slots chan struct{}) ([]candida
 // pendingClaim is a candidate on its way to a claim: its decoded message and its
 // worker.step_claim span.
 type pendingClaim struct {
-	cand   candidate
+	cand   messaging.Delivery
 	msg    messaging.StepMessage
 	ctx    context.Context
 	span   trace.Span
@@ -433,7 +354,7 @@ type pendingClaim struct {
 
 // claimBatch claims a batch's steps, one statement per queue, and returns the claimed
 // ones. Every candidate that does not become a running step gives its slot back.
-func (c *Claimer) claimBatch(ctx context.Context, batch []candidate, slots chan struct{}) []*Step {
+func (c *Claimer) claimBatch(ctx context.Context, batch []messaging.Delivery, slots chan struct{}) []*Step {
 	byQueue := map[string][]*pendingClaim{}
 	var queues []string
 	for _, cand := range batch {
@@ -442,10 +363,10 @@ func (c *Claimer) claimBatch(ctx context.Context, batch []candidate, slots chan 
 			<-slots
 			continue
 		}
-		if byQueue[cand.queue] == nil {
-			queues = append(queues, cand.queue)
+		if byQueue[cand.Queue] == nil {
+			queues = append(queues, cand.Queue)
 		}
-		byQueue[cand.queue] = append(byQueue[cand.queue], p)
+		byQueue[cand.Queue] = append(byQueue[cand.Queue], p)
 	}
 	var claimed []*Step
 	for _, q := range queues {
@@ -463,8 +384,8 @@ func (c *Claimer) claimBatch(ctx context.Context, batch []candidate, slots chan 
 // prepare decodes a candidate and opens its claim span. It returns nil for a candidate
 // that is not to be claimed: poison, which it archives, or one the abandon_rate fault
 // drops.
-func (c *Claimer) prepare(ctx context.Context, cand candidate) *pendingClaim {
-	msg, err := messaging.DecodeStepMessage(cand.body)
+func (c *Claimer) prepare(ctx context.Context, cand messaging.Delivery) *pendingClaim {
+	msg, err := messaging.DecodeStepMessage(cand.Body)
 	if err != nil {
 		c.archivePoison(ctx, cand, err)
 		return nil
@@ -477,27 +398,27 @@ func (c *Claimer) prepare(ctx context.Context, cand candidate) *pendingClaim {
 	// the message's headers carry (a message without them starts a new trace); the claim
 	// records it as the step's trace_context. The execution span gets the same parent, so
 	// claim and execution are siblings; without headers it hangs under the claim span.
-	pctx := messaging.ContextWithHeaders(ctx, cand.headers)
+	pctx := messaging.ContextWithHeaders(ctx, cand.Headers)
 	parent := trace.SpanContextFromContext(pctx)
 	pctx, span := c.cfg.Tracer.Start(pctx, "worker.step_claim", trace.WithAttributes(
 		attribute.String("correlation_id", msg.CorrelationID.String()), attribute.String("task_uuid", msg.TaskUUID.String()),
-		attribute.String("step_uuid", msg.StepUUID.String()), attribute.String("queue", cand.queue),
-		attribute.Int64("msg_id", cand.msgID), attribute.String("claim_method", cand.method)))
+		attribute.String("step_uuid", msg.StepUUID.String()), attribute.String("queue", cand.Queue),
+		attribute.Int64("msg_id", cand.MsgID), attribute.String("claim_method", cand.Method)))
 	return &pendingClaim{cand: cand, msg: msg, ctx: pctx, span: span, parent: parent}
 }
 
 // archivePoison archives a message that can never be claimed, so it stops coming back.
-func (c *Claimer) archivePoison(ctx context.Context, cand candidate, cause error) {
+func (c *Claimer) archivePoison(ctx context.Context, cand messaging.Delivery, cause error) {
 	in := c.cfg.Instruments
-	archived, err := pgmq.Archive(ctx, c.cfg.Pool, cand.queue, cand.msgID)
+	archived, err := pgmq.Archive(ctx, c.cfg.Pool, cand.Queue, cand.MsgID)
 	if err != nil && ctx.Err() == nil {
-		in.QueueError(ctx, cand.queue, "archive")
-		c.log.Error("archive poison message", "queue", cand.queue, "msg_id", cand.msgID, "error", err)
+		in.QueueError(ctx, cand.Queue, "archive")
+		c.log.Error("archive poison message", "queue", cand.Queue, "msg_id", cand.MsgID, "error", err)
 	}
 	if archived {
-		in.MessageReceived(ctx, cand.queue, cand.method, cand.readCount > 1)
-		in.MessagesDeleted(ctx, cand.queue, telemetry.OpArchivePoison, 1)
-		c.log.Warn("archived poison message", "queue", cand.queue, "msg_id", cand.msgID, "error", cause)
+		in.MessageReceived(ctx, cand.Queue, cand.Method, cand.ReadCount > 1)
+		in.MessagesDeleted(ctx, cand.Queue, telemetry.OpArchivePoison, 1)
+		c.log.Warn("archived poison message", "queue", cand.Queue, "msg_id", cand.MsgID, "error", cause)
 	}
 }
 
@@ -506,7 +427,7 @@ func (c *Claimer) archivePoison(ctx context.Context, cand candidate, cause error
 func (c *Claimer) claimQueue(ctx context.Context, queue string, ps []*pendingClaim) []*Step {
 	msgs := make([]lifecycle.ClaimMessage, len(ps))
 	for i, p := range ps {
-		msgs[i] = lifecycle.ClaimMessage{MsgID: p.cand.msgID, Step: p.msg.StepUUID, Method: p.cand.method,
+		msgs[i] = lifecycle.ClaimMessage{MsgID: p.cand.MsgID, Step: p.msg.StepUUID, Method: p.cand.Method,
 			Trace: messaging.Headers(p.ctx)}
 	}
 	start := time.Now()
@@ -528,7 +449,7 @@ func (c *Claimer) claimFailed(ctx context.Context, p *pendingClaim, err error) {
 	p.span.RecordError(err)
 	p.span.SetStatus(codes.Error, "claim failed")
 	if ctx.Err() == nil {
-		c.cfg.Instruments.StepFailedEarly(ctx, p.msg.CorrelationID.String(), workflow.NamespaceOf(p.cand.queue), "claim_failed")
+		c.cfg.Instruments.StepFailedEarly(ctx, p.msg.CorrelationID.String(), workflow.NamespaceOf(p.cand.Queue), "claim_failed")
 		c.log.Error("claim", "correlation_id", p.msg.CorrelationID, "step_uuid", p.msg.StepUUID, "error", err)
 	}
 }
@@ -540,21 +461,21 @@ func (c *Claimer) claimed(ctx context.Context, p *pendingClaim, r ClaimResult, t
 	p.span.SetAttributes(attribute.String("outcome", string(r.Outcome)))
 	if r.Outcome != MessageGone {
 		// This claimer consumed the message.
-		in.MessageReceived(ctx, cand.queue, cand.method, cand.readCount > 1)
+		in.MessageReceived(ctx, cand.Queue, cand.Method, cand.ReadCount > 1)
 		op := "archive"
 		if r.Outcome == UnknownStep {
 			op = telemetry.OpArchivePoison
-			c.log.Warn("archived poison message: no such step", "queue", cand.queue, "msg_id", cand.msgID,
+			c.log.Warn("archived poison message: no such step", "queue", cand.Queue, "msg_id", cand.MsgID,
 				"step_uuid", p.msg.StepUUID)
 		}
-		in.MessagesDeleted(ctx, cand.queue, op, 1)
+		in.MessagesDeleted(ctx, cand.Queue, op, 1)
 	}
 	if r.Outcome != Claimed {
 		c.log.Debug("not claimed", "correlation_id", p.msg.CorrelationID, "step_uuid", p.msg.StepUUID,
-			"outcome", r.Outcome, "claim_method", cand.method)
+			"outcome", r.Outcome, "claim_method", cand.Method)
 		return nil
 	}
-	in.StepClaimed(ctx, r.Step.Namespace, cand.method, took)
+	in.StepClaimed(ctx, r.Step.Namespace, cand.Method, took)
 	r.Step.Trace = p.parent
 	if !p.parent.IsValid() {
 		r.Step.Trace = p.span.SpanContext()
@@ -568,12 +489,12 @@ func (c *Claimer) claimed(ctx context.Context, p *pendingClaim, r ClaimResult, t
 // (read_ct above 1): a polled message, or a notified one read by id, already was; one whose
 // notification carried the payload is read now. Nothing is counted here: the metric comes
 // from the redelivery's claim.
-func (c *Claimer) abandon(ctx context.Context, cand candidate, msg messaging.StepMessage) {
-	if !cand.read {
-		_, ok, err := messaging.ReadByID(ctx, c.cfg.Pool, cand.queue, cand.msgID, c.cfg.VisibilityTimeout)
+func (c *Claimer) abandon(ctx context.Context, cand messaging.Delivery, msg messaging.StepMessage) {
+	if !cand.Read {
+		_, ok, err := messaging.ReadByID(ctx, c.cfg.Pool, cand.Queue, cand.MsgID, c.cfg.VisibilityTimeout)
 		if err != nil {
 			if ctx.Err() == nil {
-				c.log.Warn("abandon: read the message", "queue", cand.queue, "msg_id", cand.msgID, "error", err)
+				c.log.Warn("abandon: read the message", "queue", cand.Queue, "msg_id", cand.MsgID, "error", err)
 			}
 			return // still visible: a poll takes it
 		}
@@ -582,24 +503,6 @@ func (c *Claimer) abandon(ctx context.Context, cand candidate, msg messaging.Ste
 		}
 	}
 	c.log.Info("abandoned a step message without claiming it (abandon_rate fault); it comes back after the visibility timeout",
-		"queue", cand.queue, "msg_id", cand.msgID, "step_uuid", msg.StepUUID, "correlation_id", msg.CorrelationID,
-		"claim_method", cand.method, "visibility_timeout", c.cfg.VisibilityTimeout)
-}
-
-// Flood pushes n empty candidates through the intake channel, in the background, to
-// exercise backpressure (a fault to inject). Each is refused as a poison message that was
-// never in any queue, so nothing else changes.
-func (c *Claimer) Flood(ctx context.Context, n int) {
-	var queue string
-	for q := range c.queues {
-		queue = q
-		break
-	}
-	go func() {
-		for range n {
-			if !c.candidates.Send(ctx, candidate{queue: queue, msgID: -1, body: []byte("{}"), method: MethodPoll}) {
-				return
-			}
-		}
-	}()
+		"queue", cand.Queue, "msg_id", cand.MsgID, "step_uuid", msg.StepUUID, "correlation_id", msg.CorrelationID,
+		"claim_method", cand.Method, "visibility_timeout", c.cfg.VisibilityTimeout)
 }

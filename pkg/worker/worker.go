@@ -135,7 +135,6 @@ type Worker struct {
 	queueCB   *resilience.Breaker
 	faults    *faults.Switch
 	queues    map[string]bool // the worker queues this worker serves
-	runCtx    context.Context
 	rndMu     sync.Mutex
 	rnd       *rand.Rand
 }
@@ -272,7 +271,6 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	w.cancel = cancel
-	w.runCtx = runCtx // before the admin endpoint can be called
 	w.hardCtx, w.hardStop = context.WithCancel(context.WithoutCancel(ctx))
 	w.wg.Go(func() {
 		if err := w.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -696,7 +694,7 @@ func (w *Worker) checkProcessFaults(f faults.Faults) error {
 // applyProcessFaults puts one-off process faults into effect: a flood of the intake
 // channel. The others are read where they act.
 func (w *Worker) applyProcessFaults(f faults.Faults) {
-	if f.FloodChannel > 0 && w.runCtx != nil {
-		w.claimer.Flood(w.runCtx, f.FloodChannel)
+	if f.FloodChannel > 0 && w.claimer != nil {
+		w.claimer.Flood(f.FloodChannel)
 	}
 }
