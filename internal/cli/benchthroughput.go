@@ -192,8 +192,8 @@ func parseThroughputFlags(cmd *cobra.Command) (*throughputPlan, error) {
 	return p, nil
 }
 
-// refuseURL rejects --url and TASKER_ORCHESTRATION_URL: the benchmarks read their own
-// processes' CPU, so they always start their own stack.
+// refuseURL rejects --url: the benchmarks read their own processes' CPU and memory, so
+// they always start their own stack (and TASKER_ORCHESTRATION_URL is not consulted).
 func refuseURL(cmd *cobra.Command) error {
 	if u, _ := cmd.Flags().GetString("url"); u != "" {
 		return fmt.Errorf("--url %s: %s starts its own stack to read its processes' CPU; it takes no --url", u, cmd.CommandPath())
