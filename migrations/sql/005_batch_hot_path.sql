@@ -35,15 +35,17 @@ RETURNS TABLE (
     last_attempted_at       timestamptz)
 -- SQL, so that it is inlined into its (PL/pgSQL) callers and planned once with them.
 LANGUAGE sql STABLE ROWS 20 AS $$
+    -- Every per-step lookup is a correlated subquery on the step's own key, so the only
+    -- plan for it is an index probe: a join could be planned as a scan of every current
+    -- transition, which is cheap on the empty tables a session may first plan on.
     WITH steps AS (
-        SELECT ws.workflow_step_uuid, ws.task_uuid, ws.named_step_uuid, ns.name::text AS name,
-               coalesce(st.to_state, 'pending')::text AS current_state,
+        SELECT ws.workflow_step_uuid, ws.task_uuid, ws.named_step_uuid,
+               (SELECT ns.name::text FROM tasker.named_steps AS ns WHERE ns.named_step_uuid = ws.named_step_uuid) AS name,
+               coalesce((SELECT st.to_state FROM tasker.workflow_step_transitions AS st
+                          WHERE st.workflow_step_uuid = ws.workflow_step_uuid AND st.most_recent), 'pending')::text AS current_state,
                ws.processed, ws.in_process, ws.retryable, ws.attempts, ws.max_attempts,
                ws.backoff_request_seconds, ws.last_attempted_at
           FROM tasker.workflow_steps AS ws
-          JOIN tasker.named_steps AS ns ON ns.named_step_uuid = ws.named_step_uuid
-          LEFT JOIN tasker.workflow_step_transitions AS st
-                 ON st.workflow_step_uuid = ws.workflow_step_uuid AND st.most_recent
          WHERE ws.task_uuid = ANY (p_task_uuids)),
     judged AS (
         SELECT s.*, p.total AS total_parents, p.done AS completed_parents,
@@ -61,10 +63,10 @@ LANGUAGE sql STABLE ROWS 20 AS $$
           FROM steps AS s
           CROSS JOIN LATERAL (
               SELECT count(*)::integer AS total,
-                     (count(*) FILTER (WHERE pst.to_state IN ('complete', 'resolved_manually')))::integer AS done
+                     (count(*) FILTER (WHERE (SELECT pst.to_state FROM tasker.workflow_step_transitions AS pst
+                                               WHERE pst.workflow_step_uuid = e.from_step_uuid AND pst.most_recent)
+                                             IN ('complete', 'resolved_manually')))::integer AS done
                 FROM tasker.workflow_step_edges AS e
-                LEFT JOIN tasker.workflow_step_transitions AS pst
-                       ON pst.workflow_step_uuid = e.from_step_uuid AND pst.most_recent
                WHERE e.to_step_uuid = s.workflow_step_uuid) AS p)
     SELECT j.workflow_step_uuid, j.task_uuid, j.named_step_uuid, j.name, j.current_state,
            j.deps_ok, j.retry_ok,
@@ -153,7 +155,8 @@ BEGIN
                END AS execution_status
           FROM s)
     SELECT e.id,
-           coalesce(tt.to_state, 'pending')::text,
+           coalesce((SELECT tt.to_state FROM tasker.task_transitions AS tt
+                      WHERE tt.task_uuid = e.id AND tt.most_recent), 'pending')::text,
            e.total, e.pending, e.in_flight, e.completed, e.failed, e.ready, e.waiting_retry,
            e.execution_status,
            CASE e.execution_status
@@ -170,8 +173,7 @@ BEGIN
                 ELSE 'unknown'
            END,
            coalesce(e.ready_ids, '{}')
-      FROM e
-      LEFT JOIN tasker.task_transitions AS tt ON tt.task_uuid = e.id AND tt.most_recent;
+      FROM e;
 END
 $$;
 
@@ -202,14 +204,15 @@ CREATE OR REPLACE FUNCTION tasker.transition_step_states_each(
 RETURNS SETOF uuid LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 BEGIN
     RETURN QUERY
+    -- Each row finds its own edge by its position in the arrays: no join, so the only
+    -- plan is the index probe on the step keys.
     WITH prev AS (
         UPDATE tasker.workflow_step_transitions AS t SET most_recent = false
-          FROM unnest(p_step_uuids, p_from, p_to, p_metadata) AS m(step, from_state, to_state, meta)
-         WHERE t.workflow_step_uuid = ANY (p_step_uuids) -- an index condition, whatever the plan
-           AND t.workflow_step_uuid = m.step AND t.most_recent AND t.to_state = m.from_state
-        RETURNING t.workflow_step_uuid, t.sort_key, m.from_state, m.to_state, m.meta)
+         WHERE t.workflow_step_uuid = ANY (p_step_uuids) AND t.most_recent
+           AND t.to_state = p_from[array_position(p_step_uuids, t.workflow_step_uuid)]
+        RETURNING t.workflow_step_uuid, t.sort_key, array_position(p_step_uuids, t.workflow_step_uuid) AS i)
     INSERT INTO tasker.workflow_step_transitions AS n (workflow_step_uuid, from_state, to_state, metadata, sort_key, most_recent)
-    SELECT prev.workflow_step_uuid, prev.from_state, prev.to_state, coalesce(prev.meta, '{}'), prev.sort_key + 1, true
+    SELECT prev.workflow_step_uuid, p_from[prev.i], p_to[prev.i], coalesce(p_metadata[prev.i], '{}'), prev.sort_key + 1, true
       FROM prev
     RETURNING n.workflow_step_uuid;
 END
@@ -233,10 +236,9 @@ BEGIN
     END IF;
     WITH prev AS (
         UPDATE tasker.task_transitions AS t SET most_recent = false
-          FROM unnest(p_tasks, p_from) AS f(task, from_state)
-         WHERE t.task_uuid = ANY (p_move_tasks) -- an index condition, whatever the plan
-           AND t.task_uuid = f.task AND t.most_recent AND t.to_state = f.from_state
-        RETURNING t.task_uuid, t.sort_key, f.from_state),
+         WHERE t.task_uuid = ANY (p_move_tasks) AND t.most_recent
+           AND t.to_state = p_from[array_position(p_tasks, t.task_uuid)]
+        RETURNING t.task_uuid, t.sort_key, p_from[array_position(p_tasks, t.task_uuid)] AS from_state),
     chain AS (
         SELECT m.task, m.to_state, m.meta, m.ord,
                row_number() OVER w AS k,
@@ -301,31 +303,10 @@ BEGIN
 END
 $$;
 
--- Send many messages to one queue in one insert (pgmq.send_batch) and notify each, in the
--- caller's transaction. p_headers has one element per message (NULL for none). Returns
--- the new ids in the order of p_messages: the queue's identity hands them out in insert
--- order, which is the order of the arrays.
-CREATE OR REPLACE FUNCTION tasker.pgmq_send_batch_with_notify(
-    p_queue text, p_messages jsonb[], p_headers jsonb[])
-RETURNS SETOF bigint LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
-DECLARE
-    ids bigint[];
-    ns  text := tasker.extract_queue_namespace(p_queue);
-BEGIN
-    IF coalesce(cardinality(p_messages), 0) = 0 THEN
-        RETURN;
-    END IF;
-    ids := ARRAY(SELECT s FROM pgmq.send_batch(p_queue, p_messages, p_headers, 0) AS s ORDER BY s);
-    PERFORM pg_notify('pgmq_message_ready.' || ns,
-                      tasker.message_ready_event(p_queue, ns, m.id, m.msg, m.hdr, 0)::text)
-       FROM unnest(ids, p_messages, p_headers) AS m(id, msg, hdr);
-    RETURN QUERY SELECT unnest(ids);
-END
-$$;
-
 -- The worker's claim of many messages of one queue, in one statement and so one
--- transaction. For each message it archives it (which only one caller can do), and for
--- each step named by an archived message it takes the row, moves it p_from -> p_to under
+-- transaction. The caller's statement archives the messages first (which only one caller
+-- can do) and passes the ids it archived as p_archived; for each step named by an
+-- archived message this takes the row, moves it p_from -> p_to under
 -- compare-and-set, counts the attempt, takes the lease and records the claim span's
 -- context (p_traces). One row per message, in p_msg_ids' order, with its outcome:
 --   claimed        the step is this worker's; the hydration columns are filled
@@ -333,8 +314,8 @@ $$;
 --   not_claimable  the message was consumed, but its step was not in p_from (a duplicate
 --                  delivery, a second message for the same step, or a cancelled task)
 --   unknown_step   the message was consumed, but names no step: poison
-CREATE OR REPLACE FUNCTION tasker.claim_steps(
-    p_queue text, p_msg_ids bigint[], p_step_uuids uuid[], p_methods text[], p_traces jsonb[],
+CREATE OR REPLACE FUNCTION tasker.claim_archived_steps(
+    p_archived bigint[], p_msg_ids bigint[], p_step_uuids uuid[], p_methods text[], p_traces jsonb[],
     p_worker text, p_lease_seconds double precision, p_from text, p_to text)
 RETURNS TABLE (
     msg_id             bigint,
@@ -364,12 +345,12 @@ BEGIN
     -- this too; a crash that loses the claim loses everything after it as well, and the
     -- step is simply enqueued again with its message.
     PERFORM set_config('synchronous_commit', 'off', true);
-    archived := ARRAY(SELECT a FROM pgmq.archive(p_queue, p_msg_ids) AS a);
+    archived := coalesce(p_archived, '{}');
     -- Lock order everywhere: workflow_steps rows (in uuid order) before their transitions.
     existing := ARRAY(
         SELECT ws.workflow_step_uuid FROM tasker.workflow_steps AS ws
-         WHERE ws.workflow_step_uuid IN (SELECT m.step FROM unnest(p_msg_ids, p_step_uuids) AS m(id, step)
-                                          WHERE m.id = ANY (archived))
+         WHERE ws.workflow_step_uuid = ANY (ARRAY(SELECT m.step FROM unnest(p_msg_ids, p_step_uuids) AS m(id, step)
+                                                   WHERE m.id = ANY (archived)))
          ORDER BY ws.workflow_step_uuid
            FOR UPDATE);
     -- One claim per step: the lowest archived message that names it.
@@ -387,7 +368,7 @@ BEGIN
            claimed_by = p_worker, claim_expires_at = now() + make_interval(secs => p_lease_seconds),
            trace_context = coalesce(m.trace, ws.trace_context), updated_at = now()
       FROM unnest(p_msg_ids, p_step_uuids, p_traces) AS m(id, step, trace)
-     WHERE ws.workflow_step_uuid = m.step AND m.id = ANY (claim_ids) AND m.step = ANY (moved);
+     WHERE ws.workflow_step_uuid = ANY (moved) AND ws.workflow_step_uuid = m.step AND m.id = ANY (claim_ids);
     RETURN QUERY
     SELECT m.id,
            CASE WHEN NOT m.id = ANY (archived) THEN 'message_gone'
@@ -412,7 +393,8 @@ BEGIN
             JOIN tasker.tasks AS t ON t.task_uuid = ws.task_uuid
             JOIN tasker.named_tasks AS nt ON nt.named_task_uuid = t.named_task_uuid
             JOIN tasker.task_namespaces AS tn ON tn.task_namespace_uuid = nt.task_namespace_uuid
-           WHERE ws.workflow_step_uuid = m.step) AS h
+           WHERE ws.workflow_step_uuid = m.step
+          OFFSET 0) AS h -- a fence: probe by key per claimed message, never a join over the table
         ON m.id = ANY (claim_ids) AND m.step = ANY (moved)
      ORDER BY m.ord;
 END
@@ -421,12 +403,13 @@ $$;
 -- The worker's results for many steps, in one statement and so one transaction. Only the
 -- holder of each given attempt may finish it: the step moves p_from -> p_ok_to (success)
 -- or p_err_to, its result is stored, its lease released, and the completion messages go
--- out with one insert (p_messages and p_headers, one per step). One row per step, in
+-- to orchestration_step_results with one insert (p_messages and p_headers, one per step),
+-- written against the queue's table so that its plan is made once per session. One row per step, in
 -- p_step_uuids' order: the new message id, or NULL when the lease was lost
 -- (orchestration recovered the step) or the step was no longer in p_from.
 CREATE OR REPLACE FUNCTION tasker.submit_step_results(
     p_step_uuids uuid[], p_attempts integer[], p_success boolean[], p_results jsonb[],
-    p_messages jsonb[], p_headers jsonb[], p_worker text, p_from text, p_ok_to text, p_err_to text, p_queue text)
+    p_messages jsonb[], p_headers jsonb[], p_worker text, p_from text, p_ok_to text, p_err_to text)
 RETURNS TABLE (step_uuid uuid, msg_id bigint)
 LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 #variable_conflict use_column
@@ -443,7 +426,7 @@ BEGIN
           FROM tasker.workflow_steps AS ws
           JOIN unnest(p_step_uuids, p_attempts) AS m(step, attempt)
             ON ws.workflow_step_uuid = m.step AND ws.attempts = m.attempt
-         WHERE ws.claimed_by = p_worker
+         WHERE ws.workflow_step_uuid = ANY (p_step_uuids) AND ws.claimed_by = p_worker
          ORDER BY ws.workflow_step_uuid
            FOR UPDATE OF ws);
     moved := ARRAY(
@@ -457,12 +440,18 @@ BEGIN
        SET results = m.res, in_process = false, claimed_by = NULL, claim_expires_at = NULL,
            trace_context = coalesce(m.hdr, ws.trace_context), updated_at = now()
       FROM unnest(p_step_uuids, p_results, p_headers) AS m(step, res, hdr)
-     WHERE ws.workflow_step_uuid = m.step AND m.step = ANY (moved);
-    sent := ARRAY(
-        SELECT tasker.pgmq_send_batch_with_notify(p_queue,
-                   coalesce(array_agg(m.msg ORDER BY m.ord), '{}'), coalesce(array_agg(m.hdr ORDER BY m.ord), '{}'))
+     WHERE ws.workflow_step_uuid = ANY (moved) AND ws.workflow_step_uuid = m.step;
+    WITH ins AS (
+        INSERT INTO pgmq.q_orchestration_step_results (vt, message, headers)
+        SELECT clock_timestamp(), m.msg, m.hdr
           FROM unnest(p_step_uuids, p_messages, p_headers) WITH ORDINALITY AS m(step, msg, hdr, ord)
-         WHERE m.step = ANY (moved));
+         WHERE m.step = ANY (moved)
+         ORDER BY m.ord
+        RETURNING q_orchestration_step_results.msg_id, message, headers)
+    SELECT array_agg(ins.msg_id ORDER BY ins.msg_id) INTO sent FROM ins
+     CROSS JOIN LATERAL (SELECT pg_notify('pgmq_message_ready.orchestration',
+            tasker.message_ready_event('orchestration_step_results', 'orchestration', ins.msg_id,
+                                       ins.message, ins.headers, 0)::text)) AS n;
     RETURN QUERY
     SELECT s.step, s.id
       FROM (SELECT m.step, m.ord, sent[row_number() OVER (ORDER BY m.ord)] AS id
@@ -500,7 +489,7 @@ BEGIN
            results = coalesce(f.results, ws.results),
            updated_at = now()
       FROM unnest(p_step_uuids, p_processed, p_backoff, p_release, p_results) AS f(step, processed, backoff, release, results)
-     WHERE ws.workflow_step_uuid = f.step AND f.step = ANY (moved);
+     WHERE ws.workflow_step_uuid = ANY (moved) AND ws.workflow_step_uuid = f.step;
     RETURN QUERY SELECT unnest(moved);
 END
 $$;
@@ -508,9 +497,8 @@ $$;
 -- Apply many task plans decided in Go (lifecycle.Plan), in one round trip:
 --   1. each task's moves before its enqueue (chain_task_transitions, from p_from);
 --   2. the enqueue of the ready steps: those in p_retry_state go back to p_pending_state,
---      then all move p_pending_state -> p_enqueued_state and their messages go out, one
---      insert per queue (p_ready_queues, p_ready_messages and p_ready_headers run
---      parallel to p_ready);
+--      then all move p_pending_state -> p_enqueued_state (the caller sends their
+--      messages in the same transaction, after this);
 --   3. each task's moves after its enqueue (from p_mid_states, parallel to p_tasks);
 --   4. for tasks that reached a terminal state, the completion columns and the
 --      finalization notice.
@@ -520,14 +508,12 @@ CREATE OR REPLACE FUNCTION tasker.apply_task_plans(
     p_tasks uuid[], p_from text[], p_mid_states text[],
     p_before_tasks uuid[], p_before_to text[], p_before_meta jsonb[],
     p_after_tasks uuid[], p_after_to text[], p_after_meta jsonb[],
-    p_ready uuid[], p_ready_queues text[], p_ready_messages jsonb[], p_ready_headers jsonb[],
-    p_terminal uuid[], p_terminal_complete boolean[],
+    p_ready uuid[], p_terminal uuid[], p_terminal_complete boolean[],
     p_processor uuid, p_retry_state text, p_pending_state text, p_enqueued_state text)
 RETURNS SETOF uuid LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 DECLARE
     step_meta jsonb := jsonb_build_object('processor_uuid', p_processor);
     enqueued  uuid[] := '{}';
-    v_queue   text;
 BEGIN
     PERFORM tasker.chain_task_transitions(p_tasks, p_from, p_before_tasks, p_before_to, p_before_meta, p_processor);
     IF coalesce(cardinality(p_ready), 0) > 0 THEN
@@ -537,19 +523,12 @@ BEGIN
             RAISE EXCEPTION 'stale step state: % of % ready steps could be enqueued',
                 cardinality(enqueued), cardinality(p_ready) USING ERRCODE = 'TS001';
         END IF;
-        FOR v_queue IN SELECT DISTINCT q FROM unnest(p_ready_queues) AS q LOOP
-            PERFORM tasker.pgmq_send_batch_with_notify(v_queue,
-                ARRAY(SELECT r.msg FROM unnest(p_ready_queues, p_ready_messages) WITH ORDINALITY AS r(q, msg, ord)
-                       WHERE r.q = v_queue ORDER BY r.ord),
-                ARRAY(SELECT r.hdr FROM unnest(p_ready_queues, p_ready_headers) WITH ORDINALITY AS r(q, hdr, ord)
-                       WHERE r.q = v_queue ORDER BY r.ord));
-        END LOOP;
     END IF;
     PERFORM tasker.chain_task_transitions(p_tasks, p_mid_states, p_after_tasks, p_after_to, p_after_meta, p_processor);
     IF coalesce(cardinality(p_terminal), 0) > 0 THEN
         UPDATE tasker.tasks AS t SET complete = f.complete, completed_at = now(), updated_at = now()
           FROM unnest(p_terminal, p_terminal_complete) AS f(id, complete)
-         WHERE t.task_uuid = f.id;
+         WHERE t.task_uuid = ANY (p_terminal) AND t.task_uuid = f.id;
         PERFORM pg_notify('tasker_task_finalized', f::text) FROM unnest(p_terminal) AS f;
     END IF;
     RETURN QUERY SELECT unnest(enqueued);
@@ -579,23 +558,27 @@ BEGIN
     WITH c AS (SELECT x.task_uuid, x.execution_status, x.waiting_retry_steps, x.ready_step_uuids
                  FROM tasker.task_execution_contexts(p_task_uuids) AS x),
          r AS (SELECT c.task_uuid, s.step FROM c, unnest(c.ready_step_uuids) AS s(step)),
-         l AS (SELECT r.task_uuid, r.step, p.workflow_step_uuid AS src, 'dependency' AS kind, p.trace_context AS tc
-                 FROM r
-                 JOIN tasker.workflow_step_edges AS e ON e.to_step_uuid = r.step
-                 JOIN tasker.workflow_steps AS p ON p.workflow_step_uuid = e.from_step_uuid
-                WHERE p.trace_context IS NOT NULL
-               UNION ALL
-               SELECT r.task_uuid, r.step, r.step, 'previous_attempt', ws.trace_context
-                 FROM r JOIN tasker.workflow_steps AS ws ON ws.workflow_step_uuid = r.step
-                WHERE ws.trace_context IS NOT NULL),
-         n AS (SELECT r.task_uuid, array_agg(ns.name::text ORDER BY r.step) AS names
-                 FROM r
-                 JOIN tasker.workflow_steps AS ws ON ws.workflow_step_uuid = r.step
-                 JOIN tasker.named_steps AS ns ON ns.named_step_uuid = ws.named_step_uuid
-                GROUP BY r.task_uuid)
-    SELECT c.task_uuid, c.execution_status, c.waiting_retry_steps, c.ready_step_uuids, coalesce(n.names, '{}'),
-           (SELECT jsonb_agg(jsonb_build_object('step', l.step, 'from', l.src, 'kind', l.kind, 'trace', l.tc))
-              FROM l WHERE l.task_uuid = c.task_uuid)
-      FROM c LEFT JOIN n ON n.task_uuid = c.task_uuid;
+         -- Per ready step, correlated subqueries on its own key: index probes, whatever
+         -- the statistics were when the plan was made.
+         l AS (SELECT r.task_uuid, r.step,
+                      (SELECT ns.name::text FROM tasker.workflow_steps AS ws
+                         JOIN tasker.named_steps AS ns ON ns.named_step_uuid = ws.named_step_uuid
+                        WHERE ws.workflow_step_uuid = r.step) AS name,
+                      coalesce((SELECT jsonb_agg(jsonb_build_object('step', r.step, 'from', p.workflow_step_uuid,
+                                                 'kind', 'dependency', 'trace', p.trace_context))
+                                  FROM tasker.workflow_step_edges AS e
+                                  JOIN tasker.workflow_steps AS p ON p.workflow_step_uuid = e.from_step_uuid
+                                 WHERE e.to_step_uuid = r.step AND p.trace_context IS NOT NULL), '[]')
+                      || coalesce((SELECT jsonb_build_array(jsonb_build_object('step', r.step, 'from', r.step,
+                                                 'kind', 'previous_attempt', 'trace', ws.trace_context))
+                                     FROM tasker.workflow_steps AS ws
+                                    WHERE ws.workflow_step_uuid = r.step AND ws.trace_context IS NOT NULL), '[]') AS links
+                 FROM r),
+         n AS (SELECT l.task_uuid, array_agg(l.name ORDER BY l.step) AS names FROM l GROUP BY l.task_uuid),
+         k AS (SELECT l.task_uuid, jsonb_agg(x.v) AS links
+                 FROM l CROSS JOIN LATERAL jsonb_array_elements(l.links) AS x(v)
+                GROUP BY l.task_uuid)
+    SELECT c.task_uuid, c.execution_status, c.waiting_retry_steps, c.ready_step_uuids, coalesce(n.names, '{}'), k.links
+      FROM c LEFT JOIN n ON n.task_uuid = c.task_uuid LEFT JOIN k ON k.task_uuid = c.task_uuid;
 END
 $$;

@@ -9,6 +9,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/tasker-sim/tasker-sim/pkg/messaging"
 )
 
 // The set-based hot path: each function here writes, for many steps or tasks at once,
@@ -82,10 +84,16 @@ func ClaimSteps(ctx context.Context, db DB, queue, worker string, lease time.Dur
 	for i, m := range msgs {
 		ids[i], steps[i], methods[i], traces[i] = m.MsgID, m.Step, m.Method, m.Trace
 	}
-	rows, err := db.Query(ctx, `SELECT msg_id, outcome, step_uuid, task_uuid, step_name, attempts, max_attempts,
+	// The archive (only one caller can archive a message) and the claim of what it
+	// archived, in one statement written for this queue.
+	archive, err := messaging.ArchiveCTE(queue, 1)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := db.Query(ctx, archive+` SELECT msg_id, outcome, step_uuid, task_uuid, step_name, attempts, max_attempts,
 		       retryable, task_name, namespace, version, context, correlation_id, dependency_results
-		  FROM tasker.claim_steps($1, $2, $3, $4, $5::jsonb[], $6, $7, $8, $9)`,
-		queue, ids, steps, methods, traces, worker, lease.Seconds(), string(StepEnqueued), string(StepInProgress))
+		  FROM tasker.claim_archived_steps(ARRAY(SELECT msg_id FROM archived), $1, $2, $3, $4::jsonb[], $5, $6, $7, $8)`,
+		ids, steps, methods, traces, worker, lease.Seconds(), string(StepEnqueued), string(StepInProgress))
 	if err != nil {
 		return nil, fmt.Errorf("claim %d steps from %s: %w", len(msgs), queue, err)
 	}
@@ -132,9 +140,9 @@ type Submission struct {
 
 // SubmitResults stores the results of steps worker holds, moves each in_progress →
 // enqueued_for_orchestration (or enqueued_as_error_for_orchestration when it failed) and
-// sends the completion messages to queue, in one statement. It returns each step's new
-// message id, in order, or 0 where the lease was lost.
-func SubmitResults(ctx context.Context, db DB, worker, queue string, subs []Submission) ([]int64, error) {
+// sends the completion messages to orchestration_step_results, in one statement. It
+// returns each step's new message id, in order, or 0 where the lease was lost.
+func SubmitResults(ctx context.Context, db DB, worker string, subs []Submission) ([]int64, error) {
 	for _, to := range []StepState{StepEnqueuedForOrchestration, StepEnqueuedAsErrorForOrchestration} {
 		if err := CheckStep(StepInProgress, to); err != nil {
 			return nil, err
@@ -148,9 +156,9 @@ func SubmitResults(ctx context.Context, db DB, worker, queue string, subs []Subm
 		results[i], msgs[i], headers[i] = s.Results, s.Message, s.Headers
 	}
 	rows, err := db.Query(ctx, `SELECT step_uuid, msg_id FROM tasker.submit_step_results(
-		$1, $2, $3, $4::jsonb[], $5::jsonb[], $6::jsonb[], $7, $8, $9, $10, $11)`,
+		$1, $2, $3, $4::jsonb[], $5::jsonb[], $6::jsonb[], $7, $8, $9, $10)`,
 		steps, attempts, ok, results, msgs, headers, worker, string(StepInProgress),
-		string(StepEnqueuedForOrchestration), string(StepEnqueuedAsErrorForOrchestration), queue)
+		string(StepEnqueuedForOrchestration), string(StepEnqueuedAsErrorForOrchestration))
 	if err != nil {
 		return nil, fmt.Errorf("submit %d results: %w", n, err)
 	}
@@ -247,8 +255,8 @@ type planArgs struct {
 	beforeTo, afterTo              []string
 	beforeMeta, afterMeta          [][]byte
 	ready                          []uuid.UUID
-	readyQueues                    []string
-	readyMessages, readyHeaders    [][]byte
+	sends                          map[string]*queueSend // the ready steps' messages, by queue
+	queueOrder                     []string
 	terminal                       []uuid.UUID
 	terminalComplete               []bool
 	enqueueChecked, anyEnqueueMove bool
@@ -312,20 +320,42 @@ func (a *planArgs) addReady(p *TaskPlan) error {
 		}
 		a.enqueueChecked = true
 	}
+	if len(p.Ready) == 0 {
+		return nil
+	}
+	if a.sends == nil {
+		a.sends = map[string]*queueSend{}
+	}
+	qs := a.sends[p.Queue]
+	if qs == nil {
+		qs = &queueSend{}
+		a.sends[p.Queue], a.queueOrder = qs, append(a.queueOrder, p.Queue)
+	}
 	for i, s := range p.Ready {
-		a.ready, a.readyQueues = append(a.ready, s), append(a.readyQueues, p.Queue)
-		a.readyMessages, a.readyHeaders = append(a.readyMessages, p.Messages[i]), append(a.readyHeaders, p.Headers)
+		a.ready = append(a.ready, s)
+		qs.msgs, qs.headers = append(qs.msgs, p.Messages[i]), append(qs.headers, p.Headers)
 	}
 	return nil
 }
 
-// ApplyPlans applies the plans of locked tasks in one statement: each task's moves, each
-// one a compare-and-set, with the enqueue of its ready steps where its plan says, and for
-// tasks that end in a terminal state their completion columns and the finalization
-// notice. It returns the steps it enqueued. When any task or step is not in the state
-// its plan starts from, nothing is applied and the error wraps ErrStaleState; the
-// caller's transaction must then roll back.
-func ApplyPlans(ctx context.Context, db DB, processor uuid.UUID, plans []*TaskPlan) ([]uuid.UUID, error) {
+// queueSend is the messages (and their headers) going to one queue.
+type queueSend struct {
+	msgs, headers [][]byte
+}
+
+// BatchDB is a DB that also runs pipelines (a pgx.Tx does).
+type BatchDB interface {
+	DB
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// ApplyPlans applies the plans of locked tasks in one round trip: each task's moves, each
+// one a compare-and-set, with the enqueue of its ready steps and the send of their
+// messages where its plan says, and for tasks that end in a terminal state their
+// completion columns and the finalization notice. It returns the steps it enqueued. When
+// any task or step is not in the state its plan starts from, nothing is applied and the
+// error wraps ErrStaleState; the caller's transaction must then roll back.
+func ApplyPlans(ctx context.Context, db BatchDB, processor uuid.UUID, plans []*TaskPlan) ([]uuid.UUID, error) {
 	var a planArgs
 	for _, p := range plans {
 		if err := a.add(p); err != nil {
@@ -335,16 +365,23 @@ func ApplyPlans(ctx context.Context, db DB, processor uuid.UUID, plans []*TaskPl
 	if len(a.beforeTasks)+len(a.afterTasks)+len(a.ready) == 0 {
 		return nil, nil
 	}
-	rows, err := db.Query(ctx, `SELECT tasker.apply_task_plans($1, $2, $3, $4, $5, $6::jsonb[], $7, $8, $9::jsonb[],
-		$10, $11, $12::jsonb[], $13::jsonb[], $14, $15, $16, $17, $18, $19)`,
+	var enqueued []uuid.UUID
+	b := &pgx.Batch{}
+	b.Queue(`SELECT tasker.apply_task_plans($1, $2, $3, $4, $5, $6::jsonb[], $7, $8, $9::jsonb[],
+		$10, $11, $12, $13, $14, $15, $16)`,
 		a.tasks, a.from, a.mid, a.beforeTasks, a.beforeTo, a.beforeMeta, a.afterTasks, a.afterTo, a.afterMeta,
-		a.ready, a.readyQueues, a.readyMessages, a.readyHeaders, a.terminal, a.terminalComplete, processor,
-		string(EnqueueEdges[0][0]), string(EnqueueEdges[0][1]), string(EnqueueEdges[1][1]))
-	if err != nil {
-		return nil, fmt.Errorf("apply %d task plans: %w", len(plans), wrapStale(err))
+		a.ready, a.terminal, a.terminalComplete, processor,
+		string(EnqueueEdges[0][0]), string(EnqueueEdges[0][1]), string(EnqueueEdges[1][1])).Query(func(rows pgx.Rows) error {
+		var err error
+		enqueued, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		return err
+	})
+	for _, q := range a.queueOrder {
+		if err := messaging.SendBatch(b, q, a.sends[q].msgs, a.sends[q].headers); err != nil {
+			return nil, err
+		}
 	}
-	enqueued, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
-	if err != nil {
+	if err := db.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("apply %d task plans: %w", len(plans), wrapStale(err))
 	}
 	return enqueued, nil

@@ -197,13 +197,9 @@ func (o *Orchestrator) loadBatch(ctx context.Context, tx pgx.Tx, items []*result
 	tasks := map[uuid.UUID]*taskRef{}
 	steps := map[uuid.UUID]*stepRow{}
 	b := &pgx.Batch{}
-	b.Queue(`SELECT a FROM pgmq.archive($1, $2::bigint[]) AS a`, messaging.QueueStepResults, ids).Query(func(rows pgx.Rows) error {
-		got, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-		for _, id := range got {
-			archived[id] = true
-		}
-		return err
-	})
+	if err := messaging.ArchiveBatch(b, messaging.QueueStepResults, ids, archived); err != nil {
+		return nil, nil, err
+	}
 	b.Queue(lockTasksSQL, taskIDs).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			t := &taskRef{}

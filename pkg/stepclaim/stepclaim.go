@@ -159,7 +159,7 @@ func Submit(ctx context.Context, db lifecycle.DB, s *Step, workerID string, succ
 	if err != nil {
 		return 0, err
 	}
-	ids, err := lifecycle.SubmitResults(ctx, db, workerID, messaging.QueueStepResults, []lifecycle.Submission{sub})
+	ids, err := lifecycle.SubmitResults(ctx, db, workerID, []lifecycle.Submission{sub})
 	if err != nil {
 		return 0, fmt.Errorf("submit result of step %s: %w", s.StepUUID, err)
 	}

@@ -92,7 +92,7 @@ func (b *Submitter) send(ctx context.Context, batch []*submitRequest) {
 	for i, r := range batch {
 		subs[i] = r.sub
 	}
-	ids, err := lifecycle.SubmitResults(ctx, b.db, b.workerID, messaging.QueueStepResults, subs)
+	ids, err := lifecycle.SubmitResults(ctx, b.db, b.workerID, subs)
 	if err != nil && len(batch) > 1 {
 		// One bad result must not sink the others: send each alone.
 		for _, r := range batch {

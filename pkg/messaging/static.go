@@ -1,0 +1,98 @@
+package messaging
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// The hot path's queue statements, written per queue against pgmq's own tables (whose
+// shape the migrations test pins to pgmq 1.5.1's), so that each is a plain statement
+// that pgx prepares once per connection. pgmq's functions build the same statements with
+// format() and run them with EXECUTE, which plans them on every call: on the hot path that
+// cost more than the work itself.
+
+// queueNameRE is pgmq's rule for queue names, which become table names.
+var queueNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,46}$`)
+
+func queueTables(queue string) (q, a string, err error) {
+	if !queueNameRE.MatchString(queue) {
+		return "", "", fmt.Errorf("queue name %q: must match %s", queue, queueNameRE)
+	}
+	return pgx.Identifier{"pgmq", "q_" + queue}.Sanitize(), pgx.Identifier{"pgmq", "a_" + queue}.Sanitize(), nil
+}
+
+// ArchiveCTE is a WITH clause that archives the messages of queue whose ids are in the
+// bigint[] parameter $<param> (pgmq.archive's work), exposing the ids it archived as
+// archived(msg_id). A message another transaction archived first is simply not there. The
+// caller appends the statement that reads archived.
+func ArchiveCTE(queue string, param int) (string, error) {
+	q, a, err := queueTables(queue)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf(`WITH taken AS (
+	    DELETE FROM %s WHERE msg_id = ANY ($%d::bigint[])
+	    RETURNING msg_id, read_ct, enqueued_at, vt, message, headers),
+	archived AS (
+	    INSERT INTO %s (msg_id, read_ct, enqueued_at, vt, message, headers)
+	    SELECT msg_id, read_ct, enqueued_at, vt, message, headers FROM taken
+	    RETURNING msg_id)`, q, param, a), nil
+}
+
+// ArchiveBatch queues on b the archive of ids from queue; after the batch runs, archived
+// holds the ids this transaction archived.
+func ArchiveBatch(b *pgx.Batch, queue string, ids []int64, archived map[int64]bool) error {
+	cte, err := ArchiveCTE(queue, 1)
+	if err != nil {
+		return err
+	}
+	b.Queue(cte+" SELECT msg_id FROM archived", ids).Query(func(rows pgx.Rows) error {
+		got, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		for _, id := range got {
+			archived[id] = true
+		}
+		return err
+	})
+	return nil
+}
+
+// SendBatch queues on b the send of msgs to queue, with one header each (nil for none),
+// and a readiness notification per message, sent when the transaction commits (as
+// tasker.pgmq_send_with_notify does for one).
+func SendBatch(b *pgx.Batch, queue string, msgs, headers [][]byte) error {
+	q, _, err := queueTables(queue)
+	if err != nil {
+		return err
+	}
+	if len(headers) != len(msgs) {
+		return fmt.Errorf("send to %s: %d messages but %d headers", queue, len(msgs), len(headers))
+	}
+	ns := namespaceOf(queue)
+	b.Queue(fmt.Sprintf(`WITH sent AS (
+	    INSERT INTO %s (vt, message, headers)
+	    SELECT clock_timestamp(), m.msg, m.hdr
+	      FROM unnest($1::jsonb[], $2::jsonb[]) WITH ORDINALITY AS m(msg, hdr, ord)
+	     ORDER BY m.ord
+	    RETURNING msg_id, message, headers)
+	SELECT count(*) FROM sent
+	 CROSS JOIN LATERAL (SELECT pg_notify($3, tasker.message_ready_event($4, $5, sent.msg_id, sent.message, sent.headers, 0)::text)) AS n`,
+		q), msgs, headers, ChannelPrefix+ns, queue, ns)
+	return nil
+}
+
+// namespaceOf is the namespace part of a queue name, which picks its LISTEN channel (the
+// same rule as tasker.extract_queue_namespace).
+func namespaceOf(queue string) string {
+	switch {
+	case strings.HasPrefix(queue, "orchestration"):
+		return "orchestration"
+	case strings.HasPrefix(queue, "worker_") && strings.HasSuffix(queue, "_queue") && len(queue) > len("worker__queue"):
+		return strings.TrimSuffix(strings.TrimPrefix(queue, "worker_"), "_queue")
+	case strings.HasSuffix(queue, "_queue") && len(queue) > len("_queue"):
+		return strings.TrimSuffix(queue, "_queue")
+	}
+	return "default"
+}
