@@ -26,6 +26,10 @@ const (
 	historyCostGoal = 1.5 // database CPU per step with the full history ÷ with the baseline
 	rssGrowthGoal   = 20  // % RSS growth from minute 1 to the end of the sustained load
 	soakRateShare   = 0.7 // default sustained rate, as a share of the probe burst's tasks/s
+	// soakKeptUpP50MS is the median latency above which the sustained load is said to
+	// have outrun the stack: a mathematical_sequence task takes well under it when
+	// nothing queues.
+	soakKeptUpP50MS = 1000
 )
 
 func benchSoakCommand() *cobra.Command {
@@ -107,7 +111,10 @@ type MemoryResult struct {
 	Created             int64            `json:"created"`
 	FinalStates         map[string]int64 `json:"final_states"`
 	Unfinished          int              `json:"unfinished"`
-	Processes           []ProcessRSS     `json:"processes"`
+	// KeptUp says the stack kept up with the rate: nothing unfinished and a median
+	// latency under soakKeptUpP50MS. When it did not, the RSS includes a growing backlog.
+	KeptUp    bool         `json:"kept_up"`
+	Processes []ProcessRSS `json:"processes"`
 	// Latency is the sustained load's create-to-complete latency.
 	Latency *load.LatencySummary `json:"latency_ms"`
 }
@@ -523,6 +530,7 @@ func (p *soakPlan) measureMemory(ctx context.Context, srv *benchServer) (*Memory
 	}
 	res.AchievedRate, res.Created, res.FinalStates, res.Unfinished = lr.AchievedRate, lr.Created, lr.FinalStates, len(lr.Unfinished)
 	res.Latency = &lr.Overall
+	res.KeptUp = res.Unfinished == 0 && lr.Overall.P50 < soakKeptUpP50MS
 	res.Processes = rss.result()
 	return res, nil
 }
@@ -671,4 +679,8 @@ func printMemory(w io.Writer, m *MemoryResult, goal float64) {
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(w, "  goal: growth <= %.0f %% for every process\n", goal)
+	if !m.KeptUp {
+		fmt.Fprintf(w, "  note: the stack did not keep up with %.1f tasks/s (median latency %.1f s), so the memory includes a growing backlog; "+
+			"a lower --rate measures a steady state\n", m.Rate, m.Latency.P50/1000)
+	}
 }
