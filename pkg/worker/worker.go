@@ -151,6 +151,27 @@ func Run(ctx context.Context, cfg Config) error {
 
 // Start connects, migrates, registers templates, creates queues and begins claiming.
 func Start(ctx context.Context, cfg Config) (*Worker, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	pool, err := connect(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	w, err := newWorker(ctx, c, pool)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	w.startLoops(ctx)
+	w.log.Info("worker started", "namespaces", c.Namespaces, "bind_address", w.listener.Addr().String(),
+		"handler_type", c.HandlerType)
+	return w, nil
+}
+
+// withDefaults checks cfg and fills in the defaults.
+func (cfg Config) withDefaults() (*Config, error) {
 	if cfg.DatabaseURL == "" {
 		return nil, errors.New("worker config: DatabaseURL (TASKER_DATABASE_URL) is required")
 	}
@@ -174,10 +195,22 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 		return nil, fmt.Errorf("worker config: handler type %q: must be rust, ruby, python or typescript", cfg.HandlerType)
 	}
 	cfg.SlowSendThreshold = cmp.Or(cfg.SlowSendThreshold, SlowSendThresholdDefault)
+	if err := cfg.Faults.Validate(); err != nil {
+		return nil, fmt.Errorf("worker config: faults: %w", err)
+	}
+	if err := cfg.templatesWithDefaults(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// templatesWithDefaults fills in the templates, the registry and the namespaces, and
+// checks that every namespace served has a template and every callable a handler.
+func (cfg *Config) templatesWithDefaults() error {
 	if cfg.Templates == nil {
 		ts, err := workflow.Embedded()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		cfg.Templates = ts
 	}
@@ -185,12 +218,10 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 		cfg.Registry = workflow.DefaultRegistry()
 	}
 	if err := cfg.Registry.Check(cfg.Templates); err != nil {
-		return nil, fmt.Errorf("worker: %w", err)
+		return fmt.Errorf("worker: %w", err)
 	}
-	templates := map[string]*workflow.Template{}
 	var all []string
 	for _, t := range cfg.Templates {
-		templates[t.Key()] = t
 		if !slices.Contains(all, t.NamespaceName) {
 			all = append(all, t.NamespaceName)
 		}
@@ -200,10 +231,15 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 	}
 	for _, ns := range cfg.Namespaces {
 		if !slices.Contains(all, ns) {
-			return nil, fmt.Errorf("worker config: namespace %q has no template (known: %v)", ns, all)
+			return fmt.Errorf("worker config: namespace %q has no template (known: %v)", ns, all)
 		}
 	}
+	return nil
+}
 
+// connect opens the pool, with the database metrics' tracer, and waits for a database
+// that is still starting.
+func connect(ctx context.Context, cfg *Config) (*pgxpool.Pool, error) {
 	poolCfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("worker: database url: %w", err)
@@ -216,31 +252,38 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker: connect: %w", err)
 	}
-	// The pool connects lazily: wait here for a database that is still starting.
 	waitLog := cfg.Logger.With("component", "worker", "worker_id", cfg.WorkerID)
 	if err := dbwait.Wait(ctx, pool.Ping, dbwait.Options{URL: cfg.DatabaseURL, Limit: cfg.DatabaseWait, Logger: waitLog,
 		Hint: "TASKER_DATABASE_WAIT sets how long to wait"}); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("worker: %w", err)
 	}
-	w := &Worker{cfg: cfg, log: cfg.Logger.With("component", "worker", "worker_id", cfg.WorkerID),
-		pool: pool, templates: templates, started: time.Now(), in: cfg.Telemetry.Instruments, tracer: cfg.Telemetry.Tracer}
-	w.queueCB = resilience.NewBreaker(resilience.PGMQ, cfg.PGMQBreaker, w.log)
-	w.submitter = stepclaim.NewSubmitter(pool, cfg.WorkerID, 0)
-	w.queues = map[string]bool{}
+	return pool, nil
+}
+
+// newWorker builds a worker on pool: it migrates, registers the templates, creates the
+// queues, and sets up the claimer, the submitter, the breakers and the health listener.
+// Nothing runs yet.
+func newWorker(ctx context.Context, cfg *Config, pool *pgxpool.Pool) (*Worker, error) {
+	w := &Worker{cfg: *cfg, log: cfg.Logger.With("component", "worker", "worker_id", cfg.WorkerID),
+		pool: pool, templates: map[string]*workflow.Template{}, started: time.Now(), in: cfg.Telemetry.Instruments,
+		tracer: cfg.Telemetry.Tracer, queues: map[string]bool{}}
+	for _, t := range cfg.Templates {
+		w.templates[t.Key()] = t
+	}
 	for _, ns := range cfg.Namespaces {
 		w.queues[workflow.WorkerQueue(ns)] = true
 	}
+	w.queueCB = resilience.NewBreaker(resilience.PGMQ, cfg.PGMQBreaker, w.log)
+	w.submitter = stepclaim.NewSubmitter(pool, cfg.WorkerID, 0)
 	w.rnd = rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x5eed))
-	if err := errors.Join(cfg.Faults.Validate(), w.checkProcessFaults(cfg.Faults)); err != nil {
-		pool.Close()
+	if err := w.checkProcessFaults(cfg.Faults); err != nil {
 		return nil, fmt.Errorf("worker config: faults: %w", err)
 	}
 	if cfg.HandlerType != HandlerTypeRust {
 		w.ffi = newFFIPath(w)
 	}
 	if err := w.prepare(ctx); err != nil {
-		pool.Close()
 		return nil, err
 	}
 	w.faults = faults.NewCheckedSwitch(cfg.Faults, w.checkProcessFaults, w.applyProcessFaults)
@@ -251,41 +294,39 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 		Logger: w.log, Instruments: w.in, Tracer: w.tracer, Breaker: w.queueCB, Faults: w.faults,
 	})
 	if err != nil {
-		pool.Close()
 		return nil, err
 	}
+	w.claimer = claimer
 	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", cfg.BindAddress)
-	if err != nil {
-		pool.Close()
+	if w.listener, err = lc.Listen(ctx, "tcp", cfg.BindAddress); err != nil {
 		return nil, fmt.Errorf("worker: listen on %s (TASKER_WORKER_BIND_ADDRESS): %w", cfg.BindAddress, err)
 	}
-	w.listener = ln
-	w.claimer = claimer
 	if w.gauges, err = w.in.Observe(w.observeGauges); err != nil {
-		_ = ln.Close()
-		pool.Close()
+		_ = w.listener.Close()
 		return nil, fmt.Errorf("worker: %w", err)
 	}
 	w.server = &http.Server{Handler: w.routes(), ReadHeaderTimeout: 10 * time.Second}
+	return w, nil
+}
 
+// startLoops starts the health server, the claimer and the FFI path, each tracked by
+// w.wg. The claimer stops on a graceful stop; handlers keep the hard context, which only
+// a stop past ShutdownTimeout cancels. Neither ends with ctx, only with Stop.
+func (w *Worker) startLoops(ctx context.Context) {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	w.cancel = cancel
 	w.hardCtx, w.hardStop = context.WithCancel(context.WithoutCancel(ctx))
 	w.wg.Go(func() {
-		if err := w.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := w.server.Serve(w.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			w.log.Error("health server stopped", "error", err)
 		}
 	})
-	w.wg.Go(func() { claimer.Run(runCtx) })
+	w.wg.Go(func() { w.claimer.Run(runCtx) })
 	if w.ffi != nil {
-		w.ffi.start(runCtx, cmp.Or(cfg.Concurrency, stepclaim.ConcurrencyDefault))
+		w.ffi.start(runCtx, cmp.Or(w.cfg.Concurrency, stepclaim.ConcurrencyDefault))
 		w.wg.Go(func() { w.ffi.wg.Wait() })
 	}
-	w.applyProcessFaults(cfg.Faults)
-	w.log.Info("worker started", "namespaces", cfg.Namespaces, "bind_address", ln.Addr().String(),
-		"handler_type", cfg.HandlerType)
-	return w, nil
+	w.applyProcessFaults(w.cfg.Faults)
 }
 
 func (w *Worker) prepare(ctx context.Context) error {
