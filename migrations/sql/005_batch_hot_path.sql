@@ -582,3 +582,27 @@ BEGIN
       FROM c LEFT JOIN n ON n.task_uuid = c.task_uuid LEFT JOIN k ON k.task_uuid = c.task_uuid;
 END
 $$;
+
+-- Time-ordered ids for the audit rows (the UUID version 7 layout: 48 bits of Unix
+-- milliseconds, then random bits). With random ids every insert lands on a random page of
+-- the primary key, so the cost of writing an audit row grew with the history; ordered ids
+-- append at the right edge of the index instead.
+CREATE OR REPLACE FUNCTION tasker.uuid_v7()
+RETURNS uuid LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    ms    bigint := floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint;
+    bytes bytea := uuid_send(gen_random_uuid());
+BEGIN
+    FOR i IN 0..5 LOOP
+        bytes := set_byte(bytes, i, ((ms >> ((5 - i) * 8)) & 255)::integer);
+    END LOOP;
+    -- version 7 in the high nibble of byte 6; the variant bits of byte 8 stay those of
+    -- gen_random_uuid (RFC 4122).
+    bytes := set_byte(bytes, 6, (get_byte(bytes, 6) & 15) | 112);
+    RETURN encode(bytes, 'hex')::uuid;
+END
+$$;
+
+ALTER TABLE tasker.task_transitions ALTER COLUMN task_transition_uuid SET DEFAULT tasker.uuid_v7();
+ALTER TABLE tasker.workflow_step_transitions ALTER COLUMN workflow_step_transition_uuid SET DEFAULT tasker.uuid_v7();
+ALTER TABLE tasker.workflow_step_edges ALTER COLUMN workflow_step_edge_uuid SET DEFAULT tasker.uuid_v7();

@@ -163,7 +163,9 @@ func (o *Orchestrator) finalizeBatch(ctx context.Context, tx pgx.Tx, items []*re
 
 // Statements that load a batch. The tasks are locked in uuid order (as every multi-task
 // lock is taken), and their states read by a statement of its own, so that it sees the
-// state as of after the lock was granted.
+// state as of after the lock was granted. Current states are read by correlated
+// subqueries on the row's own key, so a plan cached while the tables were small (pgx
+// prepares these) stays an index probe when they are large.
 const (
 	lockTasksSQL = `SELECT t.task_uuid, t.correlation_id, tn.name, t.trace_context
 	  FROM tasker.tasks AS t
@@ -172,11 +174,14 @@ const (
 	 WHERE t.task_uuid = ANY ($1)
 	 ORDER BY t.task_uuid
 	   FOR UPDATE OF t`
-	taskStatesSQL = `SELECT task_uuid, to_state FROM tasker.task_transitions WHERE task_uuid = ANY ($1) AND most_recent`
-	lockStepsSQL  = `SELECT ws.workflow_step_uuid, ws.task_uuid, st.to_state, ws.results -> 'metadata',
-	       ws.attempts, ws.max_attempts, ws.retryable
+	taskStatesSQL = `SELECT q.id, (SELECT tt.to_state FROM tasker.task_transitions AS tt
+	                     WHERE tt.task_uuid = q.id AND tt.most_recent)
+	  FROM unnest($1::uuid[]) AS q(id)`
+	lockStepsSQL = `SELECT ws.workflow_step_uuid, ws.task_uuid,
+	       (SELECT st.to_state FROM tasker.workflow_step_transitions AS st
+	         WHERE st.workflow_step_uuid = ws.workflow_step_uuid AND st.most_recent),
+	       ws.results -> 'metadata', ws.attempts, ws.max_attempts, ws.retryable
 	  FROM tasker.workflow_steps AS ws
-	  JOIN tasker.workflow_step_transitions AS st ON st.workflow_step_uuid = ws.workflow_step_uuid AND st.most_recent
 	 WHERE ws.workflow_step_uuid = ANY ($1)
 	 ORDER BY ws.workflow_step_uuid
 	   FOR UPDATE OF ws`
@@ -213,12 +218,12 @@ func (o *Orchestrator) loadBatch(ctx context.Context, tx pgx.Tx, items []*result
 	b.Queue(taskStatesSQL, taskIDs).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var id uuid.UUID
-			var state string
+			var state *string
 			if err := rows.Scan(&id, &state); err != nil {
 				return err
 			}
-			if t := tasks[id]; t != nil {
-				t.state = lifecycle.TaskState(state)
+			if t := tasks[id]; t != nil && state != nil {
+				t.state = lifecycle.TaskState(*state)
 			}
 		}
 		return rows.Err()
@@ -226,12 +231,15 @@ func (o *Orchestrator) loadBatch(ctx context.Context, tx pgx.Tx, items []*result
 	b.Queue(lockStepsSQL, stepIDs).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var id uuid.UUID
-			var state string
+			var state *string
 			r := &stepRow{}
 			if err := rows.Scan(&id, &r.task, &state, &r.metadata, &r.attempts, &r.maxAttempts, &r.retryable); err != nil {
 				return err
 			}
-			r.state = lifecycle.StepState(state)
+			if state == nil {
+				continue // a step with no audit row: treated as unknown
+			}
+			r.state = lifecycle.StepState(*state)
 			steps[id] = r
 		}
 		return rows.Err()
