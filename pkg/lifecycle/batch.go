@@ -249,17 +249,17 @@ func (p *TaskPlan) End() TaskState {
 
 // planArgs are apply_task_plans' parallel arrays.
 type planArgs struct {
-	tasks                          []uuid.UUID
-	from, mid                      []string
-	beforeTasks, afterTasks        []uuid.UUID
-	beforeTo, afterTo              []string
-	beforeMeta, afterMeta          [][]byte
-	ready                          []uuid.UUID
-	sends                          map[string]*queueSend // the ready steps' messages, by queue
-	queueOrder                     []string
-	terminal                       []uuid.UUID
-	terminalComplete               []bool
-	enqueueChecked, anyEnqueueMove bool
+	tasks                   []uuid.UUID
+	from, mid               []string
+	beforeTasks, afterTasks []uuid.UUID
+	beforeTo, afterTo       []string
+	beforeMeta, afterMeta   [][]byte
+	ready                   []uuid.UUID
+	sends                   map[string]*queueSend // the ready steps' messages, by queue
+	queueOrder              []string
+	terminal                []uuid.UUID
+	terminalComplete        []bool
+	enqueueChecked          bool
 }
 
 // add checks a plan's edges and appends it to the arguments.

@@ -213,13 +213,6 @@ func notifyFinalized(ctx context.Context, tx pgx.Tx, task uuid.UUID) error {
 	return nil
 }
 
-func ignoreNoRows(err error) error {
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil
-	}
-	return err
-}
-
 // failStep is the move of a failed step to waiting_for_retry with a backoff, or to error
 // when it may not run again.
 func (o *Orchestrator) failStep(step uuid.UUID, from lifecycle.StepState, retry bool, attempts int) lifecycle.StepFinalization {
