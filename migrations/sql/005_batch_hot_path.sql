@@ -514,11 +514,18 @@ RETURNS SETOF uuid LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan SET
 DECLARE
     step_meta jsonb := jsonb_build_object('processor_uuid', p_processor);
     enqueued  uuid[] := '{}';
+    n         integer;
 BEGIN
     PERFORM tasker.chain_task_transitions(p_tasks, p_from, p_before_tasks, p_before_to, p_before_meta, p_processor);
     IF coalesce(cardinality(p_ready), 0) > 0 THEN
-        PERFORM tasker.transition_step_states(p_ready, p_retry_state, p_pending_state, step_meta);
-        enqueued := ARRAY(SELECT tasker.transition_step_states(p_ready, p_pending_state, p_enqueued_state, step_meta));
+        -- transition_step_states_each, not transition_step_states: a state given as a
+        -- parameter lets a generic plan pick the index of every current state (all the
+        -- pending steps of every task in flight) over the probe by step.
+        n := cardinality(p_ready);
+        PERFORM tasker.transition_step_states_each(p_ready, array_fill(p_retry_state, ARRAY[n]),
+                    array_fill(p_pending_state, ARRAY[n]), array_fill(step_meta, ARRAY[n]));
+        enqueued := ARRAY(SELECT tasker.transition_step_states_each(p_ready, array_fill(p_pending_state, ARRAY[n]),
+                    array_fill(p_enqueued_state, ARRAY[n]), array_fill(step_meta, ARRAY[n])));
         IF cardinality(enqueued) <> cardinality(p_ready) THEN
             RAISE EXCEPTION 'stale step state: % of % ready steps could be enqueued',
                 cardinality(enqueued), cardinality(p_ready) USING ERRCODE = 'TS001';
@@ -534,9 +541,6 @@ BEGIN
     RETURN QUERY SELECT unnest(enqueued);
 END
 $$;
-
--- The older set-based step transition runs inside apply_task_plans: plan it once too.
-ALTER FUNCTION tasker.transition_step_states(uuid[], text, text, jsonb) SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off;
 
 -- What orchestration decides plans from, for many tasks at once: each task's execution
 -- context, the names of its ready steps (in the order of ready_step_uuids), and the
