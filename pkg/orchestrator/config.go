@@ -25,7 +25,7 @@ import (
 const (
 	BindAddressDefault       = "127.0.0.1:8080"
 	PollIntervalDefault      = time.Second
-	ResultConcurrencyDefault = 4
+	ResultConcurrencyDefault = 2
 	MaxRequestBytesDefault   = 1 << 20
 	MaxContextBytesDefault   = 64 << 10
 	VisibilityTimeoutDefault = 30 * time.Second
@@ -54,7 +54,8 @@ type Config struct {
 	// PollInterval paces the fallback loops: reading missed results, re-enqueuing steps
 	// whose retry backoff has run out, and recovering orphaned steps. Default 1 s.
 	PollInterval time.Duration
-	// ResultConcurrency is how many step results are processed at once. Default 4.
+	// ResultConcurrency is how many batches of step results are processed at once.
+	// Default 2: fewer, fuller batches cost the database less than many small ones.
 	ResultConcurrency int
 	// VisibilityTimeout is how long a polled result stays hidden from other pollers.
 	// Default 30 s.

@@ -206,7 +206,8 @@ func (o *Orchestrator) onFinalized(_ context.Context, n *pgconn.Notification) {
 }
 
 // resultWorker processes step results in batches: whatever is waiting when it is free, up
-// to resultBatchMax. A result that arrives alone is processed at once, alone.
+// to resultBatchMax (see messaging.Gather). A result that arrives alone is processed at
+// once, alone.
 func (o *Orchestrator) resultWorker(ctx context.Context) {
 	for {
 		var first messaging.Delivery
@@ -215,17 +216,7 @@ func (o *Orchestrator) resultWorker(ctx context.Context) {
 			return
 		case first = <-o.results.Receive():
 		}
-		jobs := []messaging.Delivery{first}
-	drain:
-		for len(jobs) < resultBatchMax {
-			select {
-			case j := <-o.results.Receive():
-				jobs = append(jobs, j)
-			default:
-				break drain
-			}
-		}
-		o.processResults(ctx, jobs)
+		o.processResults(ctx, messaging.Gather(o.results.Receive(), first, resultBatchMax, messaging.BatchLinger))
 	}
 }
 

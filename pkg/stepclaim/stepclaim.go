@@ -310,7 +310,8 @@ func (c *Claimer) claimLoop(ctx context.Context) {
 }
 
 // nextBatch waits for a free slot and a candidate, then takes every candidate already
-// waiting that a free slot can take, up to ClaimBatch. Each candidate holds a slot.
+// waiting that a free slot can take, up to ClaimBatch (lingering when it found some).
+// Each candidate holds a slot.
 func (c *Claimer) nextBatch(ctx context.Context, slots chan struct{}) ([]messaging.Delivery, bool) {
 	select {
 	case slots <- struct{}{}:
@@ -336,10 +337,35 @@ func (c *Claimer) nextBatch(ctx context.Context, slots chan struct{}) ([]messagi
 			batch = append(batch, cand)
 		default:
 			<-slots
-			return batch, true
+			return c.linger(batch, slots), true
 		}
 	}
 	return batch, true
+}
+
+// linger fills a batch that found others waiting behind its first candidate (the
+// claimer is behind) for up to messaging.BatchLinger; a lone candidate goes at once.
+func (c *Claimer) linger(batch []messaging.Delivery, slots chan struct{}) []messaging.Delivery {
+	if len(batch) == 1 {
+		return batch
+	}
+	t := time.NewTimer(messaging.BatchLinger)
+	defer t.Stop()
+	for len(batch) < c.cfg.ClaimBatch {
+		select {
+		case slots <- struct{}{}:
+		case <-t.C:
+			return batch
+		}
+		select {
+		case cand := <-c.candidates.Receive():
+			batch = append(batch, cand)
+		case <-t.C:
+			<-slots
+			return batch
+		}
+	}
+	return batch
 }
 
 // pendingClaim is a candidate on its way to a claim: its decoded message and its

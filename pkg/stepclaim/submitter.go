@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/tasker-sim/tasker-sim/pkg/lifecycle"
 	"github.com/tasker-sim/tasker-sim/pkg/messaging"
@@ -72,6 +73,12 @@ func (b *Submitter) Submit(ctx context.Context, s *Step, success bool, results [
 func (b *Submitter) flush(ctx context.Context) {
 	for {
 		b.mu.Lock()
+		if waiting := len(b.pending); waiting > 1 && waiting < b.max {
+			// Others are submitting too (the worker is busy): let the batch fill a moment.
+			b.mu.Unlock()
+			time.Sleep(messaging.BatchLinger)
+			b.mu.Lock()
+		}
 		n := min(len(b.pending), b.max)
 		if n == 0 {
 			b.flushing = false
