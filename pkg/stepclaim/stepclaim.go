@@ -186,7 +186,8 @@ type Config struct {
 	WorkerID string
 	// Namespaces whose queues to serve; required.
 	Namespaces []string
-	// Execute runs a claimed step; required. It is called on one of Concurrency goroutines.
+	// Execute runs a claimed step with the work context Run was given; required. It is
+	// called on a goroutine of its own, at most Concurrency at once.
 	Execute func(ctx context.Context, s *Step)
 	// PollInterval paces the fallback poll. Default 1 s.
 	PollInterval time.Duration
@@ -275,10 +276,12 @@ func New(cfg Config) (*Claimer, error) {
 }
 
 // Run listens, polls and claims until ctx ends, then waits for running steps to finish.
-func (c *Claimer) Run(ctx context.Context) {
+// Execute gets work, not ctx, so that a step running when ctx ends (a graceful stop) can
+// finish; ending work (a hard stop) cancels the running steps.
+func (c *Claimer) Run(ctx, work context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() { c.intake.Run(ctx) })
-	wg.Go(func() { c.claimLoop(ctx) })
+	wg.Go(func() { c.claimLoop(ctx, work) })
 	wg.Wait()
 }
 
@@ -291,7 +294,7 @@ func (c *Claimer) Flood(n int) { c.intake.Flood(n) }
 // its own, at most Concurrency at once. A batch is whatever is waiting when a slot is
 // free, up to ClaimBatch: one candidate alone goes at once, and a burst shares one claim
 // statement. When ctx ends it waits for the running steps.
-func (c *Claimer) claimLoop(ctx context.Context) {
+func (c *Claimer) claimLoop(ctx, work context.Context) {
 	var running sync.WaitGroup
 	defer running.Wait()
 	slots := make(chan struct{}, c.cfg.Concurrency)
@@ -303,7 +306,7 @@ func (c *Claimer) claimLoop(ctx context.Context) {
 		for _, step := range c.claimBatch(ctx, batch, slots) {
 			running.Go(func() {
 				defer func() { <-slots }()
-				c.cfg.Execute(ctx, step)
+				c.cfg.Execute(work, step)
 			})
 		}
 	}

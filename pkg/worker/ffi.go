@@ -65,8 +65,9 @@ func newFFIPath(w *Worker) *ffiPath {
 
 // start runs the foreign executors and the completion processor. When ctx ends (a
 // graceful stop), the executors finish the steps already dispatched and the processor
-// submits every completion already made; only the worker's hard stop cuts them short.
-func (f *ffiPath) start(ctx context.Context, executors int) {
+// submits every completion already made; only hard ending (the worker's hard stop) cuts
+// them short.
+func (f *ffiPath) start(ctx, hard context.Context, executors int) {
 	f.slots = make(chan struct{}, max(executors, 1))
 	f.submitting = make(chan struct{}, max(executors, 1))
 	var running sync.WaitGroup
@@ -74,39 +75,39 @@ func (f *ffiPath) start(ctx context.Context, executors int) {
 		running.Add(1)
 		f.wg.Go(func() {
 			defer running.Done()
-			f.executor(ctx)
+			f.executor(ctx, hard)
 		})
 	}
 	executorsDone := make(chan struct{})
 	f.wg.Go(func() { running.Wait(); close(executorsDone) })
-	f.wg.Go(func() { f.completions(executorsDone) })
+	f.wg.Go(func() { f.completions(hard, executorsDone) })
 }
 
 // dispatch hands a claimed step to the foreign side once an executor is free. It blocks
 // the claimer that calls it, which is the backpressure that keeps claims in step with
 // the executors.
-func (f *ffiPath) dispatch(s *stepclaim.Step) {
+func (f *ffiPath) dispatch(hard context.Context, s *stepclaim.Step) {
 	select {
 	case f.slots <- struct{}{}:
-	case <-f.w.hardCtx.Done():
+	case <-hard.Done():
 		return // stopping: the step goes back after its lease
 	}
-	if !f.dispatchCh.Send(f.w.hardCtx, s) {
+	if !f.dispatchCh.Send(hard, s) {
 		<-f.slots
 	}
 }
 
-func (f *ffiPath) executor(ctx context.Context) {
+func (f *ffiPath) executor(ctx, hard context.Context) {
 	for {
 		select {
 		case s := <-f.dispatchCh.Receive():
-			f.execute(s)
+			f.execute(hard, s)
 		case <-ctx.Done():
 			// Stopping: run what was already dispatched, then leave.
 			for {
 				select {
 				case s := <-f.dispatchCh.Receive():
-					f.execute(s)
+					f.execute(hard, s)
 				default:
 					return
 				}
@@ -116,8 +117,7 @@ func (f *ffiPath) executor(ctx context.Context) {
 }
 
 // execute runs one dispatched step on the foreign side and hands its outcome back.
-func (f *ffiPath) execute(s *stepclaim.Step) {
-	hard := f.w.hardCtx
+func (f *ffiPath) execute(hard context.Context, s *stepclaim.Step) {
 	if f.overhead > 0 {
 		select {
 		case <-time.After(f.overhead):
@@ -126,7 +126,7 @@ func (f *ffiPath) execute(s *stepclaim.Step) {
 			return
 		}
 	}
-	o := f.w.run(s)
+	o := f.w.run(hard, s)
 	<-f.slots // the handler has run: another step may be claimed
 	if o != nil {
 		f.complete(o)
@@ -179,8 +179,7 @@ func (f *ffiPath) send(ctx context.Context, o *outcome) bool {
 	return f.completeCh.Send(ctx, o)
 }
 
-func (f *ffiPath) completions(executorsDone <-chan struct{}) {
-	hard := f.w.hardCtx
+func (f *ffiPath) completions(hard context.Context, executorsDone <-chan struct{}) {
 	consume := func(o *outcome) bool {
 		if d := f.consumerDelay; d > 0 {
 			select {

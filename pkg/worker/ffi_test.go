@@ -28,8 +28,7 @@ func testWorker(t *testing.T, handlerType string, process faults.Faults) (*Worke
 	p, err := telemetry.Setup(context.Background(), telemetry.Config{ServiceName: "worker-unit"}, quiet())
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Shutdown(context.Background()) })
-	w := &Worker{cfg: Config{HandlerType: handlerType}, log: quiet(), in: p.Instruments, tracer: p.Tracer,
-		hardCtx: context.Background()}
+	w := &Worker{cfg: Config{HandlerType: handlerType}, log: quiet(), in: p.Instruments, tracer: p.Tracer}
 	w.faults = faults.NewCheckedSwitch(process, w.checkProcessFaults, nil)
 	if handlerType != HandlerTypeRust {
 		w.ffi = newFFIPath(w)

@@ -122,7 +122,6 @@ type Worker struct {
 	server    *http.Server
 	cancel    context.CancelFunc
 	hardStop  context.CancelFunc
-	hardCtx   context.Context
 	wg        sync.WaitGroup
 	stopOnce  sync.Once
 	started   time.Time
@@ -315,15 +314,16 @@ func newWorker(ctx context.Context, cfg *Config, pool *pgxpool.Pool) (*Worker, e
 func (w *Worker) startLoops(ctx context.Context) {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	w.cancel = cancel
-	w.hardCtx, w.hardStop = context.WithCancel(context.WithoutCancel(ctx))
+	hardCtx, hardStop := context.WithCancel(context.WithoutCancel(ctx))
+	w.hardStop = hardStop
 	w.wg.Go(func() {
 		if err := w.server.Serve(w.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			w.log.Error("health server stopped", "error", err)
 		}
 	})
-	w.wg.Go(func() { w.claimer.Run(runCtx) })
+	w.wg.Go(func() { w.claimer.Run(runCtx, hardCtx) })
 	if w.ffi != nil {
-		w.ffi.start(runCtx, cmp.Or(w.cfg.Concurrency, stepclaim.ConcurrencyDefault))
+		w.ffi.start(runCtx, hardCtx, cmp.Or(w.cfg.Concurrency, stepclaim.ConcurrencyDefault))
 		w.wg.Go(func() { w.ffi.wg.Wait() })
 	}
 	w.applyProcessFaults(w.cfg.Faults)
@@ -408,12 +408,12 @@ type executionMetadata struct {
 
 // execute takes one claimed step. The native ("rust") path runs it here and submits the
 // result; the FFI-style path hands it to the dispatch channel (see ffi.go).
-func (w *Worker) execute(_ context.Context, s *stepclaim.Step) {
+func (w *Worker) execute(hard context.Context, s *stepclaim.Step) {
 	if w.ffi != nil {
-		w.ffi.dispatch(s)
+		w.ffi.dispatch(hard, s)
 		return
 	}
-	if o := w.run(s); o != nil {
+	if o := w.run(hard, s); o != nil {
 		w.finish(o)
 	}
 }
@@ -437,8 +437,8 @@ type outcome struct {
 // survives a graceful stop (so running steps can finish) but not a hard one. It returns
 // nil when the step must be left to lease recovery. The execution span continues the
 // task's trace under the span that enqueued the step (s.Trace).
-func (w *Worker) run(s *stepclaim.Step) *outcome {
-	ctx, span := w.tracer.Start(trace.ContextWithSpanContext(w.hardCtx, s.Trace), "worker.step_execution", trace.WithAttributes(
+func (w *Worker) run(hard context.Context, s *stepclaim.Step) *outcome {
+	ctx, span := w.tracer.Start(trace.ContextWithSpanContext(hard, s.Trace), "worker.step_execution", trace.WithAttributes(
 		attribute.String("correlation_id", s.CorrelationID.String()), attribute.String("task_uuid", s.TaskUUID.String()),
 		attribute.String("step_uuid", s.StepUUID.String()), attribute.String("step_name", s.StepName),
 		attribute.String("namespace", s.Namespace), attribute.String("claim_method", s.Method),
@@ -480,7 +480,7 @@ func (w *Worker) run(s *stepclaim.Step) *outcome {
 	}
 	finished := time.Now()
 	w.in.ActiveExecution(ctx, s.Namespace, w.cfg.HandlerType, -1)
-	if w.hardCtx.Err() != nil {
+	if hard.Err() != nil {
 		// Stopped mid-step: leave the step to lease recovery rather than report a failure
 		// that was ours, not the handler's.
 		log.Warn("worker stopping; step left for lease recovery")
