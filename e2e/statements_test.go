@@ -2,13 +2,9 @@ package e2e
 
 import (
 	"context"
-	"net/http/httptest"
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tasker-sim/tasker-sim/pkg/harness"
@@ -64,26 +60,7 @@ func TestStatementsPerStepStayWithinBudget(t *testing.T) {
 // countStatements reads the statement and transaction counters from the registry.
 func countStatements(t *testing.T, p *telemetry.Providers) (statements, transactions float64) {
 	t.Helper()
-	rec := httptest.NewRecorder()
-	p.MetricsHandler.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(rec.Body)
-	require.NoError(t, err)
-	sum := func(name string) float64 {
-		var v float64
-		if f := families[name]; f != nil {
-			for _, m := range f.GetMetric() {
-				v += counterValue(m)
-			}
-		}
-		return v
-	}
-	return sum(telemetry.Series(telemetry.MetricSQLQueries)), sum(telemetry.Series(telemetry.MetricDBTransactions))
-}
-
-func counterValue(m *dto.Metric) float64 {
-	if c := m.GetCounter(); c != nil {
-		return c.GetValue()
-	}
-	return 0
+	samples := scrapeSamples(t, p)
+	return total(samples, telemetry.Series(telemetry.MetricSQLQueries), nil),
+		total(samples, telemetry.Series(telemetry.MetricDBTransactions), nil)
 }

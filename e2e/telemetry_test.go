@@ -2,13 +2,16 @@ package e2e
 
 import (
 	"context"
+	"math"
 	"net/http/httptest"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	pgmq "github.com/craigpastro/pgmq-go"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -41,39 +44,54 @@ func scrapeSamples(t *testing.T, p *telemetry.Providers) []sample {
 	t.Helper()
 	rec := httptest.NewRecorder()
 	p.MetricsHandler.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(rec.Body)
+	require.NoError(t, err)
 	var out []sample
-	for _, line := range strings.Split(rec.Body.String(), "\n") {
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
+	for name, f := range families {
+		for _, m := range f.GetMetric() {
+			out = append(out, metricSamples(name, m)...)
 		}
-		s := sample{labels: map[string]string{}}
-		var rest string
-		if i := strings.IndexByte(line, '{'); i >= 0 {
-			s.name = line[:i]
-			j := strings.LastIndexByte(line, '}')
-			for _, kv := range splitLabels(line[i+1 : j]) {
-				k, v, _ := strings.Cut(kv, "=")
-				s.labels[k] = strings.Trim(v, `"`)
-			}
-			rest = strings.TrimSpace(line[j+1:])
-		} else {
-			s.name, rest, _ = strings.Cut(line, " ")
-		}
-		s.value, _ = strconv.ParseFloat(strings.Fields(rest)[0], 64)
-		out = append(out, s)
 	}
 	return out
 }
 
-// splitLabels splits a label list on the commas between pairs (values here hold none).
-func splitLabels(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
+// metricSamples flattens one metric into the series Prometheus exposes for it: a
+// histogram is its _bucket (with le), _sum and _count series.
+func metricSamples(name string, m *dto.Metric) []sample {
+	labels := func(extra ...string) map[string]string {
+		l := map[string]string{}
+		for _, lp := range m.GetLabel() {
+			l[lp.GetName()] = lp.GetValue()
 		}
+		for i := 0; i+1 < len(extra); i += 2 {
+			l[extra[i]] = extra[i+1]
+		}
+		return l
 	}
-	return out
+	switch {
+	case m.GetCounter() != nil:
+		return []sample{{name: name, labels: labels(), value: m.GetCounter().GetValue()}}
+	case m.GetGauge() != nil:
+		return []sample{{name: name, labels: labels(), value: m.GetGauge().GetValue()}}
+	case m.GetHistogram() != nil:
+		h := m.GetHistogram()
+		out := []sample{
+			{name: name + "_sum", labels: labels(), value: h.GetSampleSum()},
+			{name: name + "_count", labels: labels(), value: float64(h.GetSampleCount())},
+		}
+		for _, b := range h.GetBucket() {
+			out = append(out, sample{name: name + "_bucket", labels: labels("le", strconv.FormatFloat(b.GetUpperBound(), 'g', -1, 64)),
+				value: float64(b.GetCumulativeCount())})
+		}
+		if n := len(h.GetBucket()); n == 0 || !math.IsInf(h.GetBucket()[n-1].GetUpperBound(), 1) {
+			out = append(out, sample{name: name + "_bucket", labels: labels("le", "+Inf"), value: float64(h.GetSampleCount())})
+		}
+		return out
+	case m.GetUntyped() != nil:
+		return []sample{{name: name, labels: labels(), value: m.GetUntyped().GetValue()}}
+	}
+	return nil
 }
 
 // total sums a series over the samples whose labels include match.
