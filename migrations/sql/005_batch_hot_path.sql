@@ -612,3 +612,7 @@ $$;
 ALTER TABLE tasker.task_transitions ALTER COLUMN task_transition_uuid SET DEFAULT tasker.uuid_v7();
 ALTER TABLE tasker.workflow_step_transitions ALTER COLUMN workflow_step_transition_uuid SET DEFAULT tasker.uuid_v7();
 ALTER TABLE tasker.workflow_step_edges ALTER COLUMN workflow_step_edge_uuid SET DEFAULT tasker.uuid_v7();
+
+-- The unfinished tasks, which the ready-steps gauge reads at every collection: without
+-- this it read every task ever created.
+CREATE INDEX IF NOT EXISTS idx_tasks_unfinished ON tasker.tasks (named_task_uuid) WHERE completed_at IS NULL;
