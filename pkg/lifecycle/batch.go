@@ -37,7 +37,7 @@ var EnqueueEdges = [2][2]StepState{
 	{StepPending, StepEnqueued},
 }
 
-// Claim outcomes, as tasker.claim_steps reports them per message.
+// Claim outcomes, as tasker.claim_archived_steps reports them per message.
 const (
 	ClaimClaimed      = "claimed"
 	ClaimMessageGone  = "message_gone"

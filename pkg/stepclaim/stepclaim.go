@@ -1,11 +1,13 @@
 // Package stepclaim is how a worker takes steps: it hears about queued steps from
 // LISTEN/NOTIFY (claim method "event") and from a fallback poll (claim method "poll"),
-// claims each one in a single transaction, and later submits its result in another.
+// both through messaging.Intake, claims them in batches (one statement claims every
+// message waiting when an execution slot is free), and submits results in batches by
+// group commit (Submitter).
 //
 // The claim is the exclusion point. Archiving the queue message succeeds for exactly one
 // caller, and the compare-and-set enqueued → in_progress succeeds only for a step that
-// is still enqueued, so a duplicate delivery changes nothing. The claim also takes a lease
-// (the visibility timeout): a worker that dies mid-step stops renewing nothing, its lease
+// is still enqueued, so a duplicate delivery changes nothing, in a batch as alone. The
+// claim also takes a lease (the visibility timeout): when a worker dies mid-step its lease
 // runs out, and orchestration hands the step to another worker.
 package stepclaim
 
