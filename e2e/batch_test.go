@@ -18,8 +18,8 @@ import (
 )
 
 // TestBatchClaimAndSubmitKeepPerMessageRules claims and submits several steps per
-// statement, with a duplicate message, an archived one and a poison one in the same
-// batch, and a lost lease among the results: each message and result gets the outcome
+// statement, with a duplicate message, an archived one, a poison one and one listed twice
+// in the same batch, and a lost lease among the results: each message and result gets the outcome
 // it would get alone, and nothing is written twice.
 func TestBatchClaimAndSubmitKeepPerMessageRules(t *testing.T) {
 	t.Parallel()
@@ -53,7 +53,9 @@ func TestBatchClaimAndSubmitKeepPerMessageRules(t *testing.T) {
 	batch = append(batch,
 		lifecycle.ClaimMessage{MsgID: dupID, Step: batch[0].Step, Method: stepclaim.MethodPoll},
 		lifecycle.ClaimMessage{MsgID: poisonID, Step: poison, Method: stepclaim.MethodPoll},
-		lifecycle.ClaimMessage{MsgID: 1 << 40, Step: batch[1].Step, Method: stepclaim.MethodEvent})
+		lifecycle.ClaimMessage{MsgID: 1 << 40, Step: batch[1].Step, Method: stepclaim.MethodEvent},
+		// The third message again (its notification and a poll both delivered it).
+		lifecycle.ClaimMessage{MsgID: batch[2].MsgID, Step: batch[2].Step, Method: stepclaim.MethodEvent})
 
 	res, err := stepclaim.ClaimBatch(ctx, env.Pool, queue, "batcher", 30*time.Second, batch)
 	require.NoError(t, err)
@@ -63,7 +65,7 @@ func TestBatchClaimAndSubmitKeepPerMessageRules(t *testing.T) {
 		require.Equal(t, batch[i].MsgID, r.MsgID, "results come in the order of the messages")
 	}
 	require.Equal(t, []stepclaim.Outcome{stepclaim.Claimed, stepclaim.Claimed, stepclaim.Claimed,
-		stepclaim.NotClaimable, stepclaim.UnknownStep, stepclaim.MessageGone}, got)
+		stepclaim.NotClaimable, stepclaim.UnknownStep, stepclaim.MessageGone, stepclaim.MessageGone}, got)
 	for _, r := range res[:3] {
 		require.Equal(t, 1, r.Step.Attempt)
 		require.Equal(t, "linear_step_1", r.Step.StepName)

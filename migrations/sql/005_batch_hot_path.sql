@@ -371,9 +371,11 @@ BEGIN
            trace_context = coalesce(m.trace, ws.trace_context), updated_at = now()
       FROM unnest(p_msg_ids, p_step_uuids, p_traces) AS m(id, step, trace)
      WHERE ws.workflow_step_uuid = ANY (moved) AND ws.workflow_step_uuid = m.step AND m.id = ANY (claim_ids);
+    -- A message listed twice is archived once: only its first listing can claim; a later
+    -- one reports message_gone, as a second delivery does.
     RETURN QUERY
     SELECT m.id,
-           CASE WHEN NOT m.id = ANY (archived) THEN 'message_gone'
+           CASE WHEN NOT m.id = ANY (archived) OR m.ord > array_position(p_msg_ids, m.id) THEN 'message_gone'
                 WHEN NOT m.step = ANY (existing) THEN 'unknown_step'
                 WHEN m.id = ANY (claim_ids) AND m.step = ANY (moved) THEN 'claimed'
                 ELSE 'not_claimable'
@@ -397,7 +399,7 @@ BEGIN
             JOIN tasker.task_namespaces AS tn ON tn.task_namespace_uuid = nt.task_namespace_uuid
            WHERE ws.workflow_step_uuid = m.step
           OFFSET 0) AS h -- a fence: probe by key per claimed message, never a join over the table
-        ON m.id = ANY (claim_ids) AND m.step = ANY (moved)
+        ON m.id = ANY (claim_ids) AND m.step = ANY (moved) AND m.ord = array_position(p_msg_ids, m.id)
      ORDER BY m.ord;
 END
 $$;

@@ -388,7 +388,20 @@ type pendingClaim struct {
 func (c *Claimer) claimBatch(ctx context.Context, batch []messaging.Delivery, slots chan struct{}) []*Step {
 	byQueue := map[string][]*pendingClaim{}
 	var queues []string
+	type key struct {
+		queue string
+		msgID int64
+	}
+	seen := map[key]bool{}
 	for _, cand := range batch {
+		k := key{cand.Queue, cand.MsgID}
+		if seen[k] {
+			// The same message twice in one batch (its notification and a poll that read
+			// it): one claim is all there is to make.
+			<-slots
+			continue
+		}
+		seen[k] = true
 		p := c.prepare(ctx, cand)
 		if p == nil {
 			<-slots
