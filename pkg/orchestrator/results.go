@@ -247,8 +247,12 @@ func (o *Orchestrator) loadBatch(ctx context.Context, tx pgx.Tx, items []*result
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, nil, fmt.Errorf("load %d results: %w", len(items), err)
 	}
+	// A message twice in the batch (its notification and a poll) was archived once: only
+	// its first listing consumed it.
+	listed := map[int64]bool{}
 	for _, it := range items {
-		it.archived = archived[it.job.MsgID]
+		it.archived = archived[it.job.MsgID] && !listed[it.job.MsgID]
+		listed[it.job.MsgID] = true
 	}
 	return tasks, steps, nil
 }
