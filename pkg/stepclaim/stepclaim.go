@@ -314,63 +314,28 @@ func (c *Claimer) claimLoop(ctx, work context.Context) {
 	}
 }
 
-// nextBatch waits for a free slot and a candidate, then takes every candidate already
-// waiting that a free slot can take, up to ClaimBatch (lingering when it found some).
-// Each candidate holds a slot.
+// nextBatch waits for a free slot and a candidate, then gathers what waits behind it
+// (messaging.Gather) up to ClaimBatch and the slots free. Each candidate holds a slot; the
+// extra slots are free for sure, since only this loop takes slots.
 func (c *Claimer) nextBatch(ctx context.Context, slots chan struct{}) ([]messaging.Delivery, bool) {
 	select {
 	case slots <- struct{}{}:
 	case <-ctx.Done():
 		return nil, false
 	}
-	var batch []messaging.Delivery
+	var first messaging.Delivery
 	select {
-	case cand := <-c.candidates.Receive():
-		batch = append(batch, cand)
+	case first = <-c.candidates.Receive():
 	case <-ctx.Done():
 		<-slots
 		return nil, false
 	}
-	for len(batch) < c.cfg.ClaimBatch {
-		select {
-		case slots <- struct{}{}:
-		default:
-			return batch, true
-		}
-		select {
-		case cand := <-c.candidates.Receive():
-			batch = append(batch, cand)
-		default:
-			<-slots
-			return c.linger(batch, slots), true
-		}
+	free := cap(slots) - len(slots)
+	batch := messaging.Gather(c.candidates.Receive(), first, min(c.cfg.ClaimBatch, 1+free), messaging.BatchLinger)
+	for range batch[1:] {
+		slots <- struct{}{}
 	}
 	return batch, true
-}
-
-// linger fills a batch that found others waiting behind its first candidate (the
-// claimer is behind) for up to messaging.BatchLinger; a lone candidate goes at once.
-func (c *Claimer) linger(batch []messaging.Delivery, slots chan struct{}) []messaging.Delivery {
-	if len(batch) == 1 {
-		return batch
-	}
-	t := time.NewTimer(messaging.BatchLinger)
-	defer t.Stop()
-	for len(batch) < c.cfg.ClaimBatch {
-		select {
-		case slots <- struct{}{}:
-		case <-t.C:
-			return batch
-		}
-		select {
-		case cand := <-c.candidates.Receive():
-			batch = append(batch, cand)
-		case <-t.C:
-			<-slots
-			return batch
-		}
-	}
-	return batch
 }
 
 // pendingClaim is a candidate on its way to a claim: its decoded message and its
@@ -388,20 +353,7 @@ type pendingClaim struct {
 func (c *Claimer) claimBatch(ctx context.Context, batch []messaging.Delivery, slots chan struct{}) []*Step {
 	byQueue := map[string][]*pendingClaim{}
 	var queues []string
-	type key struct {
-		queue string
-		msgID int64
-	}
-	seen := map[key]bool{}
 	for _, cand := range batch {
-		k := key{cand.Queue, cand.MsgID}
-		if seen[k] {
-			// The same message twice in one batch (its notification and a poll that read
-			// it): one claim is all there is to make.
-			<-slots
-			continue
-		}
-		seen[k] = true
 		p := c.prepare(ctx, cand)
 		if p == nil {
 			<-slots
