@@ -3,7 +3,6 @@ package orchestrator
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -45,41 +44,18 @@ func (o *Orchestrator) recordCommitted(ctx context.Context, t *taskRef) {
 	}
 }
 
-// lockTaskSQL takes the task row. The task's state is read by a separate statement
-// (currentStateSQL) afterwards: under READ COMMITTED a statement that waited for the lock
-// still reads other tables as of its start, which would be the state from before the
-// lock holder's change.
-const lockTaskSQL = `SELECT t.task_uuid, t.correlation_id, tn.name, t.trace_context
-	  FROM tasker.tasks AS t
-	  JOIN tasker.named_tasks AS nt ON nt.named_task_uuid = t.named_task_uuid
-	  JOIN tasker.task_namespaces AS tn ON tn.task_namespace_uuid = nt.task_namespace_uuid
-	 WHERE t.task_uuid = $1
-	   FOR UPDATE OF t`
-
-const currentStateSQL = `SELECT tasker.get_current_task_state($1)`
-
 // lockTask takes the task row for the rest of tx: every orchestration decision about a
 // task happens under this lock, so two orchestrators never decide for one task at once.
 // With skipLocked, a task another transaction holds is skipped (ok=false, err=nil).
 func lockTask(ctx context.Context, tx pgx.Tx, task uuid.UUID, skipLocked bool) (*taskRef, bool, error) {
-	sql := lockTaskSQL
-	if skipLocked {
-		sql += " SKIP LOCKED"
-	}
-	var ref taskRef
-	err := tx.QueryRow(ctx, sql, task).Scan(&ref.uuid, &ref.correlationID, &ref.namespace, &ref.traceContext)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, false, nil
-	}
-	if err != nil {
+	tasks := map[uuid.UUID]*taskRef{}
+	b := &pgx.Batch{}
+	queueLockTasks(b, []uuid.UUID{task}, skipLocked, tasks)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, false, fmt.Errorf("lock task %s: %w", task, err)
 	}
-	var state string
-	if err := tx.QueryRow(ctx, currentStateSQL, task).Scan(&state); err != nil {
-		return nil, false, fmt.Errorf("state of task %s: %w", task, err)
-	}
-	ref.state = lifecycle.TaskState(state)
-	return &ref, true, nil
+	ref := tasks[task]
+	return ref, ref != nil, nil
 }
 
 // snapshot is what a plan is decided from: the task's execution context, and the trace
@@ -88,9 +64,8 @@ type snapshot struct {
 	status       string
 	waitingRetry int
 	ready        []uuid.UUID
-	readyNames   []string  // the ready steps' names, in the order of ready
-	links        []byte    // JSON array of stepLink, NULL when there is nothing to link to
-	cause        uuid.UUID // the step whose result led to this plan: its span is the parent, not a link
+	readyNames   []string // the ready steps' names, in the order of ready
+	links        []byte   // JSON array of stepLink, NULL when there is nothing to link to
 }
 
 // snapshotSQL reads the snapshots of many tasks: their execution contexts, the names of
@@ -167,7 +142,7 @@ func (o *Orchestrator) applyPlans(ctx context.Context, tx pgx.Tx, ps []planned, 
 		t, end := p.task, plans[i].End()
 		if len(plans[i].Ready) > 0 {
 			t.enqueued, t.sendTook = append(t.enqueued, p.snap.readyNames...), took
-			linkEnqueued(trace.SpanFromContext(p.ctx), *p.snap)
+			linkEnqueued(trace.SpanFromContext(p.ctx), p.snap, p.cause)
 		}
 		t.state = end
 		if end.Terminal() {

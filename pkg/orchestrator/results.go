@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -154,7 +153,6 @@ func (o *Orchestrator) finalizeBatch(ctx context.Context, tx pgx.Tx, items []*re
 	var ps []planned
 	for _, p := range touched {
 		if p.snap = snaps[p.task.uuid]; p.snap != nil {
-			p.snap.cause = p.cause
 			ps = append(ps, p)
 		}
 	}
@@ -187,6 +185,39 @@ const (
 	   FOR UPDATE OF ws`
 )
 
+// queueLockTasks adds to b the lock of tasks (in uuid order; with skipLocked, tasks another
+// transaction holds are left out) and, in a statement of its own, the read of their
+// states. After the batch runs, locked holds a taskRef per task locked.
+func queueLockTasks(b *pgx.Batch, ids []uuid.UUID, skipLocked bool, locked map[uuid.UUID]*taskRef) {
+	sql := lockTasksSQL
+	if skipLocked {
+		sql += " SKIP LOCKED"
+	}
+	b.Queue(sql, ids).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			t := &taskRef{}
+			if err := rows.Scan(&t.uuid, &t.correlationID, &t.namespace, &t.traceContext); err != nil {
+				return err
+			}
+			locked[t.uuid] = t
+		}
+		return rows.Err()
+	})
+	b.Queue(taskStatesSQL, ids).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var id uuid.UUID
+			var state *string
+			if err := rows.Scan(&id, &state); err != nil {
+				return err
+			}
+			if t := locked[id]; t != nil && state != nil {
+				t.state = lifecycle.TaskState(*state)
+			}
+		}
+		return rows.Err()
+	})
+}
+
 // loadBatch archives the batch's messages, locks their tasks and steps and reads their
 // states, in one round trip. It marks each item archived or not.
 func (o *Orchestrator) loadBatch(ctx context.Context, tx pgx.Tx, items []*resultItem) (map[uuid.UUID]*taskRef, map[uuid.UUID]*stepRow, error) {
@@ -205,29 +236,7 @@ func (o *Orchestrator) loadBatch(ctx context.Context, tx pgx.Tx, items []*result
 	if err := messaging.ArchiveBatch(b, messaging.QueueStepResults, ids, archived); err != nil {
 		return nil, nil, err
 	}
-	b.Queue(lockTasksSQL, taskIDs).Query(func(rows pgx.Rows) error {
-		for rows.Next() {
-			t := &taskRef{}
-			if err := rows.Scan(&t.uuid, &t.correlationID, &t.namespace, &t.traceContext); err != nil {
-				return err
-			}
-			tasks[t.uuid] = t
-		}
-		return rows.Err()
-	})
-	b.Queue(taskStatesSQL, taskIDs).Query(func(rows pgx.Rows) error {
-		for rows.Next() {
-			var id uuid.UUID
-			var state *string
-			if err := rows.Scan(&id, &state); err != nil {
-				return err
-			}
-			if t := tasks[id]; t != nil && state != nil {
-				t.state = lifecycle.TaskState(*state)
-			}
-		}
-		return rows.Err()
-	})
+	queueLockTasks(b, taskIDs, false, tasks)
 	b.Queue(lockStepsSQL, stepIDs).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var id uuid.UUID
@@ -263,6 +272,7 @@ func (o *Orchestrator) classify(items []*resultItem, tasks map[uuid.UUID]*taskRe
 	[]lifecycle.StepFinalization, []planned) {
 	var finals []lifecycle.StepFinalization
 	var touched []planned
+	at := map[*taskRef]int{} // the task's place in touched
 	seen := map[uuid.UUID]bool{}
 	for _, it := range items {
 		if !it.archived {
@@ -290,10 +300,10 @@ func (o *Orchestrator) classify(items []*resultItem, tasks map[uuid.UUID]*taskRe
 		seen[it.msg.StepUUID] = true
 		it.resultType, it.task = resultType, t
 		finals = append(finals, f)
-		i := slices.IndexFunc(touched, func(p planned) bool { return p.task == t })
-		if i < 0 {
+		i, ok := at[t]
+		if !ok {
+			i, at[t] = len(touched), len(touched)
 			touched = append(touched, planned{task: t})
-			i = len(touched) - 1
 		}
 		touched[i].ctx, touched[i].cause = it.ctx, it.msg.StepUUID
 	}

@@ -29,10 +29,10 @@ type stepLink struct {
 }
 
 // linkEnqueued links the span that enqueued a plan's ready steps to the spans of their
-// other parents and earlier attempts. The step whose result led to the plan is its parent
-// already, so it gets no link. Tracing never fails a plan: links that do not decode are
+// other parents and earlier attempts. The step whose result led to the plan (cause) is
+// its parent already, so it gets no link. Tracing never fails a plan: links that do not decode are
 // left out.
-func linkEnqueued(span trace.Span, snap snapshot) {
+func linkEnqueued(span trace.Span, snap *snapshot, cause uuid.UUID) {
 	if len(snap.links) == 0 || !span.IsRecording() {
 		return
 	}
@@ -41,7 +41,7 @@ func linkEnqueued(span trace.Span, snap snapshot) {
 		return
 	}
 	for _, l := range links {
-		if l.From == snap.cause || (l.Kind != linkDependency && l.Kind != linkPreviousAttempt) {
+		if l.From == cause || (l.Kind != linkDependency && l.Kind != linkPreviousAttempt) {
 			continue
 		}
 		sc := messaging.SpanContextFromHeaders(l.Trace)
