@@ -80,20 +80,3 @@ func encodeMetadata(metadata map[string]any) ([]byte, error) {
 	}
 	return b, nil
 }
-
-// QueueStepTransition adds a one-step compare-and-set to a batch, so it can share a round
-// trip with other statements. After the batch runs, *moved says whether the step moved.
-func QueueStepTransition(b *pgx.Batch, step uuid.UUID, from, to StepState, metadata map[string]any, moved *bool) error {
-	if err := CheckStep(from, to); err != nil {
-		return err
-	}
-	meta, err := encodeMetadata(metadata)
-	if err != nil {
-		return err
-	}
-	b.Queue("SELECT EXISTS (SELECT 1 FROM tasker.transition_step_states($1, $2, $3, $4))",
-		[]uuid.UUID{step}, string(from), string(to), meta).QueryRow(func(row pgx.Row) error {
-		return row.Scan(moved)
-	})
-	return nil
-}

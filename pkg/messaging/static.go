@@ -3,7 +3,6 @@ package messaging
 import (
 	"fmt"
 	"regexp"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -70,29 +69,17 @@ func SendBatch(b *pgx.Batch, queue string, msgs, headers [][]byte) error {
 	if len(headers) != len(msgs) {
 		return fmt.Errorf("send to %s: %d messages but %d headers", queue, len(msgs), len(headers))
 	}
-	ns := namespaceOf(queue)
+	// The channel comes from tasker.extract_queue_namespace, the one statement of that rule.
 	b.Queue(fmt.Sprintf(`WITH sent AS (
 	    INSERT INTO %s (vt, message, headers)
 	    SELECT clock_timestamp(), m.msg, m.hdr
 	      FROM unnest($1::jsonb[], $2::jsonb[]) WITH ORDINALITY AS m(msg, hdr, ord)
 	     ORDER BY m.ord
-	    RETURNING msg_id, message, headers)
-	SELECT count(*) FROM sent
-	 CROSS JOIN LATERAL (SELECT pg_notify($3, tasker.message_ready_event($4, $5, sent.msg_id, sent.message, sent.headers, 0)::text)) AS n`,
-		q), msgs, headers, ChannelPrefix+ns, queue, ns)
+	    RETURNING msg_id, message, headers),
+	q AS (SELECT tasker.extract_queue_namespace($3) AS ns)
+	SELECT count(*) FROM sent CROSS JOIN q
+	 CROSS JOIN LATERAL (SELECT pg_notify($4 || q.ns,
+	        tasker.message_ready_event($3, q.ns, sent.msg_id, sent.message, sent.headers, 0)::text)) AS n`,
+		q), msgs, headers, queue, ChannelPrefix)
 	return nil
-}
-
-// namespaceOf is the namespace part of a queue name, which picks its LISTEN channel (the
-// same rule as tasker.extract_queue_namespace).
-func namespaceOf(queue string) string {
-	switch {
-	case strings.HasPrefix(queue, "orchestration"):
-		return "orchestration"
-	case strings.HasPrefix(queue, "worker_") && strings.HasSuffix(queue, "_queue") && len(queue) > len("worker__queue"):
-		return strings.TrimSuffix(strings.TrimPrefix(queue, "worker_"), "_queue")
-	case strings.HasSuffix(queue, "_queue") && len(queue) > len("_queue"):
-		return strings.TrimSuffix(queue, "_queue")
-	}
-	return "default"
 }
