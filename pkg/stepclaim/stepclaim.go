@@ -45,10 +45,10 @@ const (
 
 // Defaults for Config.
 const (
-	PollIntervalDefault      = time.Second
+	PollIntervalDefault      = messaging.IntakePollIntervalDefault
 	VisibilityTimeoutDefault = 30 * time.Second
 	ConcurrencyDefault       = 10
-	PollBatchDefault         = 20
+	PollBatchDefault         = messaging.IntakePollBatchDefault
 	CandidateCapacityDefault = 1000
 	ClaimBatchDefault        = 32
 )
@@ -246,10 +246,8 @@ func New(cfg Config) (*Claimer, error) {
 	case cfg.Execute == nil:
 		return nil, errors.New("stepclaim: Execute is required")
 	}
-	cfg.PollInterval = cmp.Or(cfg.PollInterval, PollIntervalDefault)
 	cfg.VisibilityTimeout = cmp.Or(cfg.VisibilityTimeout, VisibilityTimeoutDefault)
 	cfg.Concurrency = cmp.Or(cfg.Concurrency, ConcurrencyDefault)
-	cfg.PollBatch = cmp.Or(cfg.PollBatch, PollBatchDefault)
 	cfg.CandidateCapacity = cmp.Or(cfg.CandidateCapacity, CandidateCapacityDefault)
 	cfg.ClaimBatch = cmp.Or(cfg.ClaimBatch, ClaimBatchDefault)
 	if cfg.Logger == nil {
