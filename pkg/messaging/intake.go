@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -58,11 +59,12 @@ type Intake struct {
 	Pool *pgxpool.Pool
 	// Queues whose messages to deliver; required.
 	Queues []string
-	// Channels to LISTEN on for their notifications; required.
+	// Channels to LISTEN on for the queues' notifications; required.
 	Channels []string
-	// Other, when set, receives notifications on Channels that are not queue events
-	// (for example task finalizations), on the listener's goroutine.
-	Other func(ctx context.Context, n *pgconn.Notification)
+	// Others are more channels to LISTEN on on the same connection, each with its handler,
+	// for notifications that are not queue events (for example task finalizations). The
+	// handlers run on the listener's goroutine: keep them short.
+	Others map[string]func(ctx context.Context, n *pgconn.Notification)
 	// Out receives the deliveries; a full channel makes the intake wait. Required.
 	Out *resilience.Channel[Delivery]
 	// Reader is the fallback poll's read; default: a FallbackReader with no faults.
@@ -128,7 +130,7 @@ func (in *Intake) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	l := &Listener{
 		ConnConfig: in.Pool.Config().ConnConfig.Copy(),
-		Channels:   in.Channels,
+		Channels:   append(slices.Clone(in.Channels), slices.Sorted(maps.Keys(in.Others))...),
 		Logger:     in.Logger,
 		Handle:     in.onNotification,
 		OnConnect:  in.Poll,
@@ -168,13 +170,13 @@ func (in *Intake) flood(ctx context.Context, n int) {
 }
 
 func (in *Intake) onNotification(ctx context.Context, n *pgconn.Notification) {
+	if handle := in.Others[n.Channel]; handle != nil {
+		handle(ctx, n)
+		return
+	}
 	var ev Notification
-	if err := json.Unmarshal([]byte(n.Payload), &ev); err != nil || ev.QueueName == "" {
-		if in.Other != nil {
-			in.Other(ctx, n)
-		} else if err != nil {
-			in.Logger.Warn("ignoring malformed notification", "channel", n.Channel, "error", err)
-		}
+	if err := json.Unmarshal([]byte(n.Payload), &ev); err != nil {
+		in.Logger.Warn("ignoring malformed notification", "channel", n.Channel, "error", err)
 		return
 	}
 	if !slices.Contains(in.Queues, ev.QueueName) {

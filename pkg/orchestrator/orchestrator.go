@@ -100,8 +100,9 @@ func Start(ctx context.Context, cfg *Config) (*Orchestrator, error) {
 	o.queue = resilience.NewBreaker(resilience.PGMQ, c.PGMQBreaker, o.log)
 	o.faults = faults.NewCheckedSwitch(c.Faults, checkOrchestratorFaults, o.applyProcessFaults)
 	o.intake = &messaging.Intake{Pool: pool, Queues: []string{messaging.QueueStepResults},
-		Channels: []string{messaging.OrchestrationChannel, messaging.TaskFinalizedChannel}, Other: o.onFinalized,
-		Out: o.results, Breaker: o.queue, VisibilityTimeout: c.VisibilityTimeout, PollInterval: c.PollInterval,
+		Channels: []string{messaging.OrchestrationChannel},
+		Others:   map[string]func(context.Context, *pgconn.Notification){messaging.TaskFinalizedChannel: o.onFinalized},
+		Out:      o.results, Breaker: o.queue, VisibilityTimeout: c.VisibilityTimeout, PollInterval: c.PollInterval,
 		PollBatch: pollBatchSize, Logger: o.log, Instruments: c.Telemetry.Instruments,
 		Reader: &messaging.FallbackReader{DB: pool, Instruments: c.Telemetry.Instruments, Faults: o.faults}}
 	if err := o.intake.Check(); err != nil {
@@ -196,9 +197,6 @@ func (o *Orchestrator) Stop() error {
 // onFinalized hears that a task reached a terminal state (on any orchestrator): API
 // clients waiting on it return at once.
 func (o *Orchestrator) onFinalized(_ context.Context, n *pgconn.Notification) {
-	if n.Channel != messaging.TaskFinalizedChannel {
-		return
-	}
 	o.waiters.wake(n.Payload)
 	if id, err := uuid.Parse(n.Payload); err == nil {
 		o.finalized.append(id)
