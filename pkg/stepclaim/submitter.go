@@ -3,9 +3,8 @@ package stepclaim
 import (
 	"context"
 	"fmt"
-	"sync"
-	"time"
 
+	"github.com/tasker-sim/tasker-sim/pkg/groupcommit"
 	"github.com/tasker-sim/tasker-sim/pkg/lifecycle"
 	"github.com/tasker-sim/tasker-sim/pkg/messaging"
 )
@@ -13,29 +12,12 @@ import (
 // SubmitBatchDefault is how many results one submit statement carries at most.
 const SubmitBatchDefault = 64
 
-// Submitter submits step results in batches, by group commit: a result submitted while
-// no statement is in flight goes out at once, alone; results submitted while one is in
-// flight wait for it and then go out together in the next. A lone result never waits for
-// a timer, and a burst shares statements and commits.
+// Submitter submits step results in batches, by group commit (package groupcommit): a
+// result submitted while no statement is in flight goes out at once, alone; results
+// submitted while one is in flight go out together in the next. A lone result never
+// waits for a timer, and a burst shares statements and commits.
 type Submitter struct {
-	db       lifecycle.DB
-	workerID string
-	max      int
-
-	mu       sync.Mutex
-	pending  []*submitRequest
-	flushing bool
-}
-
-type submitRequest struct {
-	step *Step
-	sub  lifecycle.Submission
-	done chan submitResponse
-}
-
-type submitResponse struct {
-	msgID int64
-	err   error
+	group *groupcommit.Group[lifecycle.Submission, int64]
 }
 
 // NewSubmitter returns a Submitter for workerID's results; max bounds a batch (default
@@ -44,7 +26,10 @@ func NewSubmitter(db lifecycle.DB, workerID string, max int) *Submitter {
 	if max <= 0 {
 		max = SubmitBatchDefault
 	}
-	return &Submitter{db: db, workerID: workerID, max: max}
+	run := func(ctx context.Context, subs []lifecycle.Submission) ([]int64, error) {
+		return lifecycle.SubmitResults(ctx, db, workerID, subs)
+	}
+	return &Submitter{group: groupcommit.New(run, max, messaging.BatchLinger)}
 }
 
 // Submit is Submit's batched form: it returns once the statement that carried the result
@@ -55,67 +40,12 @@ func (b *Submitter) Submit(ctx context.Context, s *Step, success bool, results [
 	if err != nil {
 		return 0, err
 	}
-	req := &submitRequest{step: s, sub: sub, done: make(chan submitResponse, 1)}
-	b.mu.Lock()
-	b.pending = append(b.pending, req)
-	lead := !b.flushing
-	b.flushing = true
-	b.mu.Unlock()
-	if lead {
-		// This caller found no statement in flight: it sends batches until none is left.
-		b.flush(ctx)
+	id, err := b.group.Do(ctx, sub)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("submit result of step %s: %w", s.StepUUID, err)
+	case id == 0:
+		return 0, fmt.Errorf("submit result of step %s attempt %d: %w", s.StepUUID, s.Attempt, ErrLeaseLost)
 	}
-	r := <-req.done
-	return r.msgID, r.err
-}
-
-// flush sends the pending results, a batch at a time, until there are none.
-func (b *Submitter) flush(ctx context.Context) {
-	for {
-		b.mu.Lock()
-		if waiting := len(b.pending); waiting > 1 && waiting < b.max {
-			// Others are submitting too (the worker is busy): let the batch fill a moment.
-			b.mu.Unlock()
-			time.Sleep(messaging.BatchLinger)
-			b.mu.Lock()
-		}
-		n := min(len(b.pending), b.max)
-		if n == 0 {
-			b.flushing = false
-			b.mu.Unlock()
-			return
-		}
-		batch := b.pending[:n:n]
-		b.pending = b.pending[n:]
-		b.mu.Unlock()
-		b.send(context.WithoutCancel(ctx), batch)
-	}
-}
-
-// send runs one batch and answers each of its callers. It runs without the caller's
-// cancellation: the other callers' results ride on it.
-func (b *Submitter) send(ctx context.Context, batch []*submitRequest) {
-	subs := make([]lifecycle.Submission, len(batch))
-	for i, r := range batch {
-		subs[i] = r.sub
-	}
-	ids, err := lifecycle.SubmitResults(ctx, b.db, b.workerID, subs)
-	if err != nil && len(batch) > 1 {
-		// One bad result must not sink the others: send each alone.
-		for _, r := range batch {
-			b.send(ctx, []*submitRequest{r})
-		}
-		return
-	}
-	for i, r := range batch {
-		switch {
-		case err != nil:
-			r.done <- submitResponse{err: fmt.Errorf("submit result of step %s: %w", r.step.StepUUID, err)}
-		case ids[i] == 0:
-			r.done <- submitResponse{err: fmt.Errorf("submit result of step %s attempt %d: %w",
-				r.step.StepUUID, r.step.Attempt, ErrLeaseLost)}
-		default:
-			r.done <- submitResponse{msgID: ids[i]}
-		}
-	}
+	return id, nil
 }
