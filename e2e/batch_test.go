@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -9,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tasker-sim/tasker-sim/pkg/api"
+	"github.com/tasker-sim/tasker-sim/pkg/client"
 	"github.com/tasker-sim/tasker-sim/pkg/harness"
 	"github.com/tasker-sim/tasker-sim/pkg/lifecycle"
 	"github.com/tasker-sim/tasker-sim/pkg/messaging"
@@ -131,4 +135,61 @@ func TestApplyPlansRefusesAStaleTaskAndWritesNothing(t *testing.T) {
 	})
 	require.ErrorIs(t, err, lifecycle.ErrStaleState)
 	require.Equal(t, before, taskTransitions(t, env, a.TaskUUID), "the other task's move rolled back")
+}
+
+// TestConcurrentCreatesShareTransactionsAndRefuseDuplicates creates tasks from many
+// goroutines at once, some of them duplicates of others: the creations share
+// transactions, each duplicate gets its 409 alone, and every other task is created whole
+// and completes.
+func TestConcurrentCreatesShareTransactionsAndRefuseDuplicates(t *testing.T) {
+	t.Parallel()
+	env := harness.New(t, cluster, fastOptions())
+	ctx := ctxFor(t, 60*time.Second)
+	const unique, dups = 20, 4
+	reqs := make([]*api.TaskRequest, 0, unique+dups)
+	for i := range unique {
+		reqs = append(reqs, request("rust_e2e_linear", "mathematical_sequence", map[string]any{"even_number": 2 * (i + 1)}))
+	}
+	reqs = append(reqs, reqs[:dups]...)
+	created := make([]*api.TaskResponse, len(reqs))
+	errs := make([]error, len(reqs))
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, r := range reqs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			created[i], errs[i] = env.Client.CreateTask(ctx, r)
+		}()
+	}
+	close(start)
+	wg.Wait()
+
+	var ids []string
+	refused := 0
+	for i, err := range errs {
+		if client.IsStatus(err, http.StatusConflict) {
+			refused++
+			continue
+		}
+		require.NoError(t, err, "request %d", i)
+		ids = append(ids, created[i].TaskUUID)
+	}
+	require.Equal(t, dups, refused, "each duplicate identity is refused once")
+	require.Len(t, ids, unique)
+
+	var rows, txns int
+	require.NoError(t, env.Pool.QueryRow(ctx, `SELECT count(*), count(DISTINCT xmin::text) FROM tasker.tasks`).Scan(&rows, &txns))
+	require.Equal(t, unique, rows, "the refused duplicates wrote nothing")
+	require.Less(t, txns, unique, "concurrent creations shared transactions")
+
+	for _, id := range ids {
+		task, err := env.Client.WaitTask(ctx, id)
+		require.NoError(t, err)
+		require.Equal(t, "complete", task.Status)
+		audit := taskTransitions(t, env, id)
+		requireWellFormedAudit(t, audit, legalTask)
+		require.Equal(t, "complete", audit[len(audit)-1].To)
+	}
 }

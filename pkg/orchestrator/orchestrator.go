@@ -18,6 +18,7 @@ import (
 	"github.com/tasker-sim/tasker-sim/migrations"
 	"github.com/tasker-sim/tasker-sim/pkg/dbwait"
 	"github.com/tasker-sim/tasker-sim/pkg/faults"
+	"github.com/tasker-sim/tasker-sim/pkg/groupcommit"
 	"github.com/tasker-sim/tasker-sim/pkg/lifecycle"
 	"github.com/tasker-sim/tasker-sim/pkg/messaging"
 	"github.com/tasker-sim/tasker-sim/pkg/resilience"
@@ -30,6 +31,7 @@ type Orchestrator struct {
 	log          *slog.Logger
 	pool         *pgxpool.Pool
 	templates    *templateCache
+	creations    *groupcommit.Group[*creation, *taskRef]
 	results      *resilience.Channel[messaging.Delivery]
 	intake       *messaging.Intake
 	server       *http.Server
@@ -95,6 +97,7 @@ func Start(ctx context.Context, cfg *Config) (*Orchestrator, error) {
 		pool: pool, templates: newTemplateCache(), results: resilience.NewChannel[messaging.Delivery](resultChannel, "orchestration", resultChannelCapacity, c.Telemetry.Instruments),
 		started: time.Now(), waiters: newWaiters(), finalized: newFinalizedLog(),
 	}
+	o.creations = groupcommit.New(o.createTasks, createBatchMax, messaging.BatchLinger)
 	o.web = resilience.NewBreaker(resilience.WebDatabase, c.WebBreaker, o.log)
 	o.readiness = resilience.NewBreaker(resilience.TaskReadiness, c.ReadinessBreaker, o.log)
 	o.queue = resilience.NewBreaker(resilience.PGMQ, c.PGMQBreaker, o.log)

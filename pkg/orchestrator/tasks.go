@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
@@ -197,7 +198,8 @@ func (o *Orchestrator) lookupTemplate(ctx context.Context, namespace, name, vers
 }
 
 // CreateTask validates a request and, in one transaction, creates the task, its steps,
-// edges and initial transitions, and enqueues the root steps.
+// edges and initial transitions, and enqueues the root steps. Concurrent calls share that
+// transaction (package groupcommit): a lone request commits at once, a burst in batches.
 func (o *Orchestrator) CreateTask(ctx context.Context, req *api.TaskRequest) (uuid.UUID, error) {
 	start := time.Now()
 	corr, parent, priority, err := o.validateRequest(req)
@@ -225,76 +227,158 @@ func (o *Orchestrator) CreateTask(ctx context.Context, req *api.TaskRequest) (uu
 	if err != nil {
 		return uuid.Nil, &ValidationError{Field: "context", Rule: err.Error()}
 	}
-
-	tmpl := nt.template
-	taskUUID := uuid.Must(uuid.NewV7())
-	n := len(tmpl.Steps)
-	stepIDs := make([]uuid.UUID, n)
-	named := make([]uuid.UUID, n)
-	retryable := make([]bool, n)
-	maxAttempts := make([]int32, n)
-	byName := map[string]uuid.UUID{}
-	for i, s := range tmpl.Steps {
-		stepIDs[i] = uuid.Must(uuid.NewV7())
-		byName[s.Name] = stepIDs[i]
-		ns, ok := nt.stepUUIDs[s.Name]
-		if !ok {
-			return uuid.Nil, fmt.Errorf("template %s: step %s is not registered", tmpl.Key(), s.Name)
-		}
-		named[i], retryable[i], maxAttempts[i] = ns, s.Retry.IsRetryable(), int32(s.Retry.Attempts())
+	c, err := newCreation(nt, req, corr, parent, priority, identity)
+	if err != nil {
+		return uuid.Nil, err
 	}
-	var from, to []uuid.UUID
-	for _, s := range tmpl.Steps {
-		for _, d := range s.Dependencies {
-			from = append(from, byName[d])
-			to = append(to, byName[s.Name])
-		}
-	}
-	tags := req.Tags
-	if tags == nil {
-		tags = []string{}
-	}
-	var parentArg any
-	if parent != uuid.Nil {
-		parentArg = parent
-	}
-
-	span.SetAttributes(attribute.String("task_uuid", taskUUID.String()))
-	t := &taskRef{uuid: taskUUID, correlationID: corr, namespace: tmpl.NamespaceName, state: lifecycle.TaskPending}
-	err = pgx.BeginFunc(ctx, o.pool, func(tx pgx.Tx) error {
-		b := &pgx.Batch{}
-		// The create_task span roots the task's trace; maintenance spans link to it.
-		b.Queue(`INSERT INTO tasker.tasks (task_uuid, named_task_uuid, initiator, source_system, reason, tags,
-		             context, identity_hash, priority, correlation_id, parent_correlation_id, trace_context)
-		         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-			taskUUID, nt.uuid, req.Initiator, req.SourceSystem, req.Reason, tags,
-			[]byte(req.Context), identity, priority, corr, parentArg, messaging.Headers(ctx))
-		b.Queue(`INSERT INTO tasker.workflow_steps (workflow_step_uuid, task_uuid, named_step_uuid, retryable, max_attempts)
-		         SELECT s.id, $1, s.named, s.retryable, s.max_attempts
-		           FROM unnest($2::uuid[], $3::uuid[], $4::bool[], $5::int[]) AS s(id, named, retryable, max_attempts)`,
-			taskUUID, stepIDs, named, retryable, maxAttempts)
-		b.Queue(`INSERT INTO tasker.workflow_step_edges (from_step_uuid, to_step_uuid)
-		         SELECT * FROM unnest($1::uuid[], $2::uuid[])`, from, to)
-		lifecycle.QueueCreateTransitions(b, taskUUID, stepIDs, o.cfg.ProcessorUUID, corr)
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			var pgErr *pgconn.PgError
-			if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "idx_tasks_identity_hash" {
-				return fmt.Errorf("a task of %s with the same identity (context or idempotency_key) exists: %w",
-					tmpl.Key(), ErrDuplicate)
-			}
-			return fmt.Errorf("create task: %w", err)
-		}
-		return o.advance(ctx, tx, t, "task_created")
-	})
+	c.span, c.headers = span, messaging.Headers(ctx)
+	span.SetAttributes(attribute.String("task_uuid", c.task.String()))
+	ref, err := o.creations.Do(ctx, c)
 	if err != nil {
 		span.RecordError(err)
 		return uuid.Nil, err
 	}
-	o.tel.Instruments.TaskInitialized(ctx, corr.String(), tmpl.Name, time.Since(start))
-	o.recordCommitted(ctx, t)
-	o.log.Info("task created", "correlation_id", corr, "task_uuid", taskUUID, "namespace", tmpl.NamespaceName,
-		"task_name", tmpl.Name, "steps", n)
-	return taskUUID, nil
+	o.tel.Instruments.TaskInitialized(ctx, corr.String(), nt.template.Name, time.Since(start))
+	o.recordCommitted(ctx, ref)
+	o.log.Info("task created", "correlation_id", corr, "task_uuid", c.task, "namespace", nt.template.NamespaceName,
+		"task_name", nt.template.Name, "steps", len(c.steps))
+	return c.task, nil
+}
+
+// createBatchMax bounds how many task creations share a transaction.
+const createBatchMax = 32
+
+// creation is a validated task request with the rows it will write.
+type creation struct {
+	task, namedTask, correlationID uuid.UUID
+	parent                         pgtype.UUID
+	req                            *api.TaskRequest
+	tags                           []byte // JSON array
+	identity                       string
+	priority                       int32
+	namespace, key                 string
+	steps, namedSteps              []uuid.UUID
+	retryable                      []bool
+	maxAttempts                    []int32
+	edgeFrom, edgeTo               []uuid.UUID
+	span                           trace.Span // create_task: the task's trace starts here
+	headers                        []byte     // the span's context, stored as the task's trace_context
+}
+
+// newCreation gives the task and each of its template's steps a time-ordered uuid and
+// lists the edges.
+func newCreation(nt *namedTask, req *api.TaskRequest, corr, parent uuid.UUID, priority int, identity string) (*creation, error) {
+	tmpl := nt.template
+	tags := req.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	tagsJSON, err := json.Marshal(tags)
+	if err != nil {
+		return nil, err
+	}
+	c := &creation{task: uuid.Must(uuid.NewV7()), namedTask: nt.uuid, correlationID: corr, req: req, tags: tagsJSON,
+		identity: identity, priority: int32(priority), namespace: tmpl.NamespaceName, key: tmpl.Key(),
+		parent: pgtype.UUID{Bytes: parent, Valid: parent != uuid.Nil}}
+	byName := map[string]uuid.UUID{}
+	for _, s := range tmpl.Steps {
+		ns, ok := nt.stepUUIDs[s.Name]
+		if !ok {
+			return nil, fmt.Errorf("template %s: step %s is not registered", tmpl.Key(), s.Name)
+		}
+		id := uuid.Must(uuid.NewV7())
+		byName[s.Name] = id
+		c.steps, c.namedSteps = append(c.steps, id), append(c.namedSteps, ns)
+		c.retryable, c.maxAttempts = append(c.retryable, s.Retry.IsRetryable()), append(c.maxAttempts, int32(s.Retry.Attempts()))
+	}
+	for _, s := range tmpl.Steps {
+		for _, d := range s.Dependencies {
+			c.edgeFrom, c.edgeTo = append(c.edgeFrom, byName[d]), append(c.edgeTo, byName[s.Name])
+		}
+	}
+	return c, nil
+}
+
+// createTasks is the creation transaction for a batch of requests: their rows and first
+// transitions, and their snapshots, in one round trip; then each task's plan, which
+// enqueues its root steps. It returns each task's taskRef, for recordCommitted.
+func (o *Orchestrator) createTasks(ctx context.Context, cs []*creation) ([]*taskRef, error) {
+	refs := make([]*taskRef, len(cs))
+	err := pgx.BeginFunc(ctx, o.pool, func(tx pgx.Tx) error {
+		ids := make([]uuid.UUID, len(cs))
+		for i, c := range cs {
+			ids[i] = c.task
+			refs[i] = &taskRef{uuid: c.task, correlationID: c.correlationID, namespace: c.namespace,
+				state: lifecycle.TaskPending, traceContext: c.headers}
+		}
+		snaps := map[uuid.UUID]*snapshot{}
+		b := &pgx.Batch{}
+		o.queueCreations(b, cs)
+		queueSnapshots(b, ids, snaps)
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return creationError(cs, err)
+		}
+		ps := make([]planned, len(cs))
+		for i, c := range cs {
+			snap := snaps[c.task]
+			if snap == nil {
+				return fmt.Errorf("execution context of new task %s: no row", c.task)
+			}
+			ps[i] = planned{task: refs[i], snap: snap, ctx: trace.ContextWithSpan(ctx, c.span)}
+		}
+		return o.applyPlans(ctx, tx, ps, "task_created")
+	})
+	if err != nil {
+		return nil, err
+	}
+	return refs, nil
+}
+
+// queueCreations adds to b the inserts of the tasks, their steps and edges, and their
+// first transitions, each one statement for the whole batch.
+func (o *Orchestrator) queueCreations(b *pgx.Batch, cs []*creation) {
+	n := len(cs)
+	tasks, named, corr := make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n)
+	parents := make([]pgtype.UUID, n)
+	initiators, sources, reasons, identities := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	tags, contexts, traces := make([][]byte, n), make([][]byte, n), make([][]byte, n)
+	priorities := make([]int32, n)
+	var steps, stepTasks, stepNamed, edgeFrom, edgeTo []uuid.UUID
+	var retryable []bool
+	var maxAttempts []int32
+	for i, c := range cs {
+		tasks[i], named[i], corr[i], parents[i] = c.task, c.namedTask, c.correlationID, c.parent
+		initiators[i], sources[i], reasons[i], identities[i] = c.req.Initiator, c.req.SourceSystem, c.req.Reason, c.identity
+		tags[i], contexts[i], traces[i], priorities[i] = c.tags, []byte(c.req.Context), c.headers, c.priority
+		steps, stepNamed = append(steps, c.steps...), append(stepNamed, c.namedSteps...)
+		for range c.steps {
+			stepTasks = append(stepTasks, c.task)
+		}
+		retryable, maxAttempts = append(retryable, c.retryable...), append(maxAttempts, c.maxAttempts...)
+		edgeFrom, edgeTo = append(edgeFrom, c.edgeFrom...), append(edgeTo, c.edgeTo...)
+	}
+	b.Queue(`INSERT INTO tasker.tasks (task_uuid, named_task_uuid, initiator, source_system, reason, tags,
+	             context, identity_hash, priority, correlation_id, parent_correlation_id, trace_context)
+	         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::jsonb[],
+	                              $7::jsonb[], $8::text[], $9::int[], $10::uuid[], $11::uuid[], $12::jsonb[])`,
+		tasks, named, initiators, sources, reasons, tags, contexts, identities, priorities, corr, parents, traces)
+	b.Queue(`INSERT INTO tasker.workflow_steps (workflow_step_uuid, task_uuid, named_step_uuid, retryable, max_attempts)
+	         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bool[], $5::int[])`,
+		steps, stepTasks, stepNamed, retryable, maxAttempts)
+	b.Queue(`INSERT INTO tasker.workflow_step_edges (from_step_uuid, to_step_uuid)
+	         SELECT * FROM unnest($1::uuid[], $2::uuid[])`, edgeFrom, edgeTo)
+	lifecycle.QueueCreateTransitions(b, tasks, corr, steps, o.cfg.ProcessorUUID)
+}
+
+// creationError names a duplicate: for a batch of one, the template whose task it
+// duplicates (a larger batch that fails is retried a request at a time).
+func creationError(cs []*creation, err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "idx_tasks_identity_hash" {
+		return fmt.Errorf("a task of %s with the same identity (context or idempotency_key) exists: %w",
+			cs[0].key, ErrDuplicate)
+	}
+	return fmt.Errorf("create %d tasks: %w", len(cs), err)
 }
 
 const taskSelect = `
