@@ -123,17 +123,12 @@ func (o *Orchestrator) handleCreate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", "request body: must hold exactly one JSON object")
 		return
 	}
-	id, err := o.CreateTask(r.Context(), &req)
+	task, err := o.CreateTask(r.Context(), &req)
 	if err != nil {
 		o.writeFailure(w, r, err)
 		return
 	}
-	task, err := o.GetTask(r.Context(), id)
-	if err != nil {
-		o.writeFailure(w, r, err)
-		return
-	}
-	w.Header().Set("Location", "/v1/tasks/"+id.String())
+	w.Header().Set("Location", "/v1/tasks/"+task.TaskUUID)
 	api.WriteJSON(w, http.StatusCreated, task)
 }
 

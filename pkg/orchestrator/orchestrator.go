@@ -31,7 +31,7 @@ type Orchestrator struct {
 	log          *slog.Logger
 	pool         *pgxpool.Pool
 	templates    *templateCache
-	creations    *groupcommit.Group[*creation, *taskRef]
+	creations    *groupcommit.Group[*creation, created]
 	results      *resilience.Channel[messaging.Delivery]
 	intake       *messaging.Intake
 	server       *http.Server

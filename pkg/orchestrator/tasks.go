@@ -200,15 +200,16 @@ func (o *Orchestrator) lookupTemplate(ctx context.Context, namespace, name, vers
 // CreateTask validates a request and, in one transaction, creates the task, its steps,
 // edges and initial transitions, and enqueues the root steps. Concurrent calls share that
 // transaction (package groupcommit): a lone request commits at once, a burst in batches.
-func (o *Orchestrator) CreateTask(ctx context.Context, req *api.TaskRequest) (uuid.UUID, error) {
+// It returns the task as it stood right after the commit.
+func (o *Orchestrator) CreateTask(ctx context.Context, req *api.TaskRequest) (*api.TaskResponse, error) {
 	start := time.Now()
 	corr, parent, priority, err := o.validateRequest(req)
 	if err != nil {
-		return uuid.Nil, err
+		return nil, err
 	}
 	nt, err := o.lookupTemplate(ctx, req.Namespace, req.Name, req.Version)
 	if err != nil {
-		return uuid.Nil, err
+		return nil, err
 	}
 	// Counted once the template is known, so the labels stay a bounded set.
 	o.tel.Instruments.TaskRequested(ctx, corr.String(), req.Name, req.Namespace)
@@ -219,30 +220,30 @@ func (o *Orchestrator) CreateTask(ctx context.Context, req *api.TaskRequest) (uu
 	if err := nt.template.ValidateInput(req.Context); err != nil {
 		var ve *ValidationError
 		if errors.As(err, &ve) {
-			return uuid.Nil, err
+			return nil, err
 		}
-		return uuid.Nil, &ValidationError{Field: "context", Rule: err.Error()}
+		return nil, &ValidationError{Field: "context", Rule: err.Error()}
 	}
 	identity, err := lifecycle.IdentityHash(nt.uuid, req.Context, req.IdempotencyKey)
 	if err != nil {
-		return uuid.Nil, &ValidationError{Field: "context", Rule: err.Error()}
+		return nil, &ValidationError{Field: "context", Rule: err.Error()}
 	}
 	c, err := newCreation(nt, req, corr, parent, priority, identity)
 	if err != nil {
-		return uuid.Nil, err
+		return nil, err
 	}
 	c.span, c.headers = span, messaging.Headers(ctx)
 	span.SetAttributes(attribute.String("task_uuid", c.task.String()))
-	ref, err := o.creations.Do(ctx, c)
+	done, err := o.creations.Do(ctx, c)
 	if err != nil {
 		span.RecordError(err)
-		return uuid.Nil, err
+		return nil, err
 	}
 	o.tel.Instruments.TaskInitialized(ctx, corr.String(), nt.template.Name, time.Since(start))
-	o.recordCommitted(ctx, ref)
+	o.recordCommitted(ctx, done.ref)
 	o.log.Info("task created", "correlation_id", corr, "task_uuid", c.task, "namespace", nt.template.NamespaceName,
 		"task_name", nt.template.Name, "steps", len(c.steps))
-	return c.task, nil
+	return done.task, nil
 }
 
 // createBatchMax bounds how many task creations share a transaction.
@@ -299,10 +300,17 @@ func newCreation(nt *namedTask, req *api.TaskRequest, corr, parent uuid.UUID, pr
 	return c, nil
 }
 
+// created is a committed creation: what it did, for recordCommitted, and the task as the
+// API shows it.
+type created struct {
+	ref  *taskRef
+	task *api.TaskResponse
+}
+
 // createTasks is the creation transaction for a batch of requests: their rows and first
 // transitions, and their snapshots, in one round trip; then each task's plan, which
-// enqueues its root steps. It returns each task's taskRef, for recordCommitted.
-func (o *Orchestrator) createTasks(ctx context.Context, cs []*creation) ([]*taskRef, error) {
+// enqueues its root steps. After the commit one statement reads the new tasks back.
+func (o *Orchestrator) createTasks(ctx context.Context, cs []*creation) ([]created, error) {
 	refs := make([]*taskRef, len(cs))
 	err := pgx.BeginFunc(ctx, o.pool, func(tx pgx.Tx) error {
 		ids := make([]uuid.UUID, len(cs))
@@ -331,7 +339,42 @@ func (o *Orchestrator) createTasks(ctx context.Context, cs []*creation) ([]*task
 	if err != nil {
 		return nil, err
 	}
-	return refs, nil
+	ids := make([]uuid.UUID, len(cs))
+	for i, c := range cs {
+		ids[i] = c.task
+	}
+	tasks, err := o.readTasks(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read %d created tasks: %w", len(cs), err)
+	}
+	out := make([]created, len(cs))
+	for i, c := range cs {
+		if out[i] = (created{ref: refs[i], task: tasks[c.task]}); out[i].task == nil {
+			return nil, fmt.Errorf("created task %s: %w", c.task, ErrNotFound)
+		}
+	}
+	return out, nil
+}
+
+// readTasks returns the tasks named, by uuid, as GetTask shows them.
+func (o *Orchestrator) readTasks(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]*api.TaskResponse, error) {
+	rows, err := o.pool.Query(ctx, taskSelect+" WHERE t.task_uuid = ANY ($1)", ids)
+	if err != nil {
+		return nil, err
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*api.TaskResponse, error) { return scanTask(r) })
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[uuid.UUID]*api.TaskResponse, len(list))
+	for _, t := range list {
+		id, err := uuid.Parse(t.TaskUUID)
+		if err != nil {
+			return nil, err
+		}
+		out[id] = t
+	}
+	return out, nil
 }
 
 // queueCreations adds to b the inserts of the tasks, their steps and edges, and their
