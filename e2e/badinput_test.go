@@ -97,6 +97,11 @@ func TestBadInput(t *testing.T) {
 		{"injection in namespace", validBody(set("namespace", "rust_e2e_linear'; DROP TABLE tasker.tasks; --")), 400, []string{"namespace", "must match"}},
 		{"injection in name", validBody(set("name", `x" OR 1=1 --`)), 400, []string{"name", "must match"}},
 		{"queue-breaking namespace", validBody(set("namespace", "Rust-E2E")), 400, []string{"namespace", "must match"}},
+		{"NUL in a context string", validBody(set("context", map[string]any{"even_number": 6, "note": map[string]any{"lines": []any{"ok", "a\x00b"}}})),
+			400, []string{"context.note.lines[1]", "NUL"}},
+		{"NUL in a context key", validBody(set("context", map[string]any{"even_number": 6, "k\x00": 1})), 400, []string{"context (a key)", "NUL"}},
+		{"NUL in reason", validBody(set("reason", "why\x00")), 400, []string{"reason", "NUL"}},
+		{"NUL in a tag", validBody(set("tags", []string{"fine", "bad\x00"})), 400, []string{"tags[1]", "NUL"}},
 	}
 	// The group returns only when all its parallel cases have finished.
 	t.Run("cases", func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tasker-sim/tasker-sim/pkg/harness"
@@ -108,4 +109,21 @@ func TestArbitraryPrecision(t *testing.T) {
 	require.Equal(t, "complete", done.Status)
 	got, _ := stepResults(t, env, created.TaskUUID)
 	require.Equal(t, pow(100, 16), got["linear_step_4"])
+}
+
+// TestIntegralNumberWrittenAsDecimal runs {"even_number": 6.0}: the input schema's
+// "integer" accepts it at creation, and the steps read it as 6.
+func TestIntegralNumberWrittenAsDecimal(t *testing.T) {
+	t.Parallel()
+	env := harness.New(t, cluster, fastOptions())
+	ctx := ctxFor(t, 30*time.Second)
+	req := request("rust_e2e_linear", "mathematical_sequence", map[string]any{})
+	req.Context = json.RawMessage(`{"even_number": 6.0, "_run_id": "` + uuid.NewString() + `"}`)
+	created, err := env.Client.CreateTask(ctx, req)
+	require.NoError(t, err)
+	done, err := env.Client.WaitTask(ctx, created.TaskUUID)
+	require.NoError(t, err)
+	require.Equal(t, "complete", done.Status)
+	got, _ := stepResults(t, env, created.TaskUUID)
+	require.Equal(t, pow(6, 16), got["linear_step_4"])
 }

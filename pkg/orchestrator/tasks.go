@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -77,6 +79,9 @@ func (o *Orchestrator) validateRequest(req *api.TaskRequest) (corr, parent uuid.
 	if fe := faults.RefuseProcessFaultsInContext(req.Context); fe != nil {
 		return corr, parent, 0, &ValidationError{"context." + faults.ContextKey + "." + fe.Field, fe.Rule}
 	}
+	if field := nulField(req.Context); field != "" {
+		return corr, parent, 0, &ValidationError{field, nulRule}
+	}
 	for _, f := range []struct{ name, value string }{
 		{"initiator", req.Initiator}, {"source_system", req.SourceSystem}, {"reason", req.Reason},
 	} {
@@ -86,9 +91,17 @@ func (o *Orchestrator) validateRequest(req *api.TaskRequest) (corr, parent uuid.
 		if len(f.value) > 255 {
 			return corr, parent, 0, &ValidationError{f.name, "must be at most 255 characters"}
 		}
+		if strings.ContainsRune(f.value, 0) {
+			return corr, parent, 0, &ValidationError{f.name, nulRule}
+		}
 	}
 	if len(req.IdempotencyKey) > 255 {
 		return corr, parent, 0, &ValidationError{"idempotency_key", "must be at most 255 characters"}
+	}
+	for i, tag := range req.Tags {
+		if strings.ContainsRune(tag, 0) {
+			return corr, parent, 0, &ValidationError{fmt.Sprintf("tags[%d]", i), nulRule}
+		}
 	}
 	if req.Priority != nil {
 		priority = *req.Priority
@@ -114,6 +127,56 @@ func (o *Orchestrator) validateRequest(req *api.TaskRequest) (corr, parent uuid.
 		}
 	}
 	return corr, parent, priority, nil
+}
+
+// nulRule is the rule for text PostgreSQL cannot store: neither text nor jsonb holds the
+// NUL character.
+const nulRule = `must not contain the NUL character (\u0000): PostgreSQL cannot store it`
+
+// nulField returns the path (context.a.b[2]) of the first key or string in the JSON
+// document doc that holds a NUL character, or "" when none does or doc does not decode
+// (the schema check reports that).
+func nulField(doc []byte) string {
+	if !bytes.Contains(doc, []byte(`\u0000`)) {
+		return "" // the only way JSON text can spell a NUL
+	}
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		return ""
+	}
+	return findNul("context", v)
+}
+
+func findNul(path string, v any) string {
+	switch x := v.(type) {
+	case string:
+		if strings.ContainsRune(x, 0) {
+			return path
+		}
+	case []any:
+		for i, e := range x {
+			if p := findNul(fmt.Sprintf("%s[%d]", path, i), e); p != "" {
+				return p
+			}
+		}
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if strings.ContainsRune(k, 0) {
+				return path + " (a key)"
+			}
+			if p := findNul(path+"."+k, x[k]); p != "" {
+				return p
+			}
+		}
+	}
+	return ""
 }
 
 // namedTask is a registered template as orchestration sees it.

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"math/big"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -83,12 +85,32 @@ func squareEvenNumber(_ context.Context, in StepInput) (any, error) {
 		return nil, &StepError{Message: "context.even_number is required", ErrorType: "ValidationError",
 			ErrorCode: "MISSING_CONTEXT_FIELD"}
 	}
-	n, ok := new(big.Int).SetString(ctx.EvenNumber.String(), 10)
+	n, ok := integerValue(ctx.EvenNumber.String())
 	if !ok || n.Bit(0) != 0 || n.Sign() <= 0 {
 		return nil, &StepError{Message: fmt.Sprintf("context.even_number must be a positive even integer, got %s", ctx.EvenNumber),
 			ErrorType: "ValidationError", ErrorCode: "VALIDATION_ERROR"}
 	}
 	return json.Number(new(big.Int).Mul(n, n).String()), nil
+}
+
+// maxExponent bounds the exponent of a JSON number read as an integer, so that a short
+// literal such as 1e999999999 cannot make a handler build a gigantic number.
+const maxExponent = 1000
+
+// integerValue reads a JSON number literal whose value is an integer, however it is
+// written: 6, 6.0 and 6e0 are all 6, as JSON Schema's "integer" type counts them.
+func integerValue(lit string) (*big.Int, bool) {
+	if i := strings.IndexAny(lit, "eE"); i >= 0 {
+		exp, err := strconv.Atoi(strings.TrimPrefix(lit[i+1:], "+"))
+		if err != nil || exp > maxExponent || exp < -maxExponent {
+			return nil, false
+		}
+	}
+	r, ok := new(big.Rat).SetString(lit)
+	if !ok || !r.IsInt() {
+		return nil, false
+	}
+	return r.Num(), true
 }
 
 // squareParentProduct multiplies every parent's result and squares the product, in

@@ -109,8 +109,16 @@ func TestHandlers(t *testing.T) {
 	v, err := run(t, "math.square_even_number", workflow.StepInput{Context: json.RawMessage(`{"even_number": 6}`)})
 	require.NoError(t, err)
 	require.Equal(t, json.Number("36"), v)
+	// JSON Schema's "integer" accepts an integral number however it is written, and so does
+	// the handler: creation and execution agree.
+	for _, six := range []string{`6.0`, `6e0`, `0.6e1`, `600E-2`, `6.000`} {
+		v, err := run(t, "math.square_even_number", workflow.StepInput{Context: json.RawMessage(`{"even_number": ` + six + `}`)})
+		require.NoError(t, err, six)
+		require.Equal(t, json.Number("36"), v, six)
+	}
 
-	for _, ctx := range []string{`{}`, `{"even_number": 7}`, `{"even_number": "x"}`, `not json`} {
+	for _, ctx := range []string{`{}`, `{"even_number": 7}`, `{"even_number": "x"}`, `not json`,
+		`{"even_number": 6.5}`, `{"even_number": 7.0}`, `{"even_number": 1e999999999}`, `{"even_number": 2e1001}`} {
 		_, err := run(t, "math.square_even_number", workflow.StepInput{Context: json.RawMessage(ctx)})
 		var se *workflow.StepError
 		require.True(t, errors.As(err, &se), ctx)
