@@ -4,6 +4,10 @@ import (
 	"cmp"
 	"math"
 	"math/rand/v2"
+	"net/http"
+	"net/mail"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -11,7 +15,7 @@ import (
 const (
 	BackoffBaseDefault       = time.Second
 	BackoffMultiplierDefault = 2.0
-	BackoffMaxDefault        = 60 * time.Second
+	BackoffMaxDefault        = time.Hour // max_backoff_seconds = 3600
 	BackoffJitterDefault     = 0.15
 )
 
@@ -22,7 +26,7 @@ type BackoffConfig struct {
 	Base time.Duration
 	// Multiplier grows the delay per attempt. Default 2; values below 1 count as 1.
 	Multiplier float64
-	// Max caps the delay before jitter. Default 60 s.
+	// Max caps the delay before jitter. Default 1 h.
 	Max time.Duration
 	// Jitter is the largest relative change jitter may make, in [0, 1]. Default 0.15;
 	// a negative value disables jitter.
@@ -61,4 +65,38 @@ func (c BackoffConfig) Bounds(attempts int) (lo, hi time.Duration) {
 	raw := float64(c.Base) * math.Pow(c.Multiplier, float64(max(attempts, 0)))
 	capped := min(raw, float64(c.Max))
 	return time.Duration(capped * (1 - c.Jitter)), time.Duration(capped * (1 + c.Jitter))
+}
+
+// RetryAfter reads a handler's Retry-After from the headers object of its result's
+// orchestration_metadata: the key matched without regard to case, the value either
+// whole seconds (a JSON number or string) or an HTTP/RFC 2822 date, taken relative to
+// now. ok is false when there is no usable value.
+func RetryAfter(headers map[string]any, now time.Time) (d time.Duration, ok bool) {
+	for k, v := range headers {
+		if !strings.EqualFold(k, "retry-after") {
+			continue
+		}
+		switch x := v.(type) {
+		case float64:
+			return time.Duration(max(x, 0) * float64(time.Second)), !math.IsNaN(x)
+		case string:
+			s := strings.TrimSpace(x)
+			if secs, err := strconv.ParseInt(s, 10, 64); err == nil {
+				return time.Duration(max(min(secs, math.MaxInt64/int64(time.Second)), 0)) * time.Second, true
+			}
+			if at, err := mail.ParseDate(s); err == nil {
+				return max(at.Sub(now), 0), true
+			}
+			if at, err := http.ParseTime(s); err == nil {
+				return max(at.Sub(now), 0), true
+			}
+		}
+	}
+	return 0, false
+}
+
+// Requested is the delay for a retry the handler asked for (Retry-After): the request,
+// capped at Max, with no jitter.
+func (c BackoffConfig) Requested(d time.Duration) time.Duration {
+	return min(max(d, 0), c.withDefaults().Max)
 }

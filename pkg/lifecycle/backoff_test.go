@@ -27,7 +27,7 @@ var backoffCases = []backoffCase{
 	{
 		name: "defaults",
 		cfg:  lifecycle.BackoffConfig{},
-		base: time.Second, mult: 2, max: 60 * time.Second, jitter: "0.15",
+		base: time.Second, mult: 2, max: time.Hour, jitter: "0.15",
 	},
 	{
 		name: "base 100ms x3 max 2s jitter 0.5",
@@ -42,7 +42,7 @@ var backoffCases = []backoffCase{
 	{
 		name: "defaults no jitter",
 		cfg:  lifecycle.BackoffConfig{Jitter: -0.01},
-		base: time.Second, mult: 2, max: 60 * time.Second,
+		base: time.Second, mult: 2, max: time.Hour,
 	},
 	{
 		name: "odd base x2 max 7s jitter 0.25",
@@ -159,17 +159,17 @@ func TestBackoffDefaults(t *testing.T) {
 		t.Parallel()
 		require.Equal(t, time.Second, lifecycle.BackoffBaseDefault)
 		require.Equal(t, 2.0, lifecycle.BackoffMultiplierDefault)
-		require.Equal(t, 60*time.Second, lifecycle.BackoffMaxDefault)
+		require.Equal(t, time.Hour, lifecycle.BackoffMaxDefault, "tasker-core's max_backoff_seconds = 3600")
 		require.Equal(t, 0.15, lifecycle.BackoffJitterDefault)
 	})
 
-	t.Run("1s times 2^n capped at 60s", func(t *testing.T) {
+	t.Run("1s times 2^n capped at 3600s", func(t *testing.T) {
 		t.Parallel()
 		cfg := lifecycle.BackoffConfig{Jitter: -1}
 		want := []time.Duration{
 			1 * time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second,
-			16 * time.Second, 32 * time.Second, 60 * time.Second, 60 * time.Second,
-			60 * time.Second, 60 * time.Second, 60 * time.Second, 60 * time.Second, 60 * time.Second,
+			16 * time.Second, 32 * time.Second, 64 * time.Second, 128 * time.Second,
+			256 * time.Second, 512 * time.Second, 1024 * time.Second, 2048 * time.Second, time.Hour, time.Hour,
 		}
 		for n, w := range want {
 			require.Equal(t, w, cfg.Delay(n, nil), "attempts=%d", n)
@@ -178,7 +178,7 @@ func TestBackoffDefaults(t *testing.T) {
 			require.Equal(t, w, hi, "attempts=%d", n)
 		}
 		// Far beyond the cap, the delay stays at Max even when the float overflows.
-		require.Equal(t, 60*time.Second, cfg.Delay(5000, nil))
+		require.Equal(t, time.Hour, cfg.Delay(5000, nil))
 	})
 
 	t.Run("default jitter is 15 percent", func(t *testing.T) {
@@ -187,18 +187,19 @@ func TestBackoffDefaults(t *testing.T) {
 		near(t, 850*time.Millisecond, lo)
 		near(t, 1150*time.Millisecond, hi)
 		lo, hi = lifecycle.BackoffConfig{}.Bounds(12)
-		near(t, 51*time.Second, lo)
-		near(t, 69*time.Second, hi)
+		near(t, 3060*time.Second, lo)
+		near(t, 4140*time.Second, hi)
 	})
 
 	t.Run("zero values take defaults field by field", func(t *testing.T) {
 		t.Parallel()
-		// Only Base set: multiplier 2, cap 60 s.
+		// Only Base set: multiplier 2, cap 1 h.
 		cfg := lifecycle.BackoffConfig{Base: 3 * time.Second, Jitter: -1}
 		require.Equal(t, 3*time.Second, cfg.Delay(0, nil))
 		require.Equal(t, 12*time.Second, cfg.Delay(2, nil))
 		require.Equal(t, 48*time.Second, cfg.Delay(4, nil))
-		require.Equal(t, 60*time.Second, cfg.Delay(5, nil))
+		require.Equal(t, 3072*time.Second, cfg.Delay(10, nil))
+		require.Equal(t, time.Hour, cfg.Delay(11, nil))
 		// Only Max set: base 1 s, multiplier 2.
 		cfg = lifecycle.BackoffConfig{Max: 5 * time.Second, Jitter: -1}
 		require.Equal(t, 4*time.Second, cfg.Delay(2, nil))
@@ -264,4 +265,34 @@ func TestBackoffEdgeCases(t *testing.T) {
 			require.Equal(t, cfg.Delay(n%13, a), cfg.Delay(n%13, b))
 		}
 	})
+}
+
+func TestRetryAfter(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name    string
+		headers map[string]any
+		want    time.Duration
+		ok      bool
+	}{
+		{"seconds as a string", map[string]any{"retry-after": "5"}, 5 * time.Second, true},
+		{"any case", map[string]any{"Retry-After": " 7 "}, 7 * time.Second, true},
+		{"seconds as a number", map[string]any{"retry-after": 2.5}, 2500 * time.Millisecond, true},
+		{"RFC 2822 date", map[string]any{"retry-after": "Tue, 01 Dec 2026 10:00:30 +0000"}, 30 * time.Second, true},
+		{"HTTP date", map[string]any{"retry-after": "Tue, 01 Dec 2026 10:01:00 GMT"}, time.Minute, true},
+		{"date in the past", map[string]any{"retry-after": "Tue, 01 Dec 2026 09:00:00 GMT"}, 0, true},
+		{"negative seconds", map[string]any{"retry-after": "-3"}, 0, true},
+		{"garbage", map[string]any{"retry-after": "soon"}, 0, false},
+		{"absent", map[string]any{"x-other": "1"}, 0, false},
+		{"nil", nil, 0, false},
+	}
+	for _, tc := range cases {
+		got, ok := lifecycle.RetryAfter(tc.headers, now)
+		require.Equal(t, tc.ok, ok, tc.name)
+		require.Equal(t, tc.want, got, tc.name)
+	}
+	cfg := lifecycle.BackoffConfig{}
+	require.Equal(t, 5*time.Second, cfg.Requested(5*time.Second), "no jitter")
+	require.Equal(t, time.Hour, cfg.Requested(48*time.Hour), "capped at Max")
 }

@@ -189,13 +189,20 @@ func notifyFinalized(ctx context.Context, tx pgx.Tx, task uuid.UUID) error {
 }
 
 // failStep is the move of a failed step to waiting_for_retry with a backoff, or to error
-// when it may not run again.
-func (o *Orchestrator) failStep(step uuid.UUID, from lifecycle.StepState, retry bool, attempts int) lifecycle.StepFinalization {
+// when it may not run again. requested is the delay the handler asked for (Retry-After),
+// if it did: it replaces the computed backoff.
+func (o *Orchestrator) failStep(step uuid.UUID, from lifecycle.StepState, retry bool, attempts int,
+	requested *time.Duration) lifecycle.StepFinalization {
 	meta := map[string]any{"processor_uuid": o.cfg.ProcessorUUID, "attempts": attempts}
 	if !retry {
 		return lifecycle.StepFinalization{Step: step, From: from, To: lifecycle.StepError, Metadata: meta}
 	}
 	delay := o.cfg.Backoff.Delay(attempts, nil)
+	if requested != nil {
+		// The handler said when to come back (Retry-After): that, capped, without jitter.
+		delay = o.cfg.Backoff.Requested(*requested)
+		meta["retry_after_seconds"] = requested.Seconds()
+	}
 	if from == lifecycle.StepInProgress {
 		// A lost worker is not the step's fault: try again at once.
 		delay = 0
@@ -320,7 +327,7 @@ func (o *Orchestrator) recoverOrphans(ctx context.Context) (int, error) {
 			if err != nil {
 				return 0, err
 			}
-			f := o.failStep(x.id, lifecycle.StepInProgress, x.retryable && x.attempts < x.max && !t.state.Terminal(), x.attempts)
+			f := o.failStep(x.id, lifecycle.StepInProgress, x.retryable && x.attempts < x.max && !t.state.Terminal(), x.attempts, nil)
 			f.Release, f.Results = true, results
 			fs = append(fs, f)
 		}

@@ -39,7 +39,8 @@ type resultItem struct {
 type stepRow struct {
 	task                  uuid.UUID
 	state                 lifecycle.StepState
-	metadata              []byte // results -> metadata
+	metadata              []byte         // results -> metadata
+	headers               map[string]any // results -> orchestration_metadata -> headers (Retry-After)
 	attempts, maxAttempts int
 	retryable             bool
 }
@@ -178,7 +179,8 @@ const (
 	lockStepsSQL = `SELECT ws.workflow_step_uuid, ws.task_uuid,
 	       (SELECT st.to_state FROM tasker.workflow_step_transitions AS st
 	         WHERE st.workflow_step_uuid = ws.workflow_step_uuid AND st.most_recent),
-	       ws.results -> 'metadata', ws.attempts, ws.max_attempts, ws.retryable
+	       ws.results -> 'metadata', ws.results -> 'orchestration_metadata' -> 'headers',
+	       ws.attempts, ws.max_attempts, ws.retryable
 	  FROM tasker.workflow_steps AS ws
 	 WHERE ws.workflow_step_uuid = ANY ($1)
 	 ORDER BY ws.workflow_step_uuid
@@ -242,7 +244,7 @@ func (o *Orchestrator) loadBatch(ctx context.Context, tx pgx.Tx, items []*result
 			var id uuid.UUID
 			var state *string
 			r := &stepRow{}
-			if err := rows.Scan(&id, &r.task, &state, &r.metadata, &r.attempts, &r.maxAttempts, &r.retryable); err != nil {
+			if err := rows.Scan(&id, &r.task, &state, &r.metadata, &r.headers, &r.attempts, &r.maxAttempts, &r.retryable); err != nil {
 				return err
 			}
 			if state == nil {
@@ -332,7 +334,11 @@ func (o *Orchestrator) stepMove(step uuid.UUID, st *stepRow, t *taskRef) (lifecy
 		}
 		// A finished task runs nothing more: its failed step ends in error.
 		retry := st.retryable && r.Retryable && st.attempts < st.maxAttempts && !t.state.Terminal()
-		return o.failStep(step, st.state, retry, st.attempts), resultType, true
+		var requested *time.Duration
+		if d, ok := lifecycle.RetryAfter(st.headers, time.Now()); ok {
+			requested = &d
+		}
+		return o.failStep(step, st.state, retry, st.attempts, requested), resultType, true
 	default:
 		return lifecycle.StepFinalization{}, "", false
 	}
