@@ -60,17 +60,13 @@ func DefaultRegistry() Registry {
 	}
 }
 
-// Check returns an error naming the first step of ts whose callable has no handler.
+// Check validates ts against r: a step whose callable has no Go handler runs a simulated
+// handler, so its simulation profile (handler.initialization.simulate over the built-in
+// default) must be valid. The error names the template step, the field and the rule.
+// Resolve does the same and also builds the simulated handlers.
 func (r Registry) Check(ts []*Template) error {
-	for _, t := range ts {
-		for _, s := range t.Steps {
-			if _, ok := r[s.Handler.Callable]; !ok {
-				return fmt.Errorf("template %s step %s: no handler registered for callable %q",
-					t.Key(), s.Name, s.Handler.Callable)
-			}
-		}
-	}
-	return nil
+	_, _, err := r.Resolve(ts, nil)
+	return err
 }
 
 // squareEvenNumber is the first step of the maths workflows: context.even_number squared.
