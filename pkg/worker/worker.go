@@ -204,7 +204,8 @@ func (cfg Config) withDefaults() (*Config, error) {
 }
 
 // templatesWithDefaults fills in the templates, the registry and the namespaces, and
-// checks that every namespace served has a template and every callable a handler.
+// checks that every namespace served has a template and that every callable has a Go
+// handler or a valid simulation profile.
 func (cfg *Config) templatesWithDefaults() error {
 	if cfg.Templates == nil {
 		ts, err := workflow.Embedded()
@@ -216,8 +217,18 @@ func (cfg *Config) templatesWithDefaults() error {
 	if cfg.Registry == nil {
 		cfg.Registry = workflow.DefaultRegistry()
 	}
-	if err := cfg.Registry.Check(cfg.Templates); err != nil {
+	// A callable without a Go handler runs a simulated one; its profile must be valid now.
+	profiles, err := workflow.LoadSimulationProfiles(os.Getenv(workflow.SimulationProfilesEnv))
+	if err != nil {
 		return fmt.Errorf("worker: %w", err)
+	}
+	reg, simulated, err := cfg.Registry.Resolve(cfg.Templates, profiles)
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	cfg.Registry = reg
+	if len(simulated) > 0 {
+		cfg.Logger.Info("simulated handlers stand in for callables without a Go handler", "callables", simulated)
 	}
 	var all []string
 	for _, t := range cfg.Templates {
@@ -470,7 +481,7 @@ func (w *Worker) run(hard context.Context, s *stepclaim.Step) *outcome {
 		}
 		hctx, cancel := context.WithTimeout(ctx, timeout)
 		if herr = w.injectFaults(hctx, sf); herr == nil {
-			value, herr = runHandler(hctx, w.cfg.Registry[spec.Handler.Callable], workflow.StepInput{
+			value, herr = runHandler(hctx, w.cfg.Registry.Lookup(tmpl, spec), workflow.StepInput{
 				TaskUUID: s.TaskUUID, StepUUID: s.StepUUID, StepName: s.StepName, CorrelationID: s.CorrelationID,
 				Context: s.Context, Dependencies: s.Dependencies, Attempt: s.Attempt, MaxAttempts: s.MaxAttempts,
 				Initialization: spec.Handler.Initialization,
