@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/tasker-sim/tasker-sim/pkg/telemetry"
+	"github.com/tasker-sim/tasker-sim/pkg/workflow"
 )
 
 // Programs that read environment variables, for Variable.ReadBy.
@@ -47,6 +48,7 @@ var Variables = []Variable{
 	{WorkerID, []string{ReadByWorker}},
 	{WorkerNamespaces, []string{ReadByWorker}},
 	{TemplatePath, []string{ReadByWorker}},
+	{workflow.SimulationProfilesEnv, []string{ReadByWorker}},
 	{MaxHandlers, []string{ReadByWorker}},
 	{LogLevel, services},
 	{ConfigPath, services},
