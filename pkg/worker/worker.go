@@ -203,7 +203,8 @@ func (cfg Config) withDefaults() (*Config, error) {
 	return &cfg, nil
 }
 
-// templatesWithDefaults fills in the templates, the registry and the namespaces, and
+// templatesWithDefaults fills in the templates (skipping, with a warning, those with step
+// types tasker-sim cannot run yet), the registry and the namespaces, and
 // checks that every namespace served has a template and that every callable has a Go
 // handler or a valid simulation profile.
 func (cfg *Config) templatesWithDefaults() error {
@@ -214,6 +215,14 @@ func (cfg *Config) templatesWithDefaults() error {
 		}
 		cfg.Templates = ts
 	}
+	// A template with steps tasker-sim cannot run yet (decision, batch) is skipped, not fatal.
+	cfg.Templates = slices.DeleteFunc(slices.Clone(cfg.Templates), func(t *workflow.Template) bool {
+		err := t.Unsupported()
+		if err != nil {
+			cfg.Logger.Warn("template skipped", "template", t.Key(), "file", t.Source, "reason", err.Error())
+		}
+		return err != nil
+	})
 	if cfg.Registry == nil {
 		cfg.Registry = workflow.DefaultRegistry()
 	}
