@@ -66,6 +66,10 @@ func TestParseRejects(t *testing.T) {
 		"long namespace": {`{"name":"t","namespace_name":"` + strings.Repeat("n", 35) + `","version":"1.0.0","steps":[{"name":"a","handler":{"callable":"x"}}]}`, "at most 34"},
 		"bad version":    {`{"name":"t","namespace_name":"ns","version":"v1","steps":[{"name":"a","handler":{"callable":"x"}}]}`, "MAJOR.MINOR.PATCH"},
 		"unknown field":  {`{"name":"t","namespace_name":"ns","version":"1.0.0","stepz":[]}`, "unknown field"},
+		"retry.limit":    {base(`[{"name":"a","handler":{"callable":"x"},"retry":{"limit":2}}]`), "steps[0].retry.limit: unknown field"},
+		"attempts 101":   {base(`[{"name":"a","handler":{"callable":"x"},"retry":{"max_attempts":101}}]`), "steps[0].retry.max_attempts: 101 is out of range"},
+		"attempts -1":    {base(`[{"name":"a","handler":{"callable":"x"},"retry":{"max_attempts":-1}}]`), "steps[0].retry.max_attempts: -1 is out of range"},
+		"bad step type":  {base(`[{"name":"a","handler":{"callable":"x"},"step_type":"deferred"}]`), "must be one of standard, decision"},
 		"bad schema":     {`{"name":"t","namespace_name":"ns","version":"1.0.0","input_schema":{"type":12},"steps":[{"name":"a","handler":{"callable":"x"}}]}`, "input_schema"},
 	} {
 		t.Run(name, func(t *testing.T) {
