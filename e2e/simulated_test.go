@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -34,8 +35,8 @@ var simulatedTemplates = map[string]string{
 }
 
 // simulatedEnv starts a cluster whose worker serves only the templates above, loaded from
-// a directory as TASKER_TEMPLATE_PATH would be.
-func simulatedEnv(t *testing.T) *harness.Env {
+// a directory as TASKER_TEMPLATE_PATH would be. Its log goes to logs (dbwait_test.go's lockedBuffer).
+func simulatedEnv(t *testing.T, logs *lockedBuffer) *harness.Env {
 	t.Helper()
 	dir := t.TempDir()
 	for name, doc := range simulatedTemplates {
@@ -45,6 +46,7 @@ func simulatedEnv(t *testing.T) *harness.Env {
 	require.NoError(t, err)
 	opts := fastOptions()
 	opts.Worker = func(_ int, c *worker.Config) { c.Templates = ts }
+	opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	return harness.New(t, cluster, opts)
 }
 
@@ -60,7 +62,10 @@ type stepOutcome struct {
 
 func TestSimulatedHandlers(t *testing.T) {
 	t.Parallel()
-	env := simulatedEnv(t)
+	var logs lockedBuffer
+	env := simulatedEnv(t, &logs)
+	require.Contains(t, logs.String(), `msg="simulated handlers stand in for callables without a Go handler"`)
+	require.Contains(t, logs.String(), `callables="[Acme::Charge Acme::Extract Acme::Load]"`)
 
 	t.Run("complete", func(t *testing.T) {
 		t.Parallel()
