@@ -2,6 +2,7 @@ package workflow
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -41,12 +42,17 @@ const (
 
 // Simulated error types and codes: a simulated failure says so.
 const (
-	SimulatedErrorType         = "SimulatedError"
-	SimulatedRetryableCode     = "SIMULATED_RETRYABLE_ERROR"
-	SimulatedNonRetryableCode  = "SIMULATED_PERMANENT_ERROR"
-	z99                        = 2.3263478740408408 // the standard normal's 99th percentile
-	maxLatencyMS               = float64(MaxSimulatedLatency / time.Millisecond)
-	simulatedRegistryKeyPrefix = "\x00simulated\x00"
+	SimulatedErrorType        = "SimulatedError"
+	SimulatedRetryableCode    = "SIMULATED_RETRYABLE_ERROR"
+	SimulatedNonRetryableCode = "SIMULATED_PERMANENT_ERROR"
+)
+
+const (
+	z99          = 2.3263478740408408 // the standard normal's 99th percentile
+	maxLatencyMS = float64(MaxSimulatedLatency / time.Millisecond)
+	// simulatedKeyPrefix starts the registry keys of simulated handlers, which no real
+	// callable starts with.
+	simulatedKeyPrefix = "\x00simulated\x00"
 )
 
 // Latency is a simulated handler's latency distribution in milliseconds: log-normal with
@@ -163,20 +169,13 @@ func decodeError(err error) error {
 	if errors.As(err, &te) {
 		kind := map[string]string{"float64": "a number", "int": "an integer", "uint64": "a non-negative integer",
 			"workflow.SimulationProfile": "an object"}[te.Type.String()]
-		return fmt.Errorf("%s: must be %s, got %s", cmpOr(te.Field, "profile"), cmpOr(kind, te.Type.String()), te.Value)
+		return fmt.Errorf("%s: must be %s, got %s", cmp.Or(te.Field, "profile"), cmp.Or(kind, te.Type.String()), te.Value)
 	}
 	msg := strings.TrimPrefix(err.Error(), "json: ")
 	if strings.HasPrefix(msg, "unknown field") {
 		return fmt.Errorf("%s: not a profile field (known: latency_ms, error_rate, retryable_share, result_bytes, seed)", msg)
 	}
 	return errors.New(msg)
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // SimulationProfiles maps namespaces to profiles, as read from a profiles file.
@@ -387,7 +386,7 @@ func wait(ctx context.Context, d time.Duration) error {
 func (r Registry) Resolve(ts []*Template, ps *SimulationProfiles) (Registry, []string, error) {
 	out := make(Registry, len(r))
 	for k, h := range r {
-		if !strings.HasPrefix(k, simulatedRegistryKeyPrefix) {
+		if !strings.HasPrefix(k, simulatedKeyPrefix) {
 			out[k] = h
 		}
 	}
@@ -404,7 +403,7 @@ func (r Registry) Resolve(ts []*Template, ps *SimulationProfiles) (Registry, []s
 				return nil, nil, err
 			}
 			key := t.Key() + "/" + s.Name
-			out[simulatedRegistryKeyPrefix+key] = NewSimulatedHandler(s.Handler.Callable, key, p)
+			out[simulatedKeyPrefix+key] = NewSimulatedHandler(s.Handler.Callable, key, p)
 			if !seen[s.Handler.Callable] {
 				seen[s.Handler.Callable] = true
 				callables = append(callables, s.Handler.Callable)
@@ -421,5 +420,5 @@ func (r Registry) Lookup(t *Template, s *StepTemplate) Handler {
 	if h, ok := r[s.Handler.Callable]; ok {
 		return h
 	}
-	return r[simulatedRegistryKeyPrefix+t.Key()+"/"+s.Name]
+	return r[simulatedKeyPrefix+t.Key()+"/"+s.Name]
 }
