@@ -217,6 +217,9 @@ func Worker(log *slog.Logger) (*worker.Config, error) {
 			}
 		}
 	}
+	if cfg.SimulationProfiles, err = workflow.LoadSimulationProfiles(os.Getenv(workflow.SimulationProfilesEnv)); err != nil {
+		return nil, err
+	}
 	if dir := os.Getenv(TemplatePath); dir != "" {
 		extra, err := workflow.LoadDir(dir)
 		if err != nil {

@@ -13,12 +13,14 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -65,6 +67,9 @@ type Config struct {
 	Templates []*workflow.Template
 	// Registry maps callables to handlers. Default: workflow.DefaultRegistry().
 	Registry workflow.Registry
+	// SimulationProfiles shape the simulated handlers of callables Registry lacks, by
+	// namespace (workflow.LoadSimulationProfiles). Default: the built-in profile.
+	SimulationProfiles *workflow.SimulationProfiles
 	// Namespaces limits which namespaces this worker serves. Default: every template's.
 	Namespaces []string
 	// PollInterval, VisibilityTimeout, Concurrency and PollBatch tune step claiming; see
@@ -227,11 +232,7 @@ func (cfg *Config) templatesWithDefaults() error {
 		cfg.Registry = workflow.DefaultRegistry()
 	}
 	// A callable without a Go handler runs a simulated one; its profile must be valid now.
-	profiles, err := workflow.LoadSimulationProfiles(os.Getenv(workflow.SimulationProfilesEnv))
-	if err != nil {
-		return fmt.Errorf("worker: %w", err)
-	}
-	reg, simulated, err := cfg.Registry.Resolve(cfg.Templates, profiles)
+	reg, simulated, err := cfg.Registry.Resolve(cfg.Templates, cfg.SimulationProfiles)
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
@@ -405,6 +406,12 @@ type stepExecutionResult struct {
 	Result   any               `json:"result"`
 	Error    *resultError      `json:"error"`
 	Metadata executionMetadata `json:"metadata"`
+	// OrchestrationMetadata carries what the handler asks of orchestration: a Retry-After.
+	OrchestrationMetadata *orchestrationMetadata `json:"orchestration_metadata"`
+}
+
+type orchestrationMetadata struct {
+	Headers map[string]string `json:"headers"`
 }
 
 type resultError struct {
@@ -524,6 +531,11 @@ func (w *Worker) run(hard context.Context, s *stepclaim.Step) *outcome {
 		re := classify(herr)
 		res.Status, res.Result, res.Error = "failed", nil, re
 		res.Metadata.Retryable, res.Metadata.ErrorType, res.Metadata.ErrorCode = re.Retryable, re.ErrorType, re.ErrorCode
+		var se *workflow.StepError
+		if errors.As(herr, &se) && se.RetryAfter > 0 {
+			secs := strconv.FormatInt(int64(math.Ceil(se.RetryAfter.Seconds())), 10)
+			res.OrchestrationMetadata = &orchestrationMetadata{Headers: map[string]string{"retry-after": secs}}
+		}
 	}
 	body, err := json.Marshal(res)
 	if err != nil {

@@ -43,6 +43,10 @@ type StepError struct {
 	ErrorType string
 	ErrorCode string
 	Retryable bool
+	// RetryAfter, when positive, asks for the next attempt no sooner than this (the
+	// Retry-After header of the result's orchestration metadata); orchestration uses it
+	// instead of its backoff.
+	RetryAfter time.Duration
 }
 
 func (e *StepError) Error() string { return e.ErrorType + ": " + e.Message }
@@ -153,7 +157,8 @@ func failNTimes(_ context.Context, in StepInput) (any, error) {
 	failCount := intSetting(in.Initialization, "fail_count", 0)
 	if in.Attempt <= failCount {
 		return nil, &StepError{Message: fmt.Sprintf("planned failure %d of %d", in.Attempt, failCount),
-			ErrorType: "PlannedFailure", ErrorCode: "PLANNED_FAILURE", Retryable: true}
+			ErrorType: "PlannedFailure", ErrorCode: "PLANNED_FAILURE", Retryable: true,
+			RetryAfter: time.Duration(intSetting(in.Initialization, "retry_after_seconds", 0)) * time.Second}
 	}
 	return map[string]any{"succeeded_on_attempt": in.Attempt}, nil
 }
