@@ -79,29 +79,8 @@ func (o *Orchestrator) validateRequest(req *api.TaskRequest) (corr, parent uuid.
 	if fe := faults.RefuseProcessFaultsInContext(req.Context); fe != nil {
 		return corr, parent, 0, &ValidationError{"context." + faults.ContextKey + "." + fe.Field, fe.Rule}
 	}
-	if field := nulField(req.Context); field != "" {
-		return corr, parent, 0, &ValidationError{field, nulRule}
-	}
-	for _, f := range []struct{ name, value string }{
-		{"initiator", req.Initiator}, {"source_system", req.SourceSystem}, {"reason", req.Reason},
-	} {
-		if f.value == "" {
-			return corr, parent, 0, &ValidationError{f.name, "is required"}
-		}
-		if len(f.value) > 255 {
-			return corr, parent, 0, &ValidationError{f.name, "must be at most 255 characters"}
-		}
-		if strings.ContainsRune(f.value, 0) {
-			return corr, parent, 0, &ValidationError{f.name, nulRule}
-		}
-	}
-	if len(req.IdempotencyKey) > 255 {
-		return corr, parent, 0, &ValidationError{"idempotency_key", "must be at most 255 characters"}
-	}
-	for i, tag := range req.Tags {
-		if strings.ContainsRune(tag, 0) {
-			return corr, parent, 0, &ValidationError{fmt.Sprintf("tags[%d]", i), nulRule}
-		}
+	if err := checkText(req); err != nil {
+		return corr, parent, 0, err
 	}
 	if req.Priority != nil {
 		priority = *req.Priority
@@ -127,6 +106,35 @@ func (o *Orchestrator) validateRequest(req *api.TaskRequest) (corr, parent uuid.
 		}
 	}
 	return corr, parent, priority, nil
+}
+
+// checkText checks the request's free text: the audit fields are required and short, and
+// nothing holds a character PostgreSQL cannot store.
+func checkText(req *api.TaskRequest) error {
+	if field := nulField(req.Context); field != "" {
+		return &ValidationError{field, nulRule}
+	}
+	for _, f := range []struct{ name, value string }{
+		{"initiator", req.Initiator}, {"source_system", req.SourceSystem}, {"reason", req.Reason},
+	} {
+		switch {
+		case f.value == "":
+			return &ValidationError{f.name, "is required"}
+		case len(f.value) > 255:
+			return &ValidationError{f.name, "must be at most 255 characters"}
+		case strings.ContainsRune(f.value, 0):
+			return &ValidationError{f.name, nulRule}
+		}
+	}
+	if len(req.IdempotencyKey) > 255 {
+		return &ValidationError{"idempotency_key", "must be at most 255 characters"}
+	}
+	for i, tag := range req.Tags {
+		if strings.ContainsRune(tag, 0) {
+			return &ValidationError{fmt.Sprintf("tags[%d]", i), nulRule}
+		}
+	}
+	return nil
 }
 
 // nulRule is the rule for text PostgreSQL cannot store: neither text nor jsonb holds the
