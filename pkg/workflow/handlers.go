@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
 	"sort"
 	"strconv"
@@ -56,12 +57,14 @@ type Registry map[string]Handler
 
 // DefaultRegistry returns the handlers the shipped templates use.
 func DefaultRegistry() Registry {
-	return Registry{
+	r := Registry{
 		"math.square_even_number":    squareEvenNumber,
 		"math.square_parent_product": squareParentProduct,
 		"test.fail_n_times":          failNTimes,
 		"test.sleep_first_attempt":   sleepFirstAttempt,
 	}
+	maps.Copy(r, approvalHandlers())
+	return r
 }
 
 // Check validates ts against r: a step whose callable has no Go handler runs a simulated

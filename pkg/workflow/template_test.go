@@ -37,7 +37,7 @@ func TestTaskerCoreFixturesLoad(t *testing.T) {
 	require.Equal(t, []string{"validate_request"}, ca.Step("routing_decision").Dependencies)
 	require.Equal(t, workflow.StepDeferredConvergence, ca.Step("finalize_approval").Type)
 	require.Equal(t, workflow.StepStandard, ca.Step("validate_request").Type, "absent type is standard")
-	require.ErrorContains(t, ca.Unsupported(), "step routing_decision is decision")
+	require.NoError(t, ca.Unsupported(), "decision points run")
 
 	zero := fx["boundary_max_attempts_zero"].Step("boundary_test_step").Retry
 	require.NotNil(t, zero.MaxAttempts)
@@ -64,15 +64,16 @@ func TestTaskerCoreFixturesLoad(t *testing.T) {
 		"max_steps_in_process_minutes":2,"max_duration_minutes":30}`, string(fx["dlq_staleness_test"].Lifecycle))
 	require.Contains(t, string(fx["batch_resumption_test"].Metadata), `"notes"`)
 
+	require.ErrorContains(t, csv.Unsupported(), "step analyze_csv is batchable")
 	for name, tm := range fx {
-		require.Equal(t, tm.Unsupported() == nil, allStandard(tm), name)
+		require.Equal(t, tm.Unsupported() == nil, noBatches(tm), name)
 	}
 	require.NoError(t, fx["mathematical_sequence"].Unsupported())
 }
 
-func allStandard(tm *workflow.Template) bool {
+func noBatches(tm *workflow.Template) bool {
 	for _, s := range tm.Steps {
-		if s.Type != workflow.StepStandard {
+		if s.Type == workflow.StepBatchable || s.Type == workflow.StepBatchWorker {
 			return false
 		}
 	}
