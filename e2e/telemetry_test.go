@@ -123,24 +123,12 @@ func telemetryOptions(p *telemetry.Providers) harness.Options {
 	return o
 }
 
-// TestFlowInvariant reads one task's journey from the metrics by its correlation_id:
-// requests 1 → enqueued N → executions N → successes N → submitted N → processed N →
-// completions 1; and, for a failing task, the failure counters and their labels.
-func TestFlowInvariant(t *testing.T) {
-	t.Parallel()
-	p := newTelemetry(t)
-	env := harness.New(t, cluster, telemetryOptions(p))
-	ctx := ctxFor(t, 30*time.Second)
-
-	req := request("rust_e2e_mixed_dag", "complex_dag", map[string]any{"even_number": 4})
-	req.CorrelationID = "0199c3e0-ccdb-7581-87ab-3f67daeaa4a5"
-	created, err := env.Client.CreateTask(ctx, req)
-	require.NoError(t, err)
-	done, err := env.Client.WaitTask(ctx, created.TaskUUID)
-	require.NoError(t, err)
-	require.Equal(t, "complete", done.Status)
-	const n = 7
-	byCorr := map[string]string{"correlation_id": req.CorrelationID}
+// requireFlow waits for one successful task's journey to show in the metrics, by its
+// correlation id: requests 1 → enqueued n → executions n → successes n → submitted n →
+// processed n → completions 1, and no failures.
+func requireFlow(t *testing.T, p *telemetry.Providers, correlationID string, n float64) {
+	t.Helper()
+	byCorr := map[string]string{"correlation_id": correlationID}
 	want := map[string]float64{
 		"tasker_tasks_requests_total": 1, "tasker_steps_enqueued_total": n, "tasker_steps_executions_total": n,
 		"tasker_steps_successes_total": n, "tasker_steps_results_submitted_total": n,
@@ -158,6 +146,25 @@ func TestFlowInvariant(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// TestFlowInvariant reads one task's journey from the metrics by its correlation_id:
+// requests 1 → enqueued N → executions N → successes N → submitted N → processed N →
+// completions 1; and, for a failing task, the failure counters and their labels.
+func TestFlowInvariant(t *testing.T) {
+	t.Parallel()
+	p := newTelemetry(t)
+	env := harness.New(t, cluster, telemetryOptions(p))
+	ctx := ctxFor(t, 30*time.Second)
+
+	req := request("rust_e2e_mixed_dag", "complex_dag", map[string]any{"even_number": 4})
+	req.CorrelationID = "0199c3e0-ccdb-7581-87ab-3f67daeaa4a5"
+	created, err := env.Client.CreateTask(ctx, req)
+	require.NoError(t, err)
+	done, err := env.Client.WaitTask(ctx, created.TaskUUID)
+	require.NoError(t, err)
+	require.Equal(t, "complete", done.Status)
+	requireFlow(t, p, req.CorrelationID, 7)
 
 	failing := request("rust_e2e_retry", "retry_exhaustion_test", map[string]any{})
 	failing.CorrelationID = "0199c3e0-ccdb-7581-87ab-3f67daeaa4a6"

@@ -36,6 +36,13 @@ func noInput(*rand.Rand) map[string]any { return map[string]any{} }
 // I/O-bound call: the cheapest shape for the system, so the generator's rate shows.
 func shortSleep(rnd *rand.Rand) map[string]any { return map[string]any{"sleep_ms": rnd.IntN(21)} }
 
+// approval draws a conditional approval request whose amount takes each of the three
+// routes about equally often (below 1000, below 5000, from 5000).
+func approval(rnd *rand.Rand) map[string]any {
+	amount := []int{1 + rnd.IntN(999), 1000 + rnd.IntN(4000), 5000 + rnd.IntN(45000)}[rnd.IntN(3)]
+	return map[string]any{"amount": amount, "requester": "taskerctl-load", "purpose": "generated load"}
+}
+
 // Shapes lists the shapes --mix may name, in the order help text shows them.
 var Shapes = []Shape{
 	{"mathematical_sequence", "rust_e2e_linear", evenNumber},
@@ -45,6 +52,7 @@ var Shapes = []Shape{
 	{"retry_mechanics_test", "rust_e2e_retry", noInput},
 	{"retry_exhaustion_test", "rust_e2e_retry", noInput},
 	{"slow_step", "tasker_sim_test", shortSleep},
+	{"approval_routing", "conditional_approval_rust", approval},
 }
 
 // DefaultMix is the mix used when --mix is not given.

@@ -388,13 +388,20 @@ func ApplyPlans(ctx context.Context, db BatchDB, processor uuid.UUID, plans []*T
 }
 
 // QueueCreateTransitions adds to b the first audit rows of new tasks and their steps: each
-// starts in pending, with no state before it. tasks and correlationIDs are parallel; the
-// task transition's metadata records the correlation id.
+// starts in pending, with no state before it. tasks and correlationIDs are parallel (and
+// may be empty, for steps added to existing tasks); the task transition's metadata
+// records the correlation id.
 func QueueCreateTransitions(b *pgx.Batch, tasks, correlationIDs, steps []uuid.UUID, processor uuid.UUID) {
+	if len(tasks) > 0 {
+		queueCreateTaskTransitions(b, tasks, correlationIDs, processor)
+	}
+	b.Queue(`INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, from_state, to_state, sort_key, most_recent)
+	         SELECT s, NULL, $2, 0, true FROM unnest($1::uuid[]) AS s`, steps, string(StepPending))
+}
+
+func queueCreateTaskTransitions(b *pgx.Batch, tasks, correlationIDs []uuid.UUID, processor uuid.UUID) {
 	b.Queue(`INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, sort_key, most_recent, processor_uuid, metadata)
 	         SELECT t.task, NULL, $3, 0, true, $4, jsonb_build_object('correlation_id', t.correlation_id)
 	           FROM unnest($1::uuid[], $2::uuid[]) AS t(task, correlation_id)`,
 		tasks, correlationIDs, string(TaskPending), processor)
-	b.Queue(`INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, from_state, to_state, sort_key, most_recent)
-	         SELECT s, NULL, $2, 0, true FROM unnest($1::uuid[]) AS s`, steps, string(StepPending))
 }

@@ -25,6 +25,7 @@ type taskRef struct {
 	namespace     string
 	state         lifecycle.TaskState
 	traceContext  []byte // the create_task span's context (message headers); nil for older tasks
+	namedTask     uuid.UUID
 
 	enqueued  []string      // names of the steps sent to the worker queue
 	sendTook  time.Duration // the statement that sent them

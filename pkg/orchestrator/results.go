@@ -37,7 +37,7 @@ type resultItem struct {
 
 // stepRow is a result's step as the batch reads it, locked.
 type stepRow struct {
-	task                  uuid.UUID
+	task, namedStep       uuid.UUID
 	state                 lifecycle.StepState
 	metadata              []byte         // results -> metadata
 	headers               map[string]any // results -> orchestration_metadata -> headers (Retry-After)
@@ -129,11 +129,19 @@ func (o *Orchestrator) finalizeBatch(ctx context.Context, tx pgx.Tx, items []*re
 	if len(finals) == 0 {
 		return nil
 	}
+	added, err := o.branchesOf(ctx, tx, finals, tasks, steps)
+	if err != nil {
+		return err
+	}
 	var moved []uuid.UUID
 	snaps := map[uuid.UUID]*snapshot{}
 	b := &pgx.Batch{}
 	if err := lifecycle.QueueFinalizeSteps(b, finals, &moved); err != nil {
 		return err
+	}
+	if len(added.steps) > 0 {
+		added.queue(b)
+		lifecycle.QueueCreateTransitions(b, nil, nil, added.steps, o.cfg.ProcessorUUID)
 	}
 	var live []uuid.UUID
 	for _, p := range touched {
@@ -166,7 +174,7 @@ func (o *Orchestrator) finalizeBatch(ctx context.Context, tx pgx.Tx, items []*re
 // subqueries on the row's own key, so a plan cached while the tables were small (pgx
 // prepares these) stays an index probe when they are large.
 const (
-	lockTasksSQL = `SELECT t.task_uuid, t.correlation_id, tn.name, t.trace_context
+	lockTasksSQL = `SELECT t.task_uuid, t.correlation_id, tn.name, t.trace_context, t.named_task_uuid
 	  FROM tasker.tasks AS t
 	  JOIN tasker.named_tasks AS nt ON nt.named_task_uuid = t.named_task_uuid
 	  JOIN tasker.task_namespaces AS tn ON tn.task_namespace_uuid = nt.task_namespace_uuid
@@ -176,7 +184,7 @@ const (
 	taskStatesSQL = `SELECT q.id, (SELECT tt.to_state FROM tasker.task_transitions AS tt
 	                     WHERE tt.task_uuid = q.id AND tt.most_recent)
 	  FROM unnest($1::uuid[]) AS q(id)`
-	lockStepsSQL = `SELECT ws.workflow_step_uuid, ws.task_uuid,
+	lockStepsSQL = `SELECT ws.workflow_step_uuid, ws.task_uuid, ws.named_step_uuid,
 	       (SELECT st.to_state FROM tasker.workflow_step_transitions AS st
 	         WHERE st.workflow_step_uuid = ws.workflow_step_uuid AND st.most_recent),
 	       ws.results -> 'metadata', ws.results -> 'orchestration_metadata' -> 'headers',
@@ -198,7 +206,7 @@ func queueLockTasks(b *pgx.Batch, ids []uuid.UUID, skipLocked bool, locked map[u
 	b.Queue(sql, ids).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			t := &taskRef{}
-			if err := rows.Scan(&t.uuid, &t.correlationID, &t.namespace, &t.traceContext); err != nil {
+			if err := rows.Scan(&t.uuid, &t.correlationID, &t.namespace, &t.traceContext, &t.namedTask); err != nil {
 				return err
 			}
 			locked[t.uuid] = t
@@ -244,7 +252,7 @@ func (o *Orchestrator) loadBatch(ctx context.Context, tx pgx.Tx, items []*result
 			var id uuid.UUID
 			var state *string
 			r := &stepRow{}
-			if err := rows.Scan(&id, &r.task, &state, &r.metadata, &r.headers, &r.attempts, &r.maxAttempts, &r.retryable); err != nil {
+			if err := rows.Scan(&id, &r.task, &r.namedStep, &state, &r.metadata, &r.headers, &r.attempts, &r.maxAttempts, &r.retryable); err != nil {
 				return err
 			}
 			if state == nil {

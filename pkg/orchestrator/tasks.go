@@ -193,6 +193,7 @@ type namedTask struct {
 	updatedAt time.Time
 	template  *workflow.Template
 	stepUUIDs map[string]uuid.UUID // step name → named_step_uuid
+	stepNames map[uuid.UUID]string // named_step_uuid → step name
 }
 
 // templateCache keeps parsed templates (and their compiled input schemas) by named task,
@@ -219,6 +220,30 @@ func (o *Orchestrator) lookupTemplate(ctx context.Context, namespace, name, vers
 	if err != nil {
 		return nil, err
 	}
+	return o.namedTask(ctx, id, updated)
+}
+
+// templateByID returns the template of a named task (as a task's named_task_uuid names
+// it), from the cache when it holds it.
+func (o *Orchestrator) templateByID(ctx context.Context, id uuid.UUID) (*namedTask, error) {
+	c := o.templates
+	c.mu.Lock()
+	cached := c.byTask[id]
+	c.mu.Unlock()
+	if cached != nil {
+		return cached, nil
+	}
+	var updated time.Time
+	if err := o.pool.QueryRow(ctx, `SELECT updated_at FROM tasker.named_tasks WHERE named_task_uuid = $1`,
+		id).Scan(&updated); err != nil {
+		return nil, fmt.Errorf("named task %s: %w", id, err)
+	}
+	return o.namedTask(ctx, id, updated)
+}
+
+// namedTask returns the template of named task id as of its row's updated_at: the cached
+// one when it is that version, else the stored one, parsed (and its queue ensured).
+func (o *Orchestrator) namedTask(ctx context.Context, id uuid.UUID, updated time.Time) (*namedTask, error) {
 	c := o.templates
 	c.mu.Lock()
 	cached := c.byTask[id]
@@ -233,7 +258,7 @@ func (o *Orchestrator) lookupTemplate(ctx context.Context, namespace, name, vers
 	}
 	tmpl, err := workflow.Parse(config)
 	if err != nil {
-		return nil, fmt.Errorf("stored template %s/%s/%s: %w", namespace, name, version, err)
+		return nil, fmt.Errorf("stored template of named task %s: %w", id, err)
 	}
 	rows, err := o.pool.Query(ctx, `
 		SELECT ns.name, ns.named_step_uuid FROM tasker.named_tasks_named_steps AS nn
@@ -261,7 +286,10 @@ func (o *Orchestrator) lookupTemplate(ctx context.Context, namespace, name, vers
 	if err := messaging.EnsureQueue(ctx, o.pool, tmpl.QueueName()); err != nil {
 		return nil, err
 	}
-	nt := &namedTask{uuid: id, updatedAt: updated, template: tmpl, stepUUIDs: steps}
+	nt := &namedTask{uuid: id, updatedAt: updated, template: tmpl, stepUUIDs: steps, stepNames: map[uuid.UUID]string{}}
+	for n, u := range steps {
+		nt.stepNames[u] = n
+	}
 	c.mu.Lock()
 	c.byTask[id] = nt
 	c.mu.Unlock()
@@ -322,6 +350,7 @@ const createBatchMax = 32
 
 // creation is a validated task request with the rows it will write.
 type creation struct {
+	stepRows
 	task, namedTask, correlationID uuid.UUID
 	parent                         pgtype.UUID
 	req                            *api.TaskRequest
@@ -329,12 +358,16 @@ type creation struct {
 	identity                       string
 	priority                       int32
 	namespace, key                 string
-	steps, namedSteps              []uuid.UUID
-	retryable                      []bool
-	maxAttempts                    []int32
-	edgeFrom, edgeTo               []uuid.UUID
 	span                           trace.Span // create_task: the task's trace starts here
 	headers                        []byte     // the span's context, stored as the task's trace_context
+}
+
+// stepRows are new workflow_steps rows, each with its task, and the edges into them.
+type stepRows struct {
+	steps, tasks, namedSteps []uuid.UUID
+	retryable         []bool
+	maxAttempts       []int32
+	edgeFrom, edgeTo  []uuid.UUID
 }
 
 // newCreation gives the task and each of its template's steps a time-ordered uuid and
@@ -352,22 +385,12 @@ func newCreation(nt *namedTask, req *api.TaskRequest, corr, parent uuid.UUID, pr
 	c := &creation{task: uuid.Must(uuid.NewV7()), namedTask: nt.uuid, correlationID: corr, req: req, tags: tagsJSON,
 		identity: identity, priority: int32(priority), namespace: tmpl.NamespaceName, key: tmpl.Key(),
 		parent: pgtype.UUID{Bytes: parent, Valid: parent != uuid.Nil}}
-	byName := map[string]uuid.UUID{}
-	for _, s := range tmpl.Steps {
-		ns, ok := nt.stepUUIDs[s.Name]
-		if !ok {
-			return nil, fmt.Errorf("template %s: step %s is not registered", tmpl.Key(), s.Name)
-		}
-		id := uuid.Must(uuid.NewV7())
-		byName[s.Name] = id
-		c.steps, c.namedSteps = append(c.steps, id), append(c.namedSteps, ns)
-		c.retryable, c.maxAttempts = append(c.retryable, s.Retry.IsRetryable()), append(c.maxAttempts, int32(s.Retry.Attempts()))
+	initial := tmpl.InitialSteps()
+	ids, err := c.addSteps(c.task, nt, initial)
+	if err != nil {
+		return nil, err
 	}
-	for _, s := range tmpl.Steps {
-		for _, d := range s.Dependencies {
-			c.edgeFrom, c.edgeTo = append(c.edgeFrom, byName[d]), append(c.edgeTo, byName[s.Name])
-		}
-	}
+	c.edgeFrom, c.edgeTo = edgeUUIDs(tmpl.EdgesAmong(initial, stepNames(initial), ""), ids)
 	return c, nil
 }
 
@@ -376,6 +399,40 @@ func newCreation(nt *namedTask, req *api.TaskRequest, corr, parent uuid.UUID, pr
 type created struct {
 	ref  *taskRef
 	task *api.TaskResponse
+}
+
+// addSteps gives each of task's steps a time-ordered uuid and adds its row's fields to c.
+// It returns the uuids by step name.
+func (c *stepRows) addSteps(task uuid.UUID, nt *namedTask, steps []*workflow.StepTemplate) (map[string]uuid.UUID, error) {
+	ids := map[string]uuid.UUID{}
+	for _, s := range steps {
+		ns, ok := nt.stepUUIDs[s.Name]
+		if !ok {
+			return nil, fmt.Errorf("template %s: step %s is not registered", nt.template.Key(), s.Name)
+		}
+		id := uuid.Must(uuid.NewV7())
+		ids[s.Name] = id
+		c.steps, c.tasks, c.namedSteps = append(c.steps, id), append(c.tasks, task), append(c.namedSteps, ns)
+		c.retryable, c.maxAttempts = append(c.retryable, s.Retry.IsRetryable()), append(c.maxAttempts, int32(s.Retry.Attempts()))
+	}
+	return ids, nil
+}
+
+// stepNames is the set of the steps' names.
+func stepNames(steps []*workflow.StepTemplate) map[string]bool {
+	out := make(map[string]bool, len(steps))
+	for _, s := range steps {
+		out[s.Name] = true
+	}
+	return out
+}
+
+// edgeUUIDs turns edges between named steps into parallel uuid lists.
+func edgeUUIDs(edges []workflow.Edge, ids map[string]uuid.UUID) (from, to []uuid.UUID) {
+	for _, e := range edges {
+		from, to = append(from, ids[e.From]), append(to, ids[e.To])
+	}
+	return from, to
 }
 
 // createTasks is the creation transaction for a batch of requests: their rows and first
@@ -457,31 +514,36 @@ func (o *Orchestrator) queueCreations(b *pgx.Batch, cs []*creation) {
 	initiators, sources, reasons, identities := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	tags, contexts, traces := make([][]byte, n), make([][]byte, n), make([][]byte, n)
 	priorities := make([]int32, n)
-	var steps, stepTasks, stepNamed, edgeFrom, edgeTo []uuid.UUID
-	var retryable []bool
-	var maxAttempts []int32
+	var steps stepRows
 	for i, c := range cs {
 		tasks[i], named[i], corr[i], parents[i] = c.task, c.namedTask, c.correlationID, c.parent
 		initiators[i], sources[i], reasons[i], identities[i] = c.req.Initiator, c.req.SourceSystem, c.req.Reason, c.identity
 		tags[i], contexts[i], traces[i], priorities[i] = c.tags, []byte(c.req.Context), c.headers, c.priority
-		steps, stepNamed = append(steps, c.steps...), append(stepNamed, c.namedSteps...)
-		for range c.steps {
-			stepTasks = append(stepTasks, c.task)
-		}
-		retryable, maxAttempts = append(retryable, c.retryable...), append(maxAttempts, c.maxAttempts...)
-		edgeFrom, edgeTo = append(edgeFrom, c.edgeFrom...), append(edgeTo, c.edgeTo...)
+		steps.append(&c.stepRows)
 	}
 	b.Queue(`INSERT INTO tasker.tasks (task_uuid, named_task_uuid, initiator, source_system, reason, tags,
 	             context, identity_hash, priority, correlation_id, parent_correlation_id, trace_context)
 	         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::jsonb[],
 	                              $7::jsonb[], $8::text[], $9::int[], $10::uuid[], $11::uuid[], $12::jsonb[])`,
 		tasks, named, initiators, sources, reasons, tags, contexts, identities, priorities, corr, parents, traces)
+	steps.queue(b)
+	lifecycle.QueueCreateTransitions(b, tasks, corr, steps.steps, o.cfg.ProcessorUUID)
+}
+
+// queue adds to b the inserts of the steps and their edges.
+func (r *stepRows) queue(b *pgx.Batch) {
 	b.Queue(`INSERT INTO tasker.workflow_steps (workflow_step_uuid, task_uuid, named_step_uuid, retryable, max_attempts)
 	         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bool[], $5::int[])`,
-		steps, stepTasks, stepNamed, retryable, maxAttempts)
+		r.steps, r.tasks, r.namedSteps, r.retryable, r.maxAttempts)
 	b.Queue(`INSERT INTO tasker.workflow_step_edges (from_step_uuid, to_step_uuid)
-	         SELECT * FROM unnest($1::uuid[], $2::uuid[])`, edgeFrom, edgeTo)
-	lifecycle.QueueCreateTransitions(b, tasks, corr, steps, o.cfg.ProcessorUUID)
+	         SELECT * FROM unnest($1::uuid[], $2::uuid[])`, r.edgeFrom, r.edgeTo)
+}
+
+// append adds other's rows to r.
+func (r *stepRows) append(other *stepRows) {
+	r.steps, r.tasks, r.namedSteps = append(r.steps, other.steps...), append(r.tasks, other.tasks...), append(r.namedSteps, other.namedSteps...)
+	r.retryable, r.maxAttempts = append(r.retryable, other.retryable...), append(r.maxAttempts, other.maxAttempts...)
+	r.edgeFrom, r.edgeTo = append(r.edgeFrom, other.edgeFrom...), append(r.edgeTo, other.edgeTo...)
 }
 
 // creationError names a duplicate: for a batch of one, the template whose task it
