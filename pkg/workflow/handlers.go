@@ -31,6 +31,18 @@ type StepInput struct {
 	MaxAttempts int
 	// Initialization is the handler's fixed configuration from the template.
 	Initialization map[string]any
+	// Inputs is the step's own input (workflow_steps.inputs), null for a step of the
+	// template itself. A batch worker's holds its BatchWorkerInputs.
+	Inputs json.RawMessage
+	// Previous is the result the step's previous attempt stored (its whole step
+	// execution result, with metadata.context), or null on a first attempt.
+	Previous json.RawMessage
+	// Checkpoint is the progress an earlier attempt saved with SaveCheckpoint, or null.
+	Checkpoint json.RawMessage
+	// SaveCheckpoint stores progress while the attempt runs, so that an attempt after a
+	// crash can resume from it (Checkpoint). It fails once the attempt has lost its claim.
+	// Nil when the step runs where nothing can be saved.
+	SaveCheckpoint func(ctx context.Context, checkpoint any) error
 }
 
 // Handler runs one step. It returns the step's result value (any JSON-encodable value)
