@@ -12,52 +12,75 @@ import (
 	"github.com/tasker-sim/tasker-sim/pkg/workflow"
 )
 
-// Decision points. When a decision step completes, its result's decision_point_outcome
-// names the branch to create; the steps of that branch (and the deferred convergence
-// steps that join it) are created in the same transaction as the step's completion, so
-// the task's next plan enqueues them. As in tasker-core, an outcome that cannot be
-// applied (missing, malformed, or naming steps outside the decision's descendants)
-// creates nothing: it is logged, and the task carries on with the steps it has.
+// Dynamic steps. When a decision step completes, its result's decision_point_outcome
+// names the branch to create; when a batchable step completes, its
+// batch_processing_outcome lists the cursor ranges of the workers to create. The new
+// steps (and the deferred convergence steps that join them) are created in the same
+// transaction as the step's completion, so the task's next plan enqueues them. As in
+// tasker-core, an outcome that cannot be applied (missing, malformed, or naming steps the
+// template does not allow) creates nothing: it is logged, and the task goes on with the
+// steps it has.
 
-// decision is a decision step that completes in the batch.
-type decision struct {
+// outcomeStep is a decision or batchable step that completes in the batch.
+type outcomeStep struct {
 	task *taskRef
 	step uuid.UUID
-	name string
+	spec *workflow.StepTemplate
 	nt   *namedTask
 }
 
-// branchesOf returns the steps and edges the batch's completing decision steps create.
-// Batches without a decision step cost nothing more; others, one round trip.
+// outcomes are the results' outcome objects of outcome steps, by step.
+type outcomes struct {
+	decision, batch map[uuid.UUID]json.RawMessage
+}
+
+// branchesOf returns the steps and edges the batch's completing decision and batchable
+// steps create. Batches without such a step cost nothing more; others, a round trip (two
+// when workers are made).
 func (o *Orchestrator) branchesOf(ctx context.Context, tx pgx.Tx, finals []lifecycle.StepFinalization,
 	tasks map[uuid.UUID]*taskRef, steps map[uuid.UUID]*stepRow) (stepRows, error) {
-	ds, err := o.decisionsIn(ctx, finals, tasks, steps)
+	ds, err := o.outcomeStepsIn(ctx, finals, tasks, steps)
 	if err != nil || len(ds) == 0 {
 		return stepRows{}, err
 	}
-	outcomes, existing, err := readDecisions(ctx, tx, ds)
+	outs, existing, err := readOutcomes(ctx, tx, ds)
 	if err != nil {
 		return stepRows{}, err
 	}
 	var added stepRows
+	var workers []workerPlan
 	for _, d := range ds {
 		have := existing[d.task.uuid]
 		if have == nil {
 			have = map[string]uuid.UUID{}
 			existing[d.task.uuid] = have
 		}
-		if err := o.addBranch(&added, d, outcomes[d.step], have); err != nil {
-			o.log.Warn("decision outcome not applied; the task goes on without a branch", "task_uuid", d.task.uuid,
-				"correlation_id", d.task.correlationID, "step", d.name, "error", err)
+		var err error
+		if d.spec.Type == workflow.StepDecision {
+			err = o.addBranch(&added, d, outs.decision[d.step], have)
+		} else {
+			var ws []workerPlan
+			ws, err = planWorkers(d, outs.batch[d.step], have)
+			workers = append(workers, ws...)
+		}
+		if err != nil {
+			o.log.Warn("step outcome not applied; the task goes on without the steps it asked for", "task_uuid", d.task.uuid,
+				"correlation_id", d.task.correlationID, "step", d.spec.Name, "error", err)
+		}
+	}
+	if len(workers) > 0 {
+		if err := o.addWorkers(ctx, tx, &added, workers, existing); err != nil {
+			return stepRows{}, err
 		}
 	}
 	return added, nil
 }
 
-// decisionsIn picks the steps of finals that are decision steps moving to complete.
-func (o *Orchestrator) decisionsIn(ctx context.Context, finals []lifecycle.StepFinalization,
-	tasks map[uuid.UUID]*taskRef, steps map[uuid.UUID]*stepRow) ([]decision, error) {
-	var out []decision
+// outcomeStepsIn picks the steps of finals that are decision or batchable steps moving to
+// complete.
+func (o *Orchestrator) outcomeStepsIn(ctx context.Context, finals []lifecycle.StepFinalization,
+	tasks map[uuid.UUID]*taskRef, steps map[uuid.UUID]*stepRow) ([]outcomeStep, error) {
+	var out []outcomeStep
 	for _, f := range finals {
 		st := steps[f.Step]
 		if f.To != lifecycle.StepComplete || st == nil || tasks[st.task] == nil {
@@ -68,34 +91,34 @@ func (o *Orchestrator) decisionsIn(ctx context.Context, finals []lifecycle.StepF
 		if err != nil {
 			return nil, err
 		}
-		name := nt.stepNames[st.namedStep]
-		if s := nt.template.Step(name); s != nil && s.Type == workflow.StepDecision {
-			out = append(out, decision{task: t, step: f.Step, name: name, nt: nt})
+		s := nt.template.Step(nt.stepNames[st.namedStep])
+		if s != nil && (s.Type == workflow.StepDecision || s.Type == workflow.StepBatchable) {
+			out = append(out, outcomeStep{task: t, step: f.Step, spec: s, nt: nt})
 		}
 	}
 	return out, nil
 }
 
-// readDecisions reads the decision steps' outcomes and, by task, the steps each of their
-// tasks has (name → uuid).
-func readDecisions(ctx context.Context, tx pgx.Tx, ds []decision) (map[uuid.UUID]json.RawMessage,
-	map[uuid.UUID]map[string]uuid.UUID, error) {
+// readOutcomes reads the steps' outcomes and, by task, the steps each of their tasks
+// has (name → uuid).
+func readOutcomes(ctx context.Context, tx pgx.Tx, ds []outcomeStep) (outcomes, map[uuid.UUID]map[string]uuid.UUID, error) {
 	stepIDs, taskIDs := make([]uuid.UUID, len(ds)), make([]uuid.UUID, len(ds))
 	for i, d := range ds {
 		stepIDs[i], taskIDs[i] = d.step, d.task.uuid
 	}
-	outcomes := map[uuid.UUID]json.RawMessage{}
+	outs := outcomes{decision: map[uuid.UUID]json.RawMessage{}, batch: map[uuid.UUID]json.RawMessage{}}
 	existing := map[uuid.UUID]map[string]uuid.UUID{}
 	b := &pgx.Batch{}
-	b.Queue(`SELECT workflow_step_uuid, results -> 'result' -> '`+workflow.DecisionKey+`'
-	           FROM tasker.workflow_steps WHERE workflow_step_uuid = ANY ($1)`, stepIDs).Query(func(rows pgx.Rows) error {
+	b.Queue(`SELECT workflow_step_uuid, results -> 'result' -> $2::text, results -> 'result' -> $3::text
+	           FROM tasker.workflow_steps WHERE workflow_step_uuid = ANY ($1)`,
+		stepIDs, workflow.DecisionKey, workflow.BatchKey).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var id uuid.UUID
-			var raw json.RawMessage
-			if err := rows.Scan(&id, &raw); err != nil {
+			var decision, batch json.RawMessage
+			if err := rows.Scan(&id, &decision, &batch); err != nil {
 				return err
 			}
-			outcomes[id] = raw
+			outs.decision[id], outs.batch[id] = decision, batch
 		}
 		return rows.Err()
 	})
@@ -117,14 +140,14 @@ func readDecisions(ctx context.Context, tx pgx.Tx, ds []decision) (map[uuid.UUID
 		return rows.Err()
 	})
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return nil, nil, fmt.Errorf("read %d decision outcomes: %w", len(ds), err)
+		return outs, nil, fmt.Errorf("read %d step outcomes: %w", len(ds), err)
 	}
-	return outcomes, existing, nil
+	return outs, existing, nil
 }
 
-// addBranch adds to added the steps and edges d's outcome creates. have (the task's steps
-// by name) gains the new steps, so a second decision of the same task sees them.
-func (o *Orchestrator) addBranch(added *stepRows, d decision, raw json.RawMessage, have map[string]uuid.UUID) error {
+// addBranch adds to added the steps and edges d's decision outcome creates. have (the
+// task's steps by name) gains the new steps, so a later outcome of the same task sees them.
+func (o *Orchestrator) addBranch(added *stepRows, d outcomeStep, raw json.RawMessage, have map[string]uuid.UUID) error {
 	outcome, err := workflow.ParseDecisionOutcome(raw)
 	if err != nil {
 		return err
@@ -133,7 +156,7 @@ func (o *Orchestrator) addBranch(added *stepRows, d decision, raw json.RawMessag
 	for n := range have {
 		names[n] = true
 	}
-	branch, err := d.nt.template.Branch(d.name, outcome, names)
+	branch, err := d.nt.template.Branch(d.spec.Name, outcome, names)
 	if err != nil || len(branch) == 0 {
 		return err
 	}
@@ -144,7 +167,7 @@ func (o *Orchestrator) addBranch(added *stepRows, d decision, raw json.RawMessag
 	for n, id := range ids {
 		have[n], names[n] = id, true
 	}
-	from, to := edgeUUIDs(d.nt.template.EdgesAmong(branch, names, d.name), have)
+	from, to := edgeUUIDs(d.nt.template.EdgesAmong(branch, names, d.spec.Name), have)
 	added.edgeFrom, added.edgeTo = append(added.edgeFrom, from...), append(added.edgeTo, to...)
 	return nil
 }

@@ -365,9 +365,10 @@ type creation struct {
 // stepRows are new workflow_steps rows, each with its task, and the edges into them.
 type stepRows struct {
 	steps, tasks, namedSteps []uuid.UUID
-	retryable         []bool
-	maxAttempts       []int32
-	edgeFrom, edgeTo  []uuid.UUID
+	retryable                []bool
+	maxAttempts              []int32
+	inputs                   [][]byte // a step's own input (batch workers); nil for template steps
+	edgeFrom, edgeTo         []uuid.UUID
 }
 
 // newCreation gives the task and each of its template's steps a time-ordered uuid and
@@ -412,10 +413,17 @@ func (c *stepRows) addSteps(task uuid.UUID, nt *namedTask, steps []*workflow.Ste
 		}
 		id := uuid.Must(uuid.NewV7())
 		ids[s.Name] = id
-		c.steps, c.tasks, c.namedSteps = append(c.steps, id), append(c.tasks, task), append(c.namedSteps, ns)
-		c.retryable, c.maxAttempts = append(c.retryable, s.Retry.IsRetryable()), append(c.maxAttempts, int32(s.Retry.Attempts()))
+		c.add(task, id, ns, s, nil)
 	}
 	return ids, nil
+}
+
+// add appends one step row: step, of task, named named, made from the template step s,
+// with its own inputs (nil for a template step).
+func (c *stepRows) add(task, step, named uuid.UUID, s *workflow.StepTemplate, inputs []byte) {
+	c.steps, c.tasks, c.namedSteps = append(c.steps, step), append(c.tasks, task), append(c.namedSteps, named)
+	c.retryable, c.maxAttempts = append(c.retryable, s.Retry.IsRetryable()), append(c.maxAttempts, int32(s.Retry.Attempts()))
+	c.inputs = append(c.inputs, inputs)
 }
 
 // stepNames is the set of the steps' names.
@@ -532,9 +540,9 @@ func (o *Orchestrator) queueCreations(b *pgx.Batch, cs []*creation) {
 
 // queue adds to b the inserts of the steps and their edges.
 func (r *stepRows) queue(b *pgx.Batch) {
-	b.Queue(`INSERT INTO tasker.workflow_steps (workflow_step_uuid, task_uuid, named_step_uuid, retryable, max_attempts)
-	         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bool[], $5::int[])`,
-		r.steps, r.tasks, r.namedSteps, r.retryable, r.maxAttempts)
+	b.Queue(`INSERT INTO tasker.workflow_steps (workflow_step_uuid, task_uuid, named_step_uuid, retryable, max_attempts, inputs)
+	         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bool[], $5::int[], $6::jsonb[])`,
+		r.steps, r.tasks, r.namedSteps, r.retryable, r.maxAttempts, r.inputs)
 	b.Queue(`INSERT INTO tasker.workflow_step_edges (from_step_uuid, to_step_uuid)
 	         SELECT * FROM unnest($1::uuid[], $2::uuid[])`, r.edgeFrom, r.edgeTo)
 }
@@ -543,6 +551,7 @@ func (r *stepRows) queue(b *pgx.Batch) {
 func (r *stepRows) append(other *stepRows) {
 	r.steps, r.tasks, r.namedSteps = append(r.steps, other.steps...), append(r.tasks, other.tasks...), append(r.namedSteps, other.namedSteps...)
 	r.retryable, r.maxAttempts = append(r.retryable, other.retryable...), append(r.maxAttempts, other.maxAttempts...)
+	r.inputs = append(r.inputs, other.inputs...)
 	r.edgeFrom, r.edgeTo = append(r.edgeFrom, other.edgeFrom...), append(r.edgeTo, other.edgeTo...)
 }
 

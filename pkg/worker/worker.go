@@ -473,38 +473,10 @@ func (w *Worker) run(hard context.Context, s *stepclaim.Step) *outcome {
 	corr := s.CorrelationID.String()
 	log := w.log.With("correlation_id", s.CorrelationID, "task_uuid", s.TaskUUID, "step_uuid", s.StepUUID,
 		"namespace", s.Namespace, "step_name", s.StepName, "claim_method", s.Method)
-	tmpl := w.templates[s.Namespace+"/"+s.TaskName+"/"+s.Version]
-	var spec *workflow.StepTemplate
-	if tmpl != nil {
-		spec = tmpl.Step(s.StepName)
-	}
-	var (
-		value any
-		herr  error
-	)
 	sf := w.faultsFor(s, log)
 	w.in.ActiveExecution(ctx, s.Namespace, w.cfg.HandlerType, 1)
 	started := time.Now()
-	if spec == nil {
-		herr = &workflow.StepError{Message: fmt.Sprintf("this worker has no template step %s in %s/%s/%s",
-			s.StepName, s.Namespace, s.TaskName, s.Version), ErrorType: "UnknownStep", ErrorCode: "UNKNOWN_STEP"}
-	} else {
-		// The handler must give up before the lease does, or its result would arrive after
-		// orchestration has already handed the step to another attempt.
-		timeout := time.Until(s.LeaseUntil) * 4 / 5
-		if spec.TimeoutSeconds > 0 {
-			timeout = min(timeout, time.Duration(spec.TimeoutSeconds)*time.Second)
-		}
-		hctx, cancel := context.WithTimeout(ctx, timeout)
-		if herr = w.injectFaults(hctx, sf); herr == nil {
-			value, herr = runHandler(hctx, w.cfg.Registry.Lookup(tmpl, spec), workflow.StepInput{
-				TaskUUID: s.TaskUUID, StepUUID: s.StepUUID, StepName: s.StepName, CorrelationID: s.CorrelationID,
-				Context: s.Context, Dependencies: s.Dependencies, Attempt: s.Attempt, MaxAttempts: s.MaxAttempts,
-				Initialization: spec.Handler.Initialization,
-			})
-		}
-		cancel()
-	}
+	spec, value, herr := w.invoke(ctx, s, sf)
 	finished := time.Now()
 	w.in.ActiveExecution(ctx, s.Namespace, w.cfg.HandlerType, -1)
 	if hard.Err() != nil {
@@ -591,6 +563,62 @@ func (w *Worker) submit(ctx context.Context, o *outcome) error {
 	}
 	span.SetAttributes(attribute.Int64("msg_id", msgID))
 	return nil
+}
+
+// invoke finds the step's template step and runs its handler, within the step's timeout
+// and before its lease runs out. spec is nil when this worker does not know the step.
+func (w *Worker) invoke(ctx context.Context, s *stepclaim.Step, sf stepFaults) (spec *workflow.StepTemplate, value any, herr error) {
+	tmpl := w.templates[s.Namespace+"/"+s.TaskName+"/"+s.Version]
+	in, spec, err := w.stepInput(ctx, s, tmpl)
+	if spec == nil || err != nil {
+		return spec, nil, err
+	}
+	// The handler must give up before the lease does, or its result would arrive after
+	// orchestration has already handed the step to another attempt.
+	timeout := time.Until(s.LeaseUntil) * 4 / 5
+	if spec.TimeoutSeconds > 0 {
+		timeout = min(timeout, time.Duration(spec.TimeoutSeconds)*time.Second)
+	}
+	hctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if herr = w.injectFaults(hctx, sf); herr == nil {
+		value, herr = runHandler(hctx, w.cfg.Registry.Lookup(tmpl, spec), in)
+	}
+	return spec, value, herr
+}
+
+// stepInput builds the handler's input. A step that is not in its template was made at
+// run time from one of its steps (a batch worker): its stored inputs name that step, and
+// it gets its inputs, previous result and checkpoint, and a way to save checkpoints.
+func (w *Worker) stepInput(ctx context.Context, s *stepclaim.Step, tmpl *workflow.Template) (
+	workflow.StepInput, *workflow.StepTemplate, error) {
+	in := workflow.StepInput{TaskUUID: s.TaskUUID, StepUUID: s.StepUUID, StepName: s.StepName, CorrelationID: s.CorrelationID,
+		Context: s.Context, Dependencies: s.Dependencies, Attempt: s.Attempt, MaxAttempts: s.MaxAttempts}
+	unknown := &workflow.StepError{Message: fmt.Sprintf("this worker has no template step %s in %s/%s/%s",
+		s.StepName, s.Namespace, s.TaskName, s.Version), ErrorType: "UnknownStep", ErrorCode: "UNKNOWN_STEP"}
+	if tmpl == nil {
+		return in, nil, unknown
+	}
+	spec := tmpl.Step(s.StepName)
+	if spec == nil {
+		data, err := stepclaim.LoadStepData(ctx, w.pool, s.StepUUID)
+		if err != nil {
+			return in, nil, &workflow.StepError{Message: err.Error(), ErrorType: "DatabaseError", Retryable: true}
+		}
+		var bi workflow.BatchWorkerInputs
+		if json.Unmarshal(data.Inputs, &bi) != nil || bi.TemplateStep == "" {
+			return in, nil, unknown
+		}
+		if spec = tmpl.Step(bi.TemplateStep); spec == nil {
+			return in, nil, unknown
+		}
+		in.Inputs, in.Previous, in.Checkpoint = data.Inputs, data.Previous, data.Checkpoint
+		in.SaveCheckpoint = func(ctx context.Context, cp any) error {
+			return stepclaim.SaveCheckpoint(ctx, w.pool, s.StepUUID, w.cfg.WorkerID, cp)
+		}
+	}
+	in.Initialization = spec.Handler.Initialization
+	return in, spec, nil
 }
 
 // runHandler calls h, turning a panic into a non-retryable failure so that one bad

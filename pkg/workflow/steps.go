@@ -11,7 +11,7 @@ import (
 // StepType is a step's kind, as tasker-core names it.
 type StepType string
 
-// The step types of tasker-core's format. tasker-sim runs all but the batch types, so far.
+// The step types of tasker-core's format; tasker-sim runs them all.
 const (
 	// StepStandard is an ordinary step, created with its task.
 	StepStandard StepType = "standard"
@@ -155,18 +155,18 @@ func oneOf[T ~string](field string, v T, allowed []T) error {
 	return fmt.Errorf("%s: %q is not allowed: must be one of %s", field, v, strings.Join(names, ", "))
 }
 
-// Unsupported reports why tasker-sim cannot run the template yet: it names each batchable
-// or batch worker step. Such templates parse, but a worker skips them.
+// Unsupported reports why tasker-sim cannot run the template: a batch_worker step without
+// a batch_config, which its workers' batch metadata comes from. Such templates parse, but
+// a worker skips them.
 func (t *Template) Unsupported() error {
 	var odd []string
 	for _, s := range t.Steps {
-		if s.Type == StepBatchable || s.Type == StepBatchWorker {
-			odd = append(odd, fmt.Sprintf("step %s is %s", s.Name, s.Type))
+		if s.Type == StepBatchWorker && s.BatchConfig == nil {
+			odd = append(odd, fmt.Sprintf("batch_worker step %s has no batch_config", s.Name))
 		}
 	}
 	if len(odd) == 0 {
 		return nil
 	}
-	return fmt.Errorf("template %s: %s; tasker-sim runs standard, decision and deferred_convergence steps so far",
-		t.Key(), strings.Join(odd, ", "))
+	return fmt.Errorf("template %s: %s", t.Key(), strings.Join(odd, ", "))
 }
