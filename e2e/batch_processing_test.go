@@ -278,3 +278,38 @@ func TestBatchResumesAfterSIGKILL(t *testing.T) {
 	require.Equal(t, 100, r.FinalPosition)
 	require.Equal(t, 2, r.Attempts)
 }
+
+// TestBatchResumptionFixture runs tasker-core's batch_resumption_test template unchanged:
+// its worker fails on its first attempt after 50 of its 100 items, having saved
+// checkpoints, and the retry resumes at item 50.
+func TestBatchResumptionFixture(t *testing.T) {
+	t.Parallel()
+	opts := fastOptions()
+	opts.Worker = func(_ int, c *worker.Config) { c.Templates = loadCoreFixtures(t, "batch_resumption_test") }
+	opts.Orchestrator = func(_ int, c *orchestrator.Config) {
+		c.Backoff.Base, c.Backoff.Max = 10*time.Millisecond, 50*time.Millisecond
+	}
+	env := harness.New(t, cluster, opts)
+	ctx := ctxFor(t, 60*time.Second)
+	created, err := env.Client.CreateTask(ctx, request("rust_e2e_batch_retry", "batch_resumption_test",
+		map[string]any{"test_id": "batch_resumption", "dataset_size": 100}))
+	require.NoError(t, err)
+	done, err := env.Client.WaitTask(ctx, created.TaskUUID)
+	require.NoError(t, err)
+	require.Equal(t, "complete", done.Status)
+	trail := taskSteps(t, env, created.TaskUUID)["checkpoint_fail_batch_001"]
+	requireWellFormedAudit(t, trail, legalStep)
+	require.Equal(t, []string{"pending", "enqueued", "in_progress", "enqueued_as_error_for_orchestration", "waiting_for_retry",
+		"pending", "enqueued", "in_progress", "enqueued_for_orchestration", "complete"}, states(trail))
+	var r struct {
+		TotalProcessed int `json:"total_processed"`
+		ResumedFrom    int `json:"resumed_from"`
+		FinalPosition  int `json:"final_position"`
+		Attempts       int `json:"attempts"`
+	}
+	stepResult(t, env, created.TaskUUID, "checkpoint_fail_batch_001", &r)
+	require.Equal(t, 50, r.ResumedFrom)
+	require.Equal(t, 50, r.TotalProcessed)
+	require.Equal(t, 100, r.FinalPosition)
+	require.Equal(t, 2, r.Attempts)
+}
