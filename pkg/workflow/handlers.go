@@ -76,6 +76,8 @@ func DefaultRegistry() Registry {
 		"test.sleep_first_attempt":   sleepFirstAttempt,
 	}
 	maps.Copy(r, approvalHandlers())
+	maps.Copy(r, csvBatchHandlers())
+	maps.Copy(r, datasetBatchHandlers())
 	return r
 }
 
