@@ -187,7 +187,7 @@ func TestBatchFailureStrategies(t *testing.T) {
 	t.Run("fail_fast", func(t *testing.T) {
 		t.Parallel()
 		task, status := run(t, workflow.FailFast)
-		require.Equal(t, "error", status)
+		require.Equal(t, "blocked_by_failures", status)
 		steps := taskSteps(t, env, task)
 		_, converged := steps["aggregate_csv_results"]
 		require.True(t, converged, "the aggregator exists, waiting")

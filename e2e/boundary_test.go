@@ -86,7 +86,7 @@ func TestBoundaryFixtures(t *testing.T) {
 			require.NoError(t, err)
 			done, err := env.Client.WaitTask(ctx, created.TaskUUID)
 			require.NoError(t, err)
-			require.Equal(t, "error", done.Status)
+			require.Equal(t, "blocked_by_failures", done.Status, "a failed task waits for an operator, as in tasker-core")
 			trail, attempts := stepTrail(t, env, created.TaskUUID)
 			require.Equal(t, tc.attempts, attempts, "executions")
 			require.Equal(t, tc.trail, trail)

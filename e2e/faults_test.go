@@ -64,7 +64,7 @@ func TestFaultsMoveTheirMetrics(t *testing.T) {
 
 	t.Run("error rate, not retryable", func(t *testing.T) {
 		corr, status := run(`{"error_rate": 1}`)
-		require.Equal(t, "error", status)
+		require.Equal(t, "blocked_by_failures", status)
 		waitFor(t, 5*time.Second, "the failure counter", func() bool {
 			return total(scrapeSamples(t, p), "tasker_steps_failures_total",
 				map[string]string{"correlation_id": corr, "error_type": "handler_execution_failed"}) == 1
@@ -81,7 +81,7 @@ func TestFaultsMoveTheirMetrics(t *testing.T) {
 	})
 	t.Run("timeouts", func(t *testing.T) {
 		corr, status := run(`{"timeout_rate": 1}`)
-		require.Equal(t, "error", status)
+		require.Equal(t, "blocked_by_failures", status)
 		waitFor(t, 5*time.Second, "timeout results", func() bool {
 			return total(scrapeSamples(t, p), "tasker_step_results_processed_total",
 				map[string]string{"correlation_id": corr, "result_type": "timeout"}) == 3

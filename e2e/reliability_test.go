@@ -135,7 +135,7 @@ func TestRetries(t *testing.T) {
 		require.NoError(t, err)
 		done, err := env.Client.WaitTask(ctx, created.TaskUUID)
 		require.NoError(t, err)
-		require.Equal(t, "error", done.Status)
+		require.Equal(t, "blocked_by_failures", done.Status)
 		require.Equal(t, "blocked_by_failures", done.ExecutionStatus)
 		require.Equal(t, 1, done.FailedSteps)
 
@@ -167,7 +167,8 @@ func TestRetries(t *testing.T) {
 		require.Equal(t, want, states(rows))
 
 		task := states(taskTransitions(t, env, created.TaskUUID))
-		require.Equal(t, []string{"evaluating_results", "blocked_by_failures", "error"}, task[len(task)-3:])
+		require.Equal(t, []string{"evaluating_results", "blocked_by_failures"}, task[len(task)-2:],
+			"a failed task stays blocked until an operator acts")
 		require.Contains(t, task, "waiting_for_retry")
 	})
 

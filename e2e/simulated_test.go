@@ -111,7 +111,7 @@ func TestSimulatedHandlers(t *testing.T) {
 		require.NoError(t, err)
 		done, err := env.Client.WaitTask(ctx, created.TaskUUID)
 		require.NoError(t, err)
-		require.Equal(t, "error", done.Status)
+		require.Equal(t, "blocked_by_failures", done.Status)
 		require.Equal(t, "blocked_by_failures", done.ExecutionStatus)
 		require.Equal(t, 1, done.FailedSteps)
 

@@ -172,7 +172,7 @@ func TestFlowInvariant(t *testing.T) {
 	require.NoError(t, err)
 	done, err = env.Client.WaitTask(ctx, created.TaskUUID)
 	require.NoError(t, err)
-	require.Equal(t, "error", done.Status)
+	require.Equal(t, "blocked_by_failures", done.Status, "a failed task waits for an operator")
 	byFail := map[string]string{"correlation_id": failing.CorrelationID}
 	waitFor(t, 5*time.Second, "the failure counters", func() bool {
 		s := scrapeSamples(t, p)

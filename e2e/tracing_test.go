@@ -337,7 +337,7 @@ func TestRetryTraceLinks(t *testing.T) {
 	require.NoError(t, err)
 	done, err := env.Client.WaitTask(ctx, created.TaskUUID)
 	require.NoError(t, err)
-	require.Equal(t, "error", done.Status)
+	require.Equal(t, "blocked_by_failures", done.Status)
 
 	const attempts = 3
 	execs := map[string]sdktrace.ReadOnlySpan{} // by attempt

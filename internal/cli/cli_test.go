@@ -203,10 +203,10 @@ func TestFaultCommands(t *testing.T) {
 	_, err = taskerctl(t, url, "fault", "set", "--target", "nowhere", "--spec", `{}`)
 	require.ErrorContains(t, err, `--target "nowhere": must be orchestrator or worker`)
 
-	// Per task: the step fails as injected, and the task ends in error.
+	// Per task: the step fails as injected, and the task is blocked by the failure.
 	out, err = taskerctl(t, url, "task", "create", "--namespace", "rust_e2e_linear", "--name", "mathematical_sequence",
 		"--input", `{"even_number": 4}`, "--faults", `{"error_rate": 1}`, "--wait")
-	require.ErrorContains(t, err, "ended error", out)
+	require.ErrorContains(t, err, "ended blocked_by_failures", out)
 	_, err = taskerctl(t, url, "task", "create", "--namespace", "rust_e2e_linear", "--name", "mathematical_sequence",
 		"--input", `{"even_number": 4}`, "--faults", `{"bogus": 1}`)
 	require.ErrorContains(t, err, "--faults")

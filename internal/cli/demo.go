@@ -159,7 +159,7 @@ func printDemoSummary(cmd *cobra.Command, results []outcome, elapsed time.Durati
 		byShape[o.shape] = append(byShape[o.shape], o)
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "SHAPE\tTASKS\tCOMPLETE\tERROR\tP50\tP95\t")
+	fmt.Fprintln(tw, "SHAPE\tTASKS\tCOMPLETE\tFAILED\tP50\tP95\t")
 	for _, s := range demoShapes {
 		os := byShape[s.Name]
 		lat := make([]time.Duration, 0, len(os))
@@ -169,7 +169,7 @@ func printDemoSummary(cmd *cobra.Command, results []outcome, elapsed time.Durati
 			counts[o.status]++
 		}
 		slices.Sort(lat)
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t\n", s.Name, len(os), counts["complete"], counts["error"],
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t\n", s.Name, len(os), counts["complete"], counts["error"]+counts["blocked_by_failures"],
 			ms(percentile(lat, 50)), ms(percentile(lat, 95)))
 	}
 	if err := tw.Flush(); err != nil {

@@ -111,7 +111,8 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 }
 
 // WaitAny watches many tasks with one long poll (POST /v1/tasks/wait): it answers with those
-// that are terminal or unknown as soon as there is one, or with none after timeout.
+// that are settled (terminal, or blocked_by_failures) or unknown as soon as there is one,
+// or with none after timeout.
 func (c *Client) WaitAny(ctx context.Context, ids []string, timeout time.Duration) (*api.WaitResponse, error) {
 	var out api.WaitResponse
 	req := api.WaitRequest{TaskUUIDs: ids, TimeoutMS: int(timeout.Milliseconds())}
@@ -139,9 +140,10 @@ func (c *Client) GetTask(ctx context.Context, id string) (*api.TaskResponse, err
 	return &out, nil
 }
 
-// WaitTask blocks until the task reaches a terminal state (complete, error, cancelled,
-// resolved_manually) or ctx ends. It long-polls, so it returns as soon as the
-// orchestrator finalizes the task rather than on a polling tick.
+// WaitTask blocks until the task settles, in a terminal state (complete, error, cancelled,
+// resolved_manually) or blocked_by_failures, where a failed task waits for an operator,
+// or until ctx ends. It long-polls, so it returns as soon as the orchestrator finalizes
+// the task rather than on a polling tick.
 func (c *Client) WaitTask(ctx context.Context, id string) (*api.TaskResponse, error) {
 	for {
 		var out api.TaskResponse
@@ -149,7 +151,7 @@ func (c *Client) WaitTask(ctx context.Context, id string) (*api.TaskResponse, er
 		if err != nil {
 			return nil, err
 		}
-		if lifecycle.TaskState(out.Status).Terminal() {
+		if lifecycle.TaskState(out.Status).Settled() {
 			return &out, nil
 		}
 		if err := ctx.Err(); err != nil {

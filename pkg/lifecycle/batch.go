@@ -259,6 +259,7 @@ type planArgs struct {
 	queueOrder              []string
 	terminal                []uuid.UUID
 	terminalComplete        []bool
+	blocked                 []uuid.UUID // tasks that settle blocked_by_failures: notified, not completed
 	enqueueChecked          bool
 }
 
@@ -305,8 +306,11 @@ func (a *planArgs) add(p *TaskPlan) error {
 			return fmt.Errorf("task %s: %d ready steps but the plan does not enqueue", p.Task, len(p.Ready))
 		}
 	}
-	if cur.Terminal() {
+	switch {
+	case cur.Terminal():
 		a.terminal, a.terminalComplete = append(a.terminal, p.Task), append(a.terminalComplete, cur == TaskComplete)
+	case cur.Settled():
+		a.blocked = append(a.blocked, p.Task)
 	}
 	return nil
 }
@@ -352,7 +356,8 @@ type BatchDB interface {
 // ApplyPlans applies the plans of locked tasks in one round trip: each task's moves, each
 // one a compare-and-set, with the enqueue of its ready steps and the send of their
 // messages where its plan says, and for tasks that end in a terminal state their
-// completion columns and the finalization notice. It returns the steps it enqueued. When
+// completion columns and the finalization notice (tasks that settle in
+// blocked_by_failures get the notice only). It returns the steps it enqueued. When
 // any task or step is not in the state its plan starts from, nothing is applied and the
 // error wraps ErrStaleState; the caller's transaction must then roll back.
 func ApplyPlans(ctx context.Context, db BatchDB, processor uuid.UUID, plans []*TaskPlan) ([]uuid.UUID, error) {
@@ -380,6 +385,10 @@ func ApplyPlans(ctx context.Context, db BatchDB, processor uuid.UUID, plans []*T
 		if err := messaging.SendBatch(b, q, a.sends[q].msgs, a.sends[q].headers); err != nil {
 			return nil, err
 		}
+	}
+	if len(a.blocked) > 0 {
+		// A blocked task is not finished, but its waiters hear of it as of one that is.
+		b.Queue(`SELECT pg_notify($1, t::text) FROM unnest($2::uuid[]) AS t`, messaging.TaskFinalizedChannel, a.blocked)
 	}
 	if err := db.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("apply %d task plans: %w", len(plans), wrapStale(err))

@@ -74,9 +74,9 @@ func Plan(snap Snapshot) []Move {
 			return []Move{{To: TaskEnqueuingSteps}, {To: TaskStepsInProcess, EnqueueFirst: true}}
 		}
 		return nil
-	case TaskBlockedByFailures:
-		return []Move{{To: TaskError}}
-	case TaskComplete, TaskError, TaskCancelled, TaskResolvedManually:
+	case TaskBlockedByFailures, TaskComplete, TaskError, TaskCancelled, TaskResolvedManually:
+		// A blocked task waits for an operator (or a cancel); results of its other steps
+		// change nothing.
 		return nil
 	}
 	return nil
@@ -99,8 +99,9 @@ func fromEvaluating(status ExecutionStatus) []Move {
 	case ExecAllComplete:
 		return []Move{{To: TaskComplete}}
 	case ExecBlockedByFailures:
-		// A permanently failed step blocks the task, and a blocked task ends in error.
-		return []Move{{To: TaskBlockedByFailures}, {To: TaskError}}
+		// A permanently failed step blocks the task. As in tasker-core it stays blocked
+		// until something finalizes it again (an operator resolves it, or it is cancelled).
+		return []Move{{To: TaskBlockedByFailures}}
 	case ExecHasReadySteps:
 		return []Move{{To: TaskEnqueuingSteps}, {To: TaskStepsInProcess, EnqueueFirst: true}}
 	case ExecProcessing, ExecWaitingForDependencies:

@@ -68,7 +68,7 @@ func TestPlanTable(t *testing.T) {
 
 		// steps_in_process.
 		{"in process all complete", lifecycle.Snapshot{State: inProcess, Status: sAll}, []lifecycle.Move{to(evaluating), to(complete)}},
-		{"in process blocked", lifecycle.Snapshot{State: inProcess, Status: sBlocked}, []lifecycle.Move{to(evaluating), to(blocked), to(errState)}},
+		{"in process blocked", lifecycle.Snapshot{State: inProcess, Status: sBlocked}, []lifecycle.Move{to(evaluating), to(blocked)}},
 		{"in process processing", lifecycle.Snapshot{State: inProcess, Status: sProcessing}, nil},
 		{"in process processing with retries", lifecycle.Snapshot{State: inProcess, Status: sProcessing, WaitingRetry: 3}, nil},
 		{"in process ready", lifecycle.Snapshot{State: inProcess, Status: sReady}, []lifecycle.Move{to(evaluating), to(enqueuing), enq}},
@@ -76,11 +76,11 @@ func TestPlanTable(t *testing.T) {
 		{"in process waiting on retry", lifecycle.Snapshot{State: inProcess, Status: sWait, WaitingRetry: 1}, []lifecycle.Move{to(waitRetry)}},
 		{"in process waiting on retries", lifecycle.Snapshot{State: inProcess, Status: sWait, WaitingRetry: 5}, []lifecycle.Move{to(waitRetry)}},
 		{"in process waiting on dependencies", lifecycle.Snapshot{State: inProcess, Status: sWait}, []lifecycle.Move{to(evaluating), to(waitDeps)}},
-		{"in process blocked with retries", lifecycle.Snapshot{State: inProcess, Status: sBlocked, WaitingRetry: 2}, []lifecycle.Move{to(evaluating), to(blocked), to(errState)}},
+		{"in process blocked with retries", lifecycle.Snapshot{State: inProcess, Status: sBlocked, WaitingRetry: 2}, []lifecycle.Move{to(evaluating), to(blocked)}},
 
 		// evaluating_results.
 		{"evaluating all complete", lifecycle.Snapshot{State: evaluating, Status: sAll}, []lifecycle.Move{to(complete)}},
-		{"evaluating blocked", lifecycle.Snapshot{State: evaluating, Status: sBlocked}, []lifecycle.Move{to(blocked), to(errState)}},
+		{"evaluating blocked", lifecycle.Snapshot{State: evaluating, Status: sBlocked}, []lifecycle.Move{to(blocked)}},
 		{"evaluating ready", lifecycle.Snapshot{State: evaluating, Status: sReady}, []lifecycle.Move{to(enqueuing), enq}},
 		{"evaluating processing", lifecycle.Snapshot{State: evaluating, Status: sProcessing}, []lifecycle.Move{to(waitDeps)}},
 		{"evaluating waiting", lifecycle.Snapshot{State: evaluating, Status: sWait}, []lifecycle.Move{to(waitDeps)}},
@@ -91,16 +91,16 @@ func TestPlanTable(t *testing.T) {
 		{"waiting deps waiting with retries", lifecycle.Snapshot{State: waitDeps, Status: sWait, WaitingRetry: 2}, nil},
 		{"waiting deps ready", lifecycle.Snapshot{State: waitDeps, Status: sReady}, []lifecycle.Move{to(evaluating), to(enqueuing), enq}},
 		{"waiting deps all complete", lifecycle.Snapshot{State: waitDeps, Status: sAll}, []lifecycle.Move{to(evaluating), to(complete)}},
-		{"waiting deps blocked", lifecycle.Snapshot{State: waitDeps, Status: sBlocked}, []lifecycle.Move{to(evaluating), to(blocked), to(errState)}},
+		{"waiting deps blocked", lifecycle.Snapshot{State: waitDeps, Status: sBlocked}, []lifecycle.Move{to(evaluating), to(blocked)}},
 
 		// waiting_for_retry.
 		{"waiting retry ready", lifecycle.Snapshot{State: waitRetry, Status: sReady}, []lifecycle.Move{to(enqueuing), enq}},
 		{"waiting retry still waiting", lifecycle.Snapshot{State: waitRetry, Status: sWait, WaitingRetry: 1}, nil},
 		{"waiting retry processing", lifecycle.Snapshot{State: waitRetry, Status: sProcessing}, nil},
 
-		// blocked_by_failures always ends in error.
-		{"blocked blocked", lifecycle.Snapshot{State: blocked, Status: sBlocked}, []lifecycle.Move{to(errState)}},
-		{"blocked ready", lifecycle.Snapshot{State: blocked, Status: sReady}, []lifecycle.Move{to(errState)}},
+		// blocked_by_failures stays: only an operator or a cancel moves it on.
+		{"blocked blocked", lifecycle.Snapshot{State: blocked, Status: sBlocked}, nil},
+		{"blocked ready", lifecycle.Snapshot{State: blocked, Status: sReady}, nil},
 
 		// Unknown state: nothing to do.
 		{"unknown state", lifecycle.Snapshot{State: "bogus", Status: sReady}, nil},
@@ -168,7 +168,7 @@ func TestPlanProperties(t *testing.T) {
 						}
 						cur = m.To
 					}
-					require.True(t, cur.Terminal() || resting[cur], "%+v: plan ends in %s", snap, cur)
+					require.True(t, cur.Settled() || resting[cur], "%+v: plan ends in %s", snap, cur)
 				}
 			}
 		})

@@ -121,6 +121,11 @@ func init() {
 	}
 }
 
+// Settled reports whether a task in s runs nothing more by itself: it is terminal, or
+// blocked by a failed step, where it waits for an operator. A task counts as finished
+// (its finalization metrics, waiters) when it settles.
+func (s TaskState) Settled() bool { return s.Terminal() || s == TaskBlockedByFailures }
+
 // Terminal reports whether no processing transition leaves s. error counts as terminal:
 // only an operator's reset leaves it.
 func (s TaskState) Terminal() bool {

@@ -41,7 +41,11 @@ func (o *Orchestrator) recordCommitted(ctx context.Context, t *taskRef) {
 		in.MessagesSent(ctx, workflow.WorkerQueue(t.namespace), len(t.enqueued), t.sendTook)
 	}
 	if t.finalized {
-		in.TaskFinalized(ctx, corr, string(t.state), t.finalTook)
+		final := t.state
+		if final == lifecycle.TaskBlockedByFailures {
+			final = lifecycle.TaskError // the task failed: blocked is how it waits for an operator
+		}
+		in.TaskFinalized(ctx, corr, string(final), t.finalTook)
 	}
 }
 
@@ -146,7 +150,7 @@ func (o *Orchestrator) applyPlans(ctx context.Context, tx pgx.Tx, ps []planned, 
 			linkEnqueued(trace.SpanFromContext(p.ctx), p.snap, p.cause)
 		}
 		t.state = end
-		if end.Terminal() {
+		if end.Settled() {
 			t.finalized, t.finalTook = true, took
 			o.log.Info("task finalized", "correlation_id", t.correlationID, "task_uuid", t.uuid, "final_state", end)
 		}
@@ -221,7 +225,7 @@ func (o *Orchestrator) retryDue(ctx context.Context) (int, error) {
 		  JOIN tasker.workflow_steps AS ws ON ws.workflow_step_uuid = st.workflow_step_uuid
 		  JOIN tasker.task_transitions AS tt ON tt.task_uuid = ws.task_uuid AND tt.most_recent
 		 WHERE st.most_recent AND st.to_state = 'waiting_for_retry'
-		   AND tt.to_state NOT IN ('complete', 'error', 'cancelled', 'resolved_manually')
+		   AND tt.to_state NOT IN ('complete', 'error', 'cancelled', 'resolved_manually', 'blocked_by_failures')
 		   AND ws.last_attempted_at + make_interval(secs => coalesce(ws.backoff_request_seconds, 0)) <= clock_timestamp()
 		 GROUP BY ws.task_uuid
 		 ORDER BY min(ws.last_attempted_at + make_interval(secs => coalesce(ws.backoff_request_seconds, 0)))
@@ -328,7 +332,7 @@ func (o *Orchestrator) recoverOrphans(ctx context.Context) (int, error) {
 			if err != nil {
 				return 0, err
 			}
-			f := o.failStep(x.id, lifecycle.StepInProgress, x.retryable && x.attempts < x.max && !t.state.Terminal(), x.attempts, nil)
+			f := o.failStep(x.id, lifecycle.StepInProgress, x.retryable && x.attempts < x.max && !t.state.Settled(), x.attempts, nil)
 			f.Release, f.Results = true, results
 			fs = append(fs, f)
 		}
@@ -345,7 +349,7 @@ func (o *Orchestrator) recoverOrphans(ctx context.Context) (int, error) {
 				return 0, fmt.Errorf("orphans of task %s: %d of %d moved: %w", t.uuid, len(moved), len(fs), lifecycle.ErrStaleState)
 			}
 		}
-		if len(orphans) == 0 || t.state.Terminal() {
+		if len(orphans) == 0 || t.state.Settled() {
 			return len(orphans), nil
 		}
 		return len(orphans), o.advance(ctx, tx, t, "orphan_recovered")

@@ -145,7 +145,7 @@ func (o *Orchestrator) finalizeBatch(ctx context.Context, tx pgx.Tx, items []*re
 	}
 	var live []uuid.UUID
 	for _, p := range touched {
-		if !p.task.state.Terminal() {
+		if !p.task.state.Settled() {
 			live = append(live, p.task.uuid)
 		}
 	}
@@ -340,8 +340,9 @@ func (o *Orchestrator) stepMove(step uuid.UUID, st *stepRow, t *taskRef) (lifecy
 		if r.ErrorType == "Timeout" {
 			resultType = "timeout"
 		}
-		// A finished task runs nothing more: its failed step ends in error.
-		retry := st.retryable && r.Retryable && st.attempts < st.maxAttempts && !t.state.Terminal()
+		// A settled task (finished, or blocked by a failure) runs nothing more: its failed
+		// step ends in error.
+		retry := st.retryable && r.Retryable && st.attempts < st.maxAttempts && !t.state.Settled()
 		var requested *time.Duration
 		if d, ok := lifecycle.RetryAfter(st.headers, time.Now()); ok {
 			requested = &d

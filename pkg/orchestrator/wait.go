@@ -57,8 +57,8 @@ func (w *waiters) wake(task string) {
 // this often in case one was missed while the listener reconnected.
 const waitRecheck = time.Second
 
-// WaitTask returns the task once it is in a terminal state, or its current view when
-// timeout passes first.
+// WaitTask returns the task once it has settled (a terminal state, or blocked_by_failures),
+// or its current view when timeout passes first.
 func (o *Orchestrator) WaitTask(ctx context.Context, id uuid.UUID, timeout time.Duration) (*api.TaskResponse, error) {
 	ch := o.waiters.add(id.String())
 	defer o.waiters.remove(id.String(), ch)
@@ -68,7 +68,7 @@ func (o *Orchestrator) WaitTask(ctx context.Context, id uuid.UUID, timeout time.
 	defer recheck.Stop()
 	for {
 		task, err := o.GetTask(ctx, id)
-		if err != nil || lifecycle.TaskState(task.Status).Terminal() {
+		if err != nil || lifecycle.TaskState(task.Status).Settled() {
 			return task, err
 		}
 		select {
@@ -129,11 +129,11 @@ func (l *finalizedLog) since(from uint64) (ids []uuid.UUID, next uint64, ok bool
 	return ids, l.next, true
 }
 
-// terminalStates are the task states WaitAny reports.
+// terminalStates are the task states WaitAny reports: the settled ones.
 var terminalStates = func() []string {
 	var out []string
 	for _, s := range lifecycle.TaskStates {
-		if s.Terminal() {
+		if s.Settled() {
 			out = append(out, string(s))
 		}
 	}
@@ -144,7 +144,7 @@ var terminalStates = func() []string {
 // while the listener was reconnecting never reach it.
 const waitAnyRecheck = 5 * time.Second
 
-// WaitAny watches many tasks at once: it returns those among ids that are terminal, and
+// WaitAny watches many tasks at once: it returns those among ids that have settled, and
 // those that do not exist, as soon as at least one is, or when timeout passes. The
 // database is read once at the start; after that only the finalized log is consulted, and
 // the database only for ids the log names, so a long poll over thousands of tasks costs
