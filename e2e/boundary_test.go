@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,12 +19,17 @@ import (
 // coreFixtures is where tasker-core's own task templates are pinned.
 const coreFixtures = "../pkg/workflow/testdata/tasker-core/rust"
 
-// loadCoreFixtures parses the named tasker-core fixtures, unchanged.
+// loadCoreFixtures parses the named tasker-core fixtures, unchanged: Rust ones by name,
+// others as "ruby/<name>".
 func loadCoreFixtures(t *testing.T, names ...string) []*workflow.Template {
 	t.Helper()
 	var ts []*workflow.Template
 	for _, n := range names {
-		doc, err := os.ReadFile(filepath.Join(coreFixtures, n+".yaml"))
+		path := filepath.Join(coreFixtures, n+".yaml")
+		if dir, name, ok := strings.Cut(n, "/"); ok {
+			path = filepath.Join(coreFixtures, "..", dir, name+".yaml")
+		}
+		doc, err := os.ReadFile(path)
 		require.NoError(t, err)
 		tmpl, err := workflow.ParseYAML(doc)
 		require.NoError(t, err, n)
@@ -130,4 +136,45 @@ func TestRetryAfterReplacesBackoff(t *testing.T) {
 	// The wait counts from the claim (last_attempted_at), a little before this row was
 	// written; the backoff alone would have been about 10 ms.
 	require.GreaterOrEqual(t, waited, 500*time.Millisecond, "the retry waited for the Retry-After")
+}
+
+// TestErrorScenarioFixtures runs tasker-core's three test_errors templates unchanged:
+// success_only completes on its only run, retryable_error_only fails both of its two
+// attempts, and permanent_error_only (max_attempts 0, not retryable) runs once.
+func TestErrorScenarioFixtures(t *testing.T) {
+	t.Parallel()
+	opts := fastOptions()
+	opts.Worker = func(_ int, c *worker.Config) {
+		c.Templates = loadCoreFixtures(t, "ruby/success_only", "ruby/retryable_error_only", "ruby/permanent_error_only")
+	}
+	opts.Orchestrator = func(_ int, c *orchestrator.Config) {
+		c.Backoff.Base, c.Backoff.Max = 10*time.Millisecond, 50*time.Millisecond
+	}
+	env := harness.New(t, cluster, opts)
+	once := []string{"pending", "enqueued", "in_progress", "enqueued_as_error_for_orchestration", "error"}
+	cases := []struct {
+		template, status string
+		attempts         int
+		trail            []string
+	}{
+		{"success_only", "complete", 1, []string{"pending", "enqueued", "in_progress", "enqueued_for_orchestration", "complete"}},
+		{"retryable_error_only", "blocked_by_failures", 2, append([]string{"pending", "enqueued", "in_progress",
+			"enqueued_as_error_for_orchestration", "waiting_for_retry"}, once...)},
+		{"permanent_error_only", "blocked_by_failures", 1, once},
+	}
+	for _, tc := range cases {
+		t.Run(tc.template, func(t *testing.T) {
+			t.Parallel()
+			ctx := ctxFor(t, 60*time.Second)
+			created, err := env.Client.CreateTask(ctx, request("test_errors", tc.template,
+				map[string]any{"scenario_type": tc.template}))
+			require.NoError(t, err)
+			done, err := env.Client.WaitTask(ctx, created.TaskUUID)
+			require.NoError(t, err)
+			require.Equal(t, tc.status, done.Status)
+			trail, attempts := stepTrail(t, env, created.TaskUUID)
+			require.Equal(t, tc.attempts, attempts, "executions")
+			require.Equal(t, tc.trail, trail)
+		})
+	}
 }

@@ -78,6 +78,7 @@ func DefaultRegistry() Registry {
 	maps.Copy(r, approvalHandlers())
 	maps.Copy(r, csvBatchHandlers())
 	maps.Copy(r, datasetBatchHandlers())
+	maps.Copy(r, errorScenarioHandlers())
 	return r
 }
 
