@@ -25,6 +25,24 @@ var simulatedTemplates = map[string]string{
       "initialization": {"simulate": {"latency_ms": {"p50": 2, "p99": 20}, "result_bytes": 512}}}},
     {"name": "load", "dependencies": ["extract"], "handler": {"callable": "Acme::Load"}}
   ]}`,
+	"simulated_dynamic.yaml": `
+name: simulated_dynamic
+namespace_name: sim_e2e
+version: 1.0.0
+steps:
+  - {name: start, handler: {callable: "Acme::Start", initialization: {simulate: {latency_ms: 1}}}}
+  - {name: route, type: decision, dependencies: [start], handler: {callable: "Acme::Route"}}
+  - {name: left, dependencies: [route], handler: {callable: "Acme::Left"}}
+  - {name: right, dependencies: [route], handler: {callable: "Acme::Right"}}
+  - {name: join, type: deferred_convergence, dependencies: [left, right], handler: {callable: "Acme::Join"}}
+  - {name: split, type: batchable, dependencies: [start], handler: {callable: "Acme::Split"}}
+  - name: chunk
+    type: batch_worker
+    dependencies: [split]
+    handler: {callable: "Acme::Chunk"}
+    batch_config: {batch_size: 100, parallelism: 3, cursor_field: id, worker_template: chunk, failure_strategy: continue_on_failure}
+  - {name: gather, type: deferred_convergence, dependencies: [chunk], handler: {callable: "Acme::Gather"}}
+`,
 	"simulated_failure.json": `{
   "name": "simulated_failure", "namespace_name": "sim_e2e", "version": "1.0.0",
   "steps": [
@@ -65,7 +83,7 @@ func TestSimulatedHandlers(t *testing.T) {
 	var logs lockedBuffer
 	env := simulatedEnv(t, &logs)
 	require.Contains(t, logs.String(), `msg="simulated handlers stand in for callables without a Go handler"`)
-	require.Contains(t, logs.String(), `callables="[Acme::Charge Acme::Extract Acme::Load]"`)
+	require.Contains(t, logs.String(), `callables="[Acme::Charge Acme::Chunk Acme::Extract Acme::Gather Acme::Join Acme::Left Acme::Load Acme::Right Acme::Route Acme::Split Acme::Start]"`)
 
 	t.Run("complete", func(t *testing.T) {
 		t.Parallel()
@@ -102,6 +120,23 @@ func TestSimulatedHandlers(t *testing.T) {
 				}
 			}
 		}
+	})
+
+	t.Run("dynamic steps", func(t *testing.T) {
+		t.Parallel()
+		ctx := ctxFor(t, 60*time.Second)
+		created, err := env.Client.CreateTask(ctx, request("sim_e2e", "simulated_dynamic", map[string]any{}))
+		require.NoError(t, err)
+		done, err := env.Client.WaitTask(ctx, created.TaskUUID)
+		require.NoError(t, err)
+		require.Equal(t, "complete", done.Status)
+		var names []string
+		for name := range taskSteps(t, env, created.TaskUUID) {
+			names = append(names, name)
+		}
+		// The simulated decision chose one branch; the simulated batchable step made three workers.
+		require.Len(t, names, 9, "%v", names)
+		require.Subset(t, names, []string{"start", "route", "join", "split", "chunk_001", "chunk_002", "chunk_003", "gather"})
 	})
 
 	t.Run("permanent failure", func(t *testing.T) {

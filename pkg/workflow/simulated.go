@@ -13,12 +13,14 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"go.yaml.in/yaml/v3"
+	"sigs.k8s.io/yaml"
 )
 
 // SimulationProfilesEnv names the environment variable that holds the path of a JSON or
@@ -197,11 +199,7 @@ func LoadSimulationProfiles(path string) (*SimulationProfiles, error) {
 		return nil, fmt.Errorf("%s: %w", SimulationProfilesEnv, err)
 	}
 	if ext := strings.ToLower(filepath.Ext(path)); ext == ".yaml" || ext == ".yml" {
-		var v any
-		if err := yaml.Unmarshal(doc, &v); err != nil {
-			return nil, fmt.Errorf("%s %s: %w", SimulationProfilesEnv, path, err)
-		}
-		if doc, err = json.Marshal(v); err != nil {
+		if doc, err = yaml.YAMLToJSONStrict(doc); err != nil {
 			return nil, fmt.Errorf("%s %s: %w", SimulationProfilesEnv, path, err)
 		}
 	}
@@ -288,6 +286,8 @@ type simulated struct {
 	profile  SimulationProfile
 	mu       sync.Mutex
 	rng      *rand.Rand
+	// outcome, for a decision or batchable step, draws the outcome its result carries.
+	outcome func(r *rand.Rand) (*DecisionOutcome, *BatchOutcome)
 }
 
 // draw is what one attempt of a simulated handler will do.
@@ -295,6 +295,8 @@ type draw struct {
 	latency   time.Duration
 	fail      bool
 	retryable bool
+	decision  *DecisionOutcome
+	batch     *BatchOutcome
 }
 
 // NewSimulatedHandler returns a handler that stands in for callable as profile says.
@@ -321,6 +323,9 @@ func (h *simulated) next() draw {
 		d.fail = true
 		d.retryable = h.rng.Float64() < h.profile.RetryableShare
 	}
+	if h.outcome != nil {
+		d.decision, d.batch = h.outcome(h.rng)
+	}
 	return d
 }
 
@@ -339,28 +344,76 @@ func (h *simulated) handle(ctx context.Context, in StepInput) (any, error) {
 		return nil, &StepError{Message: fmt.Sprintf("simulated failure of %s (error_rate %g)", h.callable, h.profile.ErrorRate),
 			ErrorType: SimulatedErrorType, ErrorCode: code, Retryable: d.retryable}
 	}
-	return h.result(in, d.latency), nil
+	return h.result(in, d), nil
 }
 
 // simulatedResult is a simulated handler's result; Payload pads it to result_bytes.
 type simulatedResult struct {
-	Simulated bool    `json:"simulated"`
-	Callable  string  `json:"callable"`
-	Step      string  `json:"step"`
-	Attempt   int     `json:"attempt"`
-	LatencyMS float64 `json:"latency_ms"`
-	Payload   string  `json:"payload"`
+	Simulated bool             `json:"simulated"`
+	Callable  string           `json:"callable"`
+	Step      string           `json:"step"`
+	Attempt   int              `json:"attempt"`
+	LatencyMS float64          `json:"latency_ms"`
+	Decision  *DecisionOutcome `json:"decision_point_outcome,omitempty"`
+	Batch     *BatchOutcome    `json:"batch_processing_outcome,omitempty"`
+	Payload   string           `json:"payload"`
 }
 
-func (h *simulated) result(in StepInput, latency time.Duration) json.RawMessage {
+func (h *simulated) result(in StepInput, d draw) json.RawMessage {
 	r := simulatedResult{Simulated: true, Callable: h.callable, Step: in.StepName, Attempt: in.Attempt,
-		LatencyMS: float64(latency.Microseconds()) / 1000}
+		LatencyMS: float64(d.latency.Microseconds()) / 1000, Decision: d.decision, Batch: d.batch}
 	body, _ := json.Marshal(r) // cannot fail: strings and numbers only
 	if pad := h.profile.ResultBytes - len(body); pad > 0 {
 		r.Payload = strings.Repeat("x", pad)
 		body, _ = json.Marshal(r)
 	}
 	return body
+}
+
+// simulatedBatchWorkers and simulatedBatchItems shape a simulated batchable step's
+// outcome: that many workers of that many items each.
+const (
+	simulatedBatchWorkers = 3
+	simulatedBatchItems   = 100
+)
+
+// simulatedOutcome is how a simulated decision or batchable step shapes its task, so
+// that a template's dynamic steps run without its handlers: a decision picks one of the
+// steps below it at random; a batchable step splits simulatedBatchWorkers ranges for the
+// batch_worker step that depends on it. Nil for other steps.
+func simulatedOutcome(t *Template, s *StepTemplate) func(*rand.Rand) (*DecisionOutcome, *BatchOutcome) {
+	var kids []string
+	var worker string
+	for _, c := range t.Steps {
+		if !slices.Contains(c.Dependencies, s.Name) {
+			continue
+		}
+		switch c.Type {
+		case StepBatchWorker:
+			worker = cmp.Or(worker, c.Name)
+		case StepDeferredConvergence:
+		default:
+			kids = append(kids, c.Name)
+		}
+	}
+	switch {
+	case s.Type == StepDecision && len(kids) > 0:
+		return func(r *rand.Rand) (*DecisionOutcome, *BatchOutcome) {
+			return &DecisionOutcome{Type: OutcomeCreateSteps, StepNames: []string{kids[r.IntN(len(kids))]}}, nil
+		}
+	case s.Type == StepBatchable && worker != "":
+		return func(*rand.Rand) (*DecisionOutcome, *BatchOutcome) {
+			o := &BatchOutcome{Type: OutcomeCreateBatches, WorkerTemplateName: worker, WorkerCount: simulatedBatchWorkers,
+				TotalItems: simulatedBatchWorkers * simulatedBatchItems}
+			for i := range simulatedBatchWorkers {
+				o.CursorConfigs = append(o.CursorConfigs, CursorConfig{BatchID: fmt.Sprintf("%03d", i+1),
+					StartCursor: json.RawMessage(strconv.Itoa(i * simulatedBatchItems)),
+					EndCursor:   json.RawMessage(strconv.Itoa((i + 1) * simulatedBatchItems)), BatchSize: simulatedBatchItems})
+			}
+			return nil, o
+		}
+	}
+	return nil
 }
 
 // wait waits d on a timer, or until ctx ends, whose cause it returns.
@@ -403,7 +456,9 @@ func (r Registry) Resolve(ts []*Template, ps *SimulationProfiles) (Registry, []s
 				return nil, nil, err
 			}
 			key := t.Key() + "/" + s.Name
-			out[simulatedKeyPrefix+key] = NewSimulatedHandler(s.Handler.Callable, key, p)
+			h := newSimulated(s.Handler.Callable, key, p)
+			h.outcome = simulatedOutcome(t, s)
+			out[simulatedKeyPrefix+key] = h.handle
 			if !seen[s.Handler.Callable] {
 				seen[s.Handler.Callable] = true
 				callables = append(callables, s.Handler.Callable)
