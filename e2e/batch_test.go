@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"net/http"
 	"sync"
 	"testing"
@@ -138,51 +139,46 @@ func TestApplyPlansRefusesAStaleTaskAndWritesNothing(t *testing.T) {
 }
 
 // TestConcurrentCreatesShareTransactionsAndRefuseDuplicates creates tasks from many
-// goroutines at once, some of them duplicates of others: the creations share
-// transactions, each duplicate gets its 409 alone, and every other task is created whole
-// and completes.
+// goroutines at once while a lock holds the first creation's transaction in flight: the
+// others queue behind it and share transactions. Then duplicates of some of them, sent at
+// once, are each refused with a 409 and write nothing; every task completes.
 func TestConcurrentCreatesShareTransactionsAndRefuseDuplicates(t *testing.T) {
 	t.Parallel()
-	env := harness.New(t, cluster, fastOptions())
+	p := newTelemetry(t)
+	env := harness.New(t, cluster, telemetryOptions(p))
 	ctx := ctxFor(t, 60*time.Second)
 	const unique, dups = 20, 4
-	reqs := make([]*api.TaskRequest, 0, unique+dups)
+	reqs := make([]*api.TaskRequest, 0, unique)
 	for i := range unique {
 		reqs = append(reqs, request("rust_e2e_linear", "mathematical_sequence", map[string]any{"even_number": 2 * (i + 1)}))
 	}
-	reqs = append(reqs, reqs[:dups]...)
-	created := make([]*api.TaskResponse, len(reqs))
-	errs := make([]error, len(reqs))
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i, r := range reqs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			created[i], errs[i] = env.Client.CreateTask(ctx, r)
-		}()
-	}
-	close(start)
-	wg.Wait()
-
-	var ids []string
-	refused := 0
+	hold, err := env.Pool.Begin(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = hold.Rollback(context.Background()) })
+	_, err = hold.Exec(ctx, `LOCK TABLE tasker.tasks IN SHARE MODE`) // inserts wait
+	require.NoError(t, err)
+	created, errs := createAll(ctx, env, reqs, func() {
+		waitFor(t, 20*time.Second, "every request to reach the creation queue", func() bool {
+			return total(scrapeSamples(t, p), "tasker_tasks_requests_total", nil) == unique
+		})
+		require.NoError(t, hold.Rollback(ctx))
+	})
+	ids := make([]string, unique)
 	for i, err := range errs {
-		if client.IsStatus(err, http.StatusConflict) {
-			refused++
-			continue
-		}
 		require.NoError(t, err, "request %d", i)
-		ids = append(ids, created[i].TaskUUID)
+		ids[i] = created[i].TaskUUID
 	}
-	require.Equal(t, dups, refused, "each duplicate identity is refused once")
-	require.Len(t, ids, unique)
-
 	var rows, txns int
 	require.NoError(t, env.Pool.QueryRow(ctx, `SELECT count(*), count(DISTINCT xmin::text) FROM tasker.tasks`).Scan(&rows, &txns))
+	require.Equal(t, unique, rows)
+	require.Less(t, txns, unique/2, "the creations that queued behind the held one shared transactions")
+
+	_, errs = createAll(ctx, env, reqs[:dups], func() {})
+	for i, err := range errs {
+		require.True(t, client.IsStatus(err, http.StatusConflict), "duplicate %d: %v", i, err)
+	}
+	require.NoError(t, env.Pool.QueryRow(ctx, `SELECT count(*) FROM tasker.tasks`).Scan(&rows))
 	require.Equal(t, unique, rows, "the refused duplicates wrote nothing")
-	require.Less(t, txns, unique, "concurrent creations shared transactions")
 
 	for _, id := range ids {
 		task, err := env.Client.WaitTask(ctx, id)
@@ -192,4 +188,21 @@ func TestConcurrentCreatesShareTransactionsAndRefuseDuplicates(t *testing.T) {
 		requireWellFormedAudit(t, audit, legalTask)
 		require.Equal(t, "complete", audit[len(audit)-1].To)
 	}
+}
+
+// createAll sends every request at once, runs meanwhile, and waits for the answers.
+func createAll(ctx context.Context, env *harness.Env, reqs []*api.TaskRequest, meanwhile func()) ([]*api.TaskResponse, []error) {
+	created := make([]*api.TaskResponse, len(reqs))
+	errs := make([]error, len(reqs))
+	var wg sync.WaitGroup
+	for i, r := range reqs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			created[i], errs[i] = env.Client.CreateTask(ctx, r)
+		}()
+	}
+	meanwhile()
+	wg.Wait()
+	return created, errs
 }
