@@ -182,6 +182,29 @@ func Orchestrator(log *slog.Logger) (*orchestrator.Config, error) {
 	return cfg, nil
 }
 
+// workerTemplates adds to cfg the templates of TASKER_TEMPLATE_PATH (beside the embedded
+// ones) and the simulation profiles of TASKER_SIMULATION_PROFILES.
+func workerTemplates(cfg *worker.Config) error {
+	var err error
+	if cfg.SimulationProfiles, err = workflow.LoadSimulationProfiles(os.Getenv(workflow.SimulationProfilesEnv)); err != nil {
+		return err
+	}
+	dir := os.Getenv(TemplatePath)
+	if dir == "" {
+		return nil
+	}
+	extra, err := workflow.LoadDir(dir)
+	if err != nil {
+		return fmt.Errorf("%s=%q: %w", TemplatePath, dir, err)
+	}
+	embedded, err := workflow.Embedded()
+	if err != nil {
+		return err
+	}
+	cfg.Templates = append(embedded, extra...)
+	return nil
+}
+
 // Worker builds a worker config from the environment.
 func Worker(log *slog.Logger) (*worker.Config, error) {
 	url, err := required(DatabaseURL)
@@ -217,19 +240,8 @@ func Worker(log *slog.Logger) (*worker.Config, error) {
 			}
 		}
 	}
-	if cfg.SimulationProfiles, err = workflow.LoadSimulationProfiles(os.Getenv(workflow.SimulationProfilesEnv)); err != nil {
+	if err := workerTemplates(cfg); err != nil {
 		return nil, err
-	}
-	if dir := os.Getenv(TemplatePath); dir != "" {
-		extra, err := workflow.LoadDir(dir)
-		if err != nil {
-			return nil, fmt.Errorf("%s=%q: %w", TemplatePath, dir, err)
-		}
-		embedded, err := workflow.Embedded()
-		if err != nil {
-			return nil, err
-		}
-		cfg.Templates = append(embedded, extra...)
 	}
 	if v := os.Getenv(MaxHandlers); v != "" {
 		n, err := strconv.Atoi(v)
