@@ -43,6 +43,9 @@ func approval(rnd *rand.Rand) map[string]any {
 	return map[string]any{"amount": amount, "requester": "taskerctl-load", "purpose": "generated load"}
 }
 
+// dataset draws a batch of 25 to 100 items: one to four workers.
+func dataset(rnd *rand.Rand) map[string]any { return map[string]any{"dataset_size": 25 + rnd.IntN(76)} }
+
 // Shapes lists the shapes --mix may name, in the order help text shows them.
 var Shapes = []Shape{
 	{"mathematical_sequence", "rust_e2e_linear", evenNumber},
@@ -53,6 +56,7 @@ var Shapes = []Shape{
 	{"retry_exhaustion_test", "rust_e2e_retry", noInput},
 	{"slow_step", "tasker_sim_test", shortSleep},
 	{"approval_routing", "conditional_approval_rust", approval},
+	{"dataset_batch", "tasker_sim_batch", dataset},
 }
 
 // DefaultMix is the mix used when --mix is not given.
