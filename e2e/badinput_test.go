@@ -111,7 +111,7 @@ func TestBadInput(t *testing.T) {
 				status, e := post(t, url, tc.body)
 				require.Equal(t, tc.status, status, "%+v", e)
 				for _, c := range tc.contains {
-					require.Contains(t, e.Message, c)
+					require.Contains(t, e.Error.Message, c)
 				}
 			})
 		}
@@ -149,7 +149,7 @@ func TestDuplicateIdentity(t *testing.T) {
 		"context":{"run":"dup","even_number":8},"initiator":"someone else","source_system":"s","reason":"r"}`)
 	status, e = post(t, url, reordered)
 	require.Equal(t, http.StatusConflict, status, "%+v", e)
-	require.Contains(t, e.Message, "same identity")
+	require.Contains(t, e.Error.Message, "same identity")
 	t2, s2, tr2 := countRows(t, env)
 	require.Equal(t, []int{tasks, steps, transitions}, []int{t2, s2, tr2}, "a refused duplicate creates nothing")
 

@@ -90,12 +90,36 @@ type StepResponse struct {
 	Results               json.RawMessage `json:"results"`
 }
 
-// ErrorResponse is the body of every 4xx and 5xx answer.
+// ErrorResponse is the body of every 4xx and 5xx answer, in tasker-core's shape:
+// {"error": {"code": "BAD_REQUEST", "message": "..."}}.
 type ErrorResponse struct {
-	// Error is a short code: bad_request, not_found, conflict, payload_too_large, internal.
-	Error string `json:"error"`
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is what went wrong.
+type ErrorDetail struct {
+	// Code is tasker-core's error code (the Code* constants).
+	Code string `json:"code"`
 	// Message says what was wrong; for validation it names the field and the rule.
 	Message string `json:"message"`
+}
+
+// The error codes, as tasker-core spells them.
+const (
+	CodeBadRequest         = "BAD_REQUEST"
+	CodeInvalidUUID        = "INVALID_UUID"
+	CodeNotFound           = "NOT_FOUND"
+	CodeConflict           = "CONFLICT"
+	CodePayloadTooLarge    = "PAYLOAD_TOO_LARGE"
+	CodeUnauthorized       = "UNAUTHORIZED"
+	CodeServiceUnavailable = "SERVICE_UNAVAILABLE"
+	CodeDatabaseError      = "DATABASE_ERROR"
+	CodeInternal           = "INTERNAL_ERROR"
+)
+
+// WriteError writes an error answer in tasker-core's shape.
+func WriteError(w http.ResponseWriter, status int, code, message string) {
+	WriteJSON(w, status, ErrorResponse{Error: ErrorDetail{Code: code, Message: message}})
 }
 
 // Health is the body of the /health endpoints.
@@ -139,8 +163,8 @@ func RequireBearer(token string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="tasker-sim"`)
-			WriteJSON(w, http.StatusUnauthorized, ErrorResponse{Error: "unauthorized",
-				Message: "Authorization: a valid bearer token (TASKER_AUTH_TOKEN) is required"})
+			WriteError(w, http.StatusUnauthorized, CodeUnauthorized,
+				"Authorization: a valid bearer token (TASKER_AUTH_TOKEN) is required")
 			return
 		}
 		h.ServeHTTP(w, r)

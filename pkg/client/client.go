@@ -96,10 +96,10 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	}
 	if resp.StatusCode/100 != 2 {
 		var e api.ErrorResponse
-		if json.Unmarshal(data, &e) != nil || e.Error == "" {
-			e = api.ErrorResponse{Error: http.StatusText(resp.StatusCode), Message: strings.TrimSpace(string(data))}
+		if json.Unmarshal(data, &e) != nil || e.Error.Code == "" {
+			e.Error = api.ErrorDetail{Code: http.StatusText(resp.StatusCode), Message: strings.TrimSpace(string(data))}
 		}
-		return &APIError{Status: resp.StatusCode, Code: e.Error, Message: e.Message}
+		return &APIError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
 	}
 	if out == nil {
 		return nil

@@ -22,7 +22,7 @@ func Handler(s *Switch) http.Handler {
 				}
 			}
 			if err != nil {
-				api.WriteJSON(w, http.StatusBadRequest, api.ErrorResponse{Error: "bad_request", Message: err.Error()})
+				api.WriteError(w, http.StatusBadRequest, api.CodeBadRequest, err.Error())
 				return
 			}
 		default:

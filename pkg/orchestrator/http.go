@@ -22,6 +22,10 @@ import (
 	"github.com/tasker-sim/tasker-sim/pkg/resilience"
 )
 
+// routeFunc registers an API handler for method and path (a ServeMux pattern) behind the
+// bearer token and the web database breaker.
+type routeFunc func(method, path string, h http.HandlerFunc)
+
 func (o *Orchestrator) routes() http.Handler {
 	mux := http.NewServeMux()
 	// The task API and the admin endpoint take the optional bearer token; health and
@@ -33,6 +37,12 @@ func (o *Orchestrator) routes() http.Handler {
 	mux.Handle("POST /v1/tasks/wait", auth(o.guarded("/v1/tasks/wait", o.handleWaitAny)))
 	mux.Handle("DELETE /v1/tasks/{uuid}", auth(o.guarded("/v1/tasks/{uuid}", o.handleCancel)))
 	mux.Handle("GET /v1/tasks/{uuid}/workflow_steps", auth(o.guarded("/v1/tasks/{uuid}/workflow_steps", o.handleSteps)))
+	// Route groups in files of their own: steps_api.go, dlq_api.go, templates_api.go,
+	// analytics_api.go.
+	route := func(method, path string, h http.HandlerFunc) { mux.Handle(method+" "+path, auth(o.guarded(path, h))) }
+	for _, group := range []func(routeFunc){o.stepRoutes, o.dlqRoutes, o.templateRoutes, o.analyticsRoutes} {
+		group(route)
+	}
 	mux.HandleFunc("GET /health", o.handleHealth)
 	mux.HandleFunc("GET /health/live", func(w http.ResponseWriter, _ *http.Request) {
 		api.WriteJSON(w, http.StatusOK, api.Health{Status: "alive", Timestamp: time.Now().UTC()})
@@ -44,9 +54,7 @@ func (o *Orchestrator) routes() http.Handler {
 	return mux
 }
 
-func writeError(w http.ResponseWriter, status int, code, msg string) {
-	api.WriteJSON(w, status, api.ErrorResponse{Error: code, Message: msg})
-}
+func writeError(w http.ResponseWriter, status int, code, msg string) { api.WriteError(w, status, code, msg) }
 
 // writeFailure maps an error to its status code. Internal errors are logged, and the
 // client gets a generic message rather than SQL details.
@@ -54,23 +62,23 @@ func (o *Orchestrator) writeFailure(w http.ResponseWriter, r *http.Request, err 
 	var ve *ValidationError
 	switch {
 	case errors.As(err, &ve):
-		writeError(w, http.StatusBadRequest, "bad_request", ve.Error())
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, ve.Error())
 	case errors.Is(err, ErrNotFound):
-		writeError(w, http.StatusNotFound, "not_found", err.Error())
+		writeError(w, http.StatusNotFound, api.CodeNotFound, err.Error())
 	case errors.Is(err, ErrDuplicate):
-		writeError(w, http.StatusConflict, "conflict", err.Error())
+		writeError(w, http.StatusConflict, api.CodeConflict, err.Error())
 	case errors.Is(err, ErrConflict):
-		writeError(w, http.StatusConflict, "conflict", err.Error())
+		writeError(w, http.StatusConflict, api.CodeConflict, err.Error())
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client went away; nobody reads an answer.
 	case retryableDatabaseError(err):
 		o.log.Warn("request failed; the client may retry", "method", r.Method, "path", r.URL.Path, "error", err)
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
-		writeError(w, http.StatusServiceUnavailable, "service_unavailable",
+		writeError(w, http.StatusServiceUnavailable, api.CodeServiceUnavailable,
 			"the database is busy or unreachable; retry after the Retry-After delay")
 	default:
 		o.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
-		writeError(w, http.StatusInternalServerError, "internal", "internal error; see the orchestrator log")
+		writeError(w, http.StatusInternalServerError, api.CodeInternal, "internal error; see the orchestrator log")
 	}
 }
 
@@ -105,22 +113,22 @@ func (o *Orchestrator) handleCreate(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, "payload_too_large",
+			writeError(w, http.StatusRequestEntityTooLarge, api.CodePayloadTooLarge,
 				fmt.Sprintf("request body: must be at most %d bytes", o.cfg.MaxRequestBytes))
 			return
 		}
-		writeError(w, http.StatusBadRequest, "bad_request", "request body: "+err.Error())
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, "request body: "+err.Error())
 		return
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	var req api.TaskRequest
 	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_request", "request body: malformed JSON: "+err.Error())
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, "request body: malformed JSON: "+err.Error())
 		return
 	}
 	if dec.More() {
-		writeError(w, http.StatusBadRequest, "bad_request", "request body: must hold exactly one JSON object")
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, "request body: must hold exactly one JSON object")
 		return
 	}
 	task, err := o.CreateTask(r.Context(), &req)
@@ -135,7 +143,7 @@ func (o *Orchestrator) handleCreate(w http.ResponseWriter, r *http.Request) {
 func parseTaskUUID(w http.ResponseWriter, r *http.Request) (uuid.UUID, bool) {
 	id, err := uuid.Parse(r.PathValue("uuid"))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "bad_request", "task uuid: must be a UUID")
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, "task uuid: must be a UUID")
 		return uuid.Nil, false
 	}
 	return id, true
@@ -151,7 +159,7 @@ func (o *Orchestrator) handleGet(w http.ResponseWriter, r *http.Request) {
 	if v := r.URL.Query().Get("wait"); v != "" {
 		d, perr := time.ParseDuration(v)
 		if perr != nil || d <= 0 || d > maxWait {
-			writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("wait: must be a duration such as 5s, at most %s", maxWait))
+			writeError(w, http.StatusBadRequest, api.CodeBadRequest, fmt.Sprintf("wait: must be a duration such as 5s, at most %s", maxWait))
 			return
 		}
 		task, err = o.WaitTask(r.Context(), id, d)
@@ -174,22 +182,22 @@ func (o *Orchestrator) handleWaitAny(w http.ResponseWriter, r *http.Request) {
 	dec.DisallowUnknownFields()
 	var req api.WaitRequest
 	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_request", "request body: malformed JSON: "+err.Error())
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, "request body: malformed JSON: "+err.Error())
 		return
 	}
 	if len(req.TaskUUIDs) == 0 || len(req.TaskUUIDs) > api.MaxWaitTasks {
-		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("task_uuids: must hold 1 to %d task uuids", api.MaxWaitTasks))
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, fmt.Sprintf("task_uuids: must hold 1 to %d task uuids", api.MaxWaitTasks))
 		return
 	}
 	if req.TimeoutMS < 0 || req.TimeoutMS > api.MaxWaitTimeoutMS {
-		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("timeout_ms: must be from 0 to %d", api.MaxWaitTimeoutMS))
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, fmt.Sprintf("timeout_ms: must be from 0 to %d", api.MaxWaitTimeoutMS))
 		return
 	}
 	ids := make([]uuid.UUID, len(req.TaskUUIDs))
 	for i, s := range req.TaskUUIDs {
 		id, err := uuid.Parse(s)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("task_uuids[%d]: must be a UUID", i))
+			writeError(w, http.StatusBadRequest, api.CodeBadRequest, fmt.Sprintf("task_uuids[%d]: must be a UUID", i))
 			return
 		}
 		ids[i] = id
@@ -243,14 +251,14 @@ func (o *Orchestrator) handleList(w http.ResponseWriter, r *http.Request) {
 		if v := q.Get(p.name); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 || n > p.max {
-				writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("%s: must be an integer from 1 to %d", p.name, p.max))
+				writeError(w, http.StatusBadRequest, api.CodeBadRequest, fmt.Sprintf("%s: must be an integer from 1 to %d", p.name, p.max))
 				return
 			}
 			*p.dst = n
 		}
 	}
 	if f.Status != "" && !lifecycle.TaskState(f.Status).Valid() {
-		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("status: must be one of %v", lifecycle.TaskStates))
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, fmt.Sprintf("status: must be one of %v", lifecycle.TaskStates))
 		return
 	}
 	list, err := o.ListTasks(r.Context(), f)
@@ -309,13 +317,13 @@ func (o *Orchestrator) guarded(endpoint string, h http.HandlerFunc) http.Handler
 		if err != nil {
 			o.tel.Instruments.APIRequestRejected(r.Context(), endpoint)
 			w.Header().Set("Retry-After", strconv.Itoa(int(o.web.RetryAfter().Seconds())))
-			writeError(w, http.StatusServiceUnavailable, "service_unavailable",
+			writeError(w, http.StatusServiceUnavailable, api.CodeServiceUnavailable,
 				"the database circuit breaker is open; retry after the Retry-After delay")
 			return
 		}
 		if o.faults.Get().DatabaseUnavailable {
 			// Injected fault: the API's database is unreachable, as the breaker sees it.
-			writeError(w, http.StatusInternalServerError, "internal", "database unavailable (injected fault)")
+			writeError(w, http.StatusInternalServerError, api.CodeInternal, "database unavailable (injected fault)")
 			done(false)
 			return
 		}

@@ -1,0 +1,4 @@
+package orchestrator
+
+// templateRoutes registers the template routes of tasker-core's API.
+func (o *Orchestrator) templateRoutes(_ routeFunc) {}
