@@ -121,6 +121,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, cfg *Config) (*Result, err
 		fileMigration("004_trace_context"),
 		fileMigration("005_batch_hot_path"),
 		fileMigration("006_batch_checkpoints"),
+		fileMigration("007_dlq_api"),
 	}
 	for _, m := range steps {
 		applied, err := applyOnce(ctx, conn.Conn(), m, provider)
