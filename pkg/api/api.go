@@ -73,23 +73,6 @@ type Pagination struct {
 	TotalPages int `json:"total_pages"`
 }
 
-// StepResponse describes one workflow step, from GET /v1/tasks/{uuid}/workflow_steps.
-type StepResponse struct {
-	StepUUID              string          `json:"step_uuid"`
-	TaskUUID              string          `json:"task_uuid"`
-	Name                  string          `json:"name"`
-	CurrentState          string          `json:"current_state"`
-	Dependencies          []string        `json:"dependencies"`
-	DependenciesSatisfied bool            `json:"dependencies_satisfied"`
-	ReadyForExecution     bool            `json:"ready_for_execution"`
-	Attempts              int             `json:"attempts"`
-	MaxAttempts           int             `json:"max_attempts"`
-	Retryable             bool            `json:"retryable"`
-	LastAttemptedAt       *time.Time      `json:"last_attempted_at"`
-	NextRetryAt           *time.Time      `json:"next_retry_at"`
-	Results               json.RawMessage `json:"results"`
-}
-
 // ErrorResponse is the body of every 4xx and 5xx answer, in tasker-core's shape:
 // {"error": {"code": "BAD_REQUEST", "message": "..."}}.
 type ErrorResponse struct {

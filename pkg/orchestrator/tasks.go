@@ -712,7 +712,8 @@ func (o *Orchestrator) CancelTask(ctx context.Context, id uuid.UUID) error {
 	return err
 }
 
-// ListSteps returns a task's steps with their readiness and results.
+// ListSteps returns a task's steps with their readiness and results, ordered by
+// created_at then uuid. An unknown task is ErrNotFound (tasker-core answers []).
 func (o *Orchestrator) ListSteps(ctx context.Context, id uuid.UUID) ([]api.StepResponse, error) {
 	var exists bool
 	if err := o.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM tasker.tasks WHERE task_uuid = $1)`, id).Scan(&exists); err != nil {
@@ -721,29 +722,9 @@ func (o *Orchestrator) ListSteps(ctx context.Context, id uuid.UUID) ([]api.StepR
 	if !exists {
 		return nil, fmt.Errorf("task %s: %w", id, ErrNotFound)
 	}
-	rows, err := o.pool.Query(ctx, `
-		SELECT r.workflow_step_uuid::text, r.task_uuid::text, r.name, r.current_state,
-		       coalesce((SELECT array_agg(pns.name::text ORDER BY pns.name)
-		                   FROM tasker.workflow_step_edges AS e
-		                   JOIN tasker.workflow_steps AS p ON p.workflow_step_uuid = e.from_step_uuid
-		                   JOIN tasker.named_steps AS pns ON pns.named_step_uuid = p.named_step_uuid
-		                  WHERE e.to_step_uuid = r.workflow_step_uuid), '{}'),
-		       r.dependencies_satisfied, r.ready_for_execution, r.attempts, r.max_attempts, ws.retryable,
-		       r.last_attempted_at, r.next_retry_at, ws.results
-		  FROM tasker.get_step_readiness_status($1) AS r
-		  JOIN tasker.workflow_steps AS ws ON ws.workflow_step_uuid = r.workflow_step_uuid
-		 ORDER BY ws.workflow_step_uuid`, id)
+	rows, err := o.pool.Query(ctx, stepSelect+` ORDER BY ws.created_at, ws.workflow_step_uuid`, id)
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (api.StepResponse, error) {
-		var s api.StepResponse
-		err := r.Scan(&s.StepUUID, &s.TaskUUID, &s.Name, &s.CurrentState, &s.Dependencies,
-			&s.DependenciesSatisfied, &s.ReadyForExecution, &s.Attempts, &s.MaxAttempts, &s.Retryable,
-			&s.LastAttemptedAt, &s.NextRetryAt, &s.Results)
-		if s.Results == nil {
-			s.Results = json.RawMessage("null")
-		}
-		return s, err
-	})
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (api.StepResponse, error) { return scanStep(r) })
 }
