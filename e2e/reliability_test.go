@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tasker-sim/tasker-sim/pkg/api"
 	"github.com/tasker-sim/tasker-sim/pkg/client"
 	"github.com/tasker-sim/tasker-sim/pkg/harness"
 	"github.com/tasker-sim/tasker-sim/pkg/messaging"
@@ -376,7 +378,10 @@ func TestCancel(t *testing.T) {
 	requireWellFormedAudit(t, taskTransitions(t, env, created.TaskUUID), legalTask)
 
 	_, err = env.Client.CancelTask(ctx, created.TaskUUID)
-	require.True(t, client.IsStatus(err, 409), "cancelling a finished task is a conflict: %v", err)
+	require.True(t, client.IsStatus(err, http.StatusBadRequest), "cancelling a finished task is refused, as in tasker-core: %v", err)
+	var ae *client.APIError
+	require.ErrorAs(t, err, &ae)
+	require.Equal(t, api.CodeBadRequest, ae.Code)
 }
 
 // TestStaleTasksGoToTheDLQ leaves a task with no worker for its namespace: after the

@@ -27,6 +27,12 @@ type TaskRequest struct {
 	// IdempotencyKey, when set, replaces the context in the task's identity.
 	IdempotencyKey string   `json:"idempotency_key,omitempty"`
 	Tags           []string `json:"tags,omitempty"`
+	// RequestedAt is when the client asked, as tasker-core's clients send it; like
+	// tasker-core, the task records the time it was created instead.
+	RequestedAt string `json:"requested_at,omitempty"`
+	// Options are tasker-core's per-request overrides of template defaults: a JSON object,
+	// accepted and kept out of the task (tasker-sim applies none).
+	Options json.RawMessage `json:"options,omitempty"`
 }
 
 // TaskResponse describes a task and the state of its steps.
@@ -57,6 +63,29 @@ type TaskResponse struct {
 	RecommendedAction   string          `json:"recommended_action"`
 	CompletionPct       float64         `json:"completion_percentage"`
 	HealthStatus        string          `json:"health_status"`
+	// Steps is each step's readiness; GET fills it, a listing leaves it empty (as
+	// tasker-core does).
+	Steps []StepReadiness `json:"steps"`
+}
+
+// StepReadiness is one step of a task as its readiness is computed.
+type StepReadiness struct {
+	WorkflowStepUUID      string     `json:"workflow_step_uuid"`
+	TaskUUID              string     `json:"task_uuid"`
+	NamedStepUUID         string     `json:"named_step_uuid"`
+	Name                  string     `json:"name"`
+	CurrentState          string     `json:"current_state"`
+	DependenciesSatisfied bool       `json:"dependencies_satisfied"`
+	RetryEligible         bool       `json:"retry_eligible"`
+	ReadyForExecution     bool       `json:"ready_for_execution"`
+	TotalParents          int        `json:"total_parents"`
+	CompletedParents      int        `json:"completed_parents"`
+	Attempts              int        `json:"attempts"`
+	MaxAttempts           int        `json:"max_attempts"`
+	BackoffRequestSeconds *float64   `json:"backoff_request_seconds"`
+	LastAttemptedAt       *time.Time `json:"last_attempted_at"`
+	LastFailureAt         *time.Time `json:"last_failure_at"`
+	NextRetryAt           *time.Time `json:"next_retry_at"`
 }
 
 // TaskList is the body of GET /v1/tasks.
@@ -67,10 +96,12 @@ type TaskList struct {
 
 // Pagination describes one page of a listing.
 type Pagination struct {
-	Page       int `json:"page"`
-	PerPage    int `json:"per_page"`
-	TotalCount int `json:"total_count"`
-	TotalPages int `json:"total_pages"`
+	Page        int  `json:"page"`
+	PerPage     int  `json:"per_page"`
+	TotalCount  int  `json:"total_count"`
+	TotalPages  int  `json:"total_pages"`
+	HasNext     bool `json:"has_next"`
+	HasPrevious bool `json:"has_previous"`
 }
 
 // ErrorResponse is the body of every 4xx and 5xx answer, in tasker-core's shape:

@@ -166,6 +166,8 @@ type ListOptions struct {
 	Status    string
 	Page      int
 	PerPage   int
+	// Initiator and SourceSystem keep the tasks with that initiator or source system.
+	Initiator, SourceSystem string
 }
 
 // ListTasks lists tasks, newest first.
@@ -176,6 +178,12 @@ func (c *Client) ListTasks(ctx context.Context, o ListOptions) (*api.TaskList, e
 	}
 	if o.Status != "" {
 		q.Set("status", o.Status)
+	}
+	if o.Initiator != "" {
+		q.Set("initiator", o.Initiator)
+	}
+	if o.SourceSystem != "" {
+		q.Set("source_system", o.SourceSystem)
 	}
 	if o.Page > 0 {
 		q.Set("page", strconv.Itoa(o.Page))

@@ -35,7 +35,7 @@ const (
 	maintenanceBatchSize     = 50
 	pollBatchSize            = 50
 	maxPerPage               = 100
-	defaultPerPage           = 20
+	defaultPerPage           = 25
 )
 
 // Config configures an orchestrator. Zero fields take the documented defaults.

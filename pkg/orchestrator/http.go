@@ -141,9 +141,15 @@ func (o *Orchestrator) handleCreate(w http.ResponseWriter, r *http.Request) {
 }
 
 func parseTaskUUID(w http.ResponseWriter, r *http.Request) (uuid.UUID, bool) {
-	id, err := uuid.Parse(r.PathValue("uuid"))
+	return parsePathUUID(w, r, "uuid", "task uuid")
+}
+
+// parsePathUUID reads the path value name as a UUID; a malformed one gets a 400 with
+// tasker-core's INVALID_UUID code, naming what it should have been (what).
+func parsePathUUID(w http.ResponseWriter, r *http.Request, name, what string) (uuid.UUID, bool) {
+	id, err := uuid.Parse(r.PathValue(name))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, api.CodeBadRequest, "task uuid: must be a UUID")
+		writeError(w, http.StatusBadRequest, api.CodeInvalidUUID, fmt.Sprintf("%s: must be a UUID, got %q", what, r.PathValue(name)))
 		return uuid.Nil, false
 	}
 	return id, true
@@ -242,7 +248,8 @@ func (o *Orchestrator) handleSteps(w http.ResponseWriter, r *http.Request) {
 
 func (o *Orchestrator) handleList(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := ListFilter{Namespace: q.Get("namespace"), Status: q.Get("status"), Page: 1, PerPage: defaultPerPage}
+	f := ListFilter{Namespace: q.Get("namespace"), Status: q.Get("status"), Initiator: q.Get("initiator"),
+		SourceSystem: q.Get("source_system"), Page: 1, PerPage: defaultPerPage}
 	for _, p := range []struct {
 		name string
 		dst  *int

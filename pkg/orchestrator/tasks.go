@@ -82,6 +82,9 @@ func (o *Orchestrator) validateRequest(req *api.TaskRequest) (corr, parent uuid.
 	if err := checkText(req); err != nil {
 		return corr, parent, 0, err
 	}
+	if err := checkCoreFields(req); err != nil {
+		return corr, parent, 0, err
+	}
 	if req.Priority != nil {
 		priority = *req.Priority
 		if priority < -100 || priority > 100 {
@@ -133,6 +136,21 @@ func checkText(req *api.TaskRequest) error {
 		if strings.ContainsRune(tag, 0) {
 			return &ValidationError{fmt.Sprintf("tags[%d]", i), nulRule}
 		}
+	}
+	return nil
+}
+
+// checkCoreFields checks the fields tasker-core's clients send that tasker-sim accepts
+// without using: requested_at must be a date-time, options a JSON object.
+func checkCoreFields(req *api.TaskRequest) error {
+	if req.RequestedAt != "" {
+		_, err := time.Parse(time.RFC3339Nano, req.RequestedAt)
+		if _, naive := time.Parse("2006-01-02T15:04:05.999999999", req.RequestedAt); err != nil && naive != nil {
+			return &ValidationError{"requested_at", "must be a date-time such as 2026-12-01T10:00:00Z"}
+		}
+	}
+	if o := bytes.TrimSpace(req.Options); len(o) > 0 && string(o) != "null" && o[0] != '{' {
+		return &ValidationError{"options", "must be a JSON object"}
 	}
 	return nil
 }
@@ -584,6 +602,7 @@ func scanTask(row pgx.Row) (*api.TaskResponse, error) {
 		&r.CreatedAt, &r.UpdatedAt, &r.CompletedAt, &r.TotalSteps, &r.PendingSteps, &r.InProgressSteps,
 		&r.CompletedSteps, &r.FailedSteps, &r.ReadySteps, &r.ExecutionStatus, &r.RecommendedAction,
 		&r.CompletionPct, &r.HealthStatus)
+	r.Steps = []api.StepReadiness{}
 	return &r, err
 }
 
@@ -593,29 +612,58 @@ func (o *Orchestrator) GetTask(ctx context.Context, id uuid.UUID) (*api.TaskResp
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("task %s: %w", id, ErrNotFound)
 	}
-	return r, err
+	if err != nil {
+		return nil, err
+	}
+	if r.Steps, err = o.stepReadiness(ctx, id); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// stepReadiness returns each step of a task with its readiness, in step order.
+func (o *Orchestrator) stepReadiness(ctx context.Context, id uuid.UUID) ([]api.StepReadiness, error) {
+	rows, err := o.pool.Query(ctx, `
+		SELECT workflow_step_uuid::text, task_uuid::text, named_step_uuid::text, name, current_state,
+		       dependencies_satisfied, retry_eligible, ready_for_execution, total_parents, completed_parents,
+		       attempts, max_attempts, backoff_request_seconds, last_attempted_at, last_failure_at, next_retry_at
+		  FROM tasker.get_step_readiness_status($1)
+		 ORDER BY workflow_step_uuid`, id)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (api.StepReadiness, error) {
+		var s api.StepReadiness
+		err := r.Scan(&s.WorkflowStepUUID, &s.TaskUUID, &s.NamedStepUUID, &s.Name, &s.CurrentState,
+			&s.DependenciesSatisfied, &s.RetryEligible, &s.ReadyForExecution, &s.TotalParents, &s.CompletedParents,
+			&s.Attempts, &s.MaxAttempts, &s.BackoffRequestSeconds, &s.LastAttemptedAt, &s.LastFailureAt, &s.NextRetryAt)
+		return s, err
+	})
 }
 
 // ListFilter narrows ListTasks.
 type ListFilter struct {
-	Namespace string
-	Status    string
-	Page      int
-	PerPage   int
+	Namespace    string
+	Status       string
+	Initiator    string
+	SourceSystem string
+	Page         int
+	PerPage      int
 }
 
 // ListTasks returns one page of tasks, newest first.
 func (o *Orchestrator) ListTasks(ctx context.Context, f ListFilter) (*api.TaskList, error) {
-	where := ` WHERE ($1 = '' OR tn.name = $1) AND ($2 = '' OR tasker.get_current_task_state(t.task_uuid) = $2)`
+	where := ` WHERE ($1 = '' OR tn.name = $1) AND ($2 = '' OR tasker.get_current_task_state(t.task_uuid) = $2)
+	             AND ($3 = '' OR t.initiator = $3) AND ($4 = '' OR t.source_system = $4)`
 	var total int
 	if err := o.pool.QueryRow(ctx, `SELECT count(*) FROM tasker.tasks AS t
 		  JOIN tasker.named_tasks AS nt ON nt.named_task_uuid = t.named_task_uuid
 		  JOIN tasker.task_namespaces AS tn ON tn.task_namespace_uuid = nt.task_namespace_uuid`+where,
-		f.Namespace, f.Status).Scan(&total); err != nil {
+		f.Namespace, f.Status, f.Initiator, f.SourceSystem).Scan(&total); err != nil {
 		return nil, err
 	}
-	rows, err := o.pool.Query(ctx, taskSelect+where+` ORDER BY t.created_at DESC, t.task_uuid DESC LIMIT $3 OFFSET $4`,
-		f.Namespace, f.Status, f.PerPage, (f.Page-1)*f.PerPage)
+	rows, err := o.pool.Query(ctx, taskSelect+where+` ORDER BY t.created_at DESC, t.task_uuid DESC LIMIT $5 OFFSET $6`,
+		f.Namespace, f.Status, f.Initiator, f.SourceSystem, f.PerPage, (f.Page-1)*f.PerPage)
 	if err != nil {
 		return nil, err
 	}
@@ -631,8 +679,9 @@ func (o *Orchestrator) ListTasks(ctx context.Context, f ListFilter) (*api.TaskLi
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	list.Pagination = api.Pagination{Page: f.Page, PerPage: f.PerPage, TotalCount: total,
-		TotalPages: (total + f.PerPage - 1) / f.PerPage}
+	pages := (total + f.PerPage - 1) / f.PerPage
+	list.Pagination = api.Pagination{Page: f.Page, PerPage: f.PerPage, TotalCount: total, TotalPages: pages,
+		HasNext: f.Page < pages, HasPrevious: f.Page > 1}
 	return list, nil
 }
 
@@ -650,7 +699,7 @@ func (o *Orchestrator) CancelTask(ctx context.Context, id uuid.UUID) error {
 			return fmt.Errorf("task %s: %w", id, ErrNotFound)
 		}
 		if t.state.Terminal() {
-			return fmt.Errorf("task %s is already %s: %w", id, t.state, ErrConflict)
+			return &ValidationError{"task", fmt.Sprintf("cannot cancel a finished task: %s is already %s", id, t.state)}
 		}
 		if err := lifecycle.TransitionTask(ctx, tx, id, t.state, lifecycle.TaskCancelled, o.cfg.ProcessorUUID,
 			map[string]any{"trigger": "api_cancel"}); err != nil {
