@@ -54,7 +54,9 @@ func (o *Orchestrator) routes() http.Handler {
 	return mux
 }
 
-func writeError(w http.ResponseWriter, status int, code, msg string) { api.WriteError(w, status, code, msg) }
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	api.WriteError(w, status, code, msg)
+}
 
 // writeFailure maps an error to its status code. Internal errors are logged, and the
 // client gets a generic message rather than SQL details.
