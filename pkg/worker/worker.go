@@ -665,6 +665,7 @@ func (w *Worker) routes() http.Handler {
 	mux.HandleFunc("GET /health/detailed", w.handleDetailed)
 	mux.Handle("GET /metrics", w.cfg.Telemetry.MetricsHandler)
 	mux.Handle("/admin/faults", api.RequireBearer(w.cfg.AuthToken, faults.Handler(w.faults)))
+	w.templateRoutes(mux) // templates_api.go
 	return mux
 }
 
