@@ -74,8 +74,12 @@ var taskTransitions = map[TaskState][]TaskState{
 	// → error from the waiting states is the staleness detector giving up on a task that
 	// waited too long (it also files a DLQ entry).
 	TaskWaitingForDependencies: {TaskEvaluatingResults, TaskError},
-	TaskWaitingForRetry:        {TaskEnqueuingSteps, TaskError},
-	TaskBlockedByFailures:      {TaskError},
+	// → evaluating_results from waiting_for_retry and blocked_by_failures is tasker-sim's
+	// own (not in tasker-core): after an operator action on a step (PATCH
+	// …/workflow_steps/{step_uuid}) the task re-enters evaluation, when it has no failed
+	// step left or the step its retry waited for is done (OperatorReentry), and moves on.
+	TaskWaitingForRetry:   {TaskEnqueuingSteps, TaskError, TaskEvaluatingResults},
+	TaskBlockedByFailures: {TaskError, TaskEvaluatingResults},
 	// error is terminal for processing, but an operator may reset it.
 	TaskError:            {TaskPending, TaskResolvedManually},
 	TaskComplete:         nil,
