@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -47,6 +48,9 @@ type Options struct {
 	// Telemetry, when set, is shared by every component, so one registry (and one
 	// /metrics) holds what all of them recorded. Default: telemetry disabled.
 	Telemetry *telemetry.Providers
+	// HTTPClient is the Client's HTTP client, e.g. one whose transport checks every answer
+	// against an API contract. Default: the client package's own.
+	HTTPClient *http.Client
 }
 
 // Env is a running tasker-sim.
@@ -98,7 +102,7 @@ func Start(ctx context.Context, databaseURL string, opts Options) (_ *Env, err e
 		}
 		env.Orchestrators = append(env.Orchestrators, o)
 	}
-	if env.Client, err = client.New(env.Orchestrators[0].URL(), nil); err != nil {
+	if env.Client, err = client.New(env.Orchestrators[0].URL(), opts.HTTPClient); err != nil {
 		return nil, err
 	}
 	return env, nil
