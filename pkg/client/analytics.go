@@ -1,0 +1,45 @@
+package client
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/tasker-sim/tasker-sim/pkg/api"
+)
+
+// Performance fetches GET /v1/analytics/performance; hours < 0 leaves the server's
+// default (24), and 0 means one hour.
+func (c *Client) Performance(ctx context.Context, hours int) (*api.PerformanceMetrics, error) {
+	path := "/v1/analytics/performance"
+	if hours >= 0 {
+		path += "?hours=" + strconv.Itoa(hours)
+	}
+	var out api.PerformanceMetrics
+	if err := c.do(ctx, http.MethodGet, path, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Bottlenecks fetches GET /v1/analytics/bottlenecks; a zero limit or minExecutions leaves
+// the server's default (10 and 5).
+func (c *Client) Bottlenecks(ctx context.Context, limit, minExecutions int) (*api.BottleneckAnalysis, error) {
+	q := url.Values{}
+	if limit != 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if minExecutions != 0 {
+		q.Set("min_executions", strconv.Itoa(minExecutions))
+	}
+	path := "/v1/analytics/bottlenecks"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out api.BottleneckAnalysis
+	if err := c.do(ctx, http.MethodGet, path, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
