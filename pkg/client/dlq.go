@@ -1,0 +1,102 @@
+package client
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/tasker-sim/tasker-sim/pkg/api"
+)
+
+// DlqListOptions filters and pages ListDlq. Zero values mean no filter and the server's
+// defaults (limit 50, offset 0).
+type DlqListOptions struct {
+	// ResolutionStatus is one of the api.Dlq* resolution statuses (PascalCase).
+	ResolutionStatus string
+	Limit            int
+	Offset           int
+}
+
+// ListDlq lists DLQ entries, newest first (GET /v1/dlq).
+func (c *Client) ListDlq(ctx context.Context, o DlqListOptions) ([]api.DlqEntry, error) {
+	q := url.Values{}
+	if o.ResolutionStatus != "" {
+		q.Set("resolution_status", o.ResolutionStatus)
+	}
+	if o.Limit > 0 {
+		q.Set("limit", strconv.Itoa(o.Limit))
+	}
+	if o.Offset > 0 {
+		q.Set("offset", strconv.Itoa(o.Offset))
+	}
+	var out []api.DlqEntry
+	if err := c.do(ctx, http.MethodGet, dlqWithQuery("/v1/dlq", q), nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// GetDlqEntryForTask fetches a task's most recent DLQ entry (GET /v1/dlq/task/{task_uuid}).
+func (c *Client) GetDlqEntryForTask(ctx context.Context, taskUUID string) (*api.DlqEntry, error) {
+	var out api.DlqEntry
+	if err := c.do(ctx, http.MethodGet, "/v1/dlq/task/"+url.PathEscape(taskUUID), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// UpdateDlqInvestigation overwrites the given fields of a DLQ entry
+// (PATCH /v1/dlq/entry/{dlq_entry_uuid}).
+func (c *Client) UpdateDlqInvestigation(ctx context.Context, entryUUID string,
+	req *api.UpdateInvestigationRequest) (*api.UpdateInvestigationResponse, error) {
+	var out api.UpdateInvestigationResponse
+	if err := c.do(ctx, http.MethodPatch, "/v1/dlq/entry/"+url.PathEscape(entryUUID), req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DlqStats counts DLQ entries per reason (GET /v1/dlq/stats).
+func (c *Client) DlqStats(ctx context.Context) ([]api.DlqStats, error) {
+	var out []api.DlqStats
+	if err := c.do(ctx, http.MethodGet, "/v1/dlq/stats", nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DlqInvestigationQueue lists pending DLQ entries, most urgent first
+// (GET /v1/dlq/investigation-queue); limit 0 takes the server's default (100).
+func (c *Client) DlqInvestigationQueue(ctx context.Context, limit int) ([]api.DlqInvestigationQueueEntry, error) {
+	var out []api.DlqInvestigationQueueEntry
+	if err := c.do(ctx, http.MethodGet, dlqWithQuery("/v1/dlq/investigation-queue", dlqLimitQuery(limit)), nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DlqStaleness lists unfinished tasks in a waiting state with their staleness class,
+// stale first (GET /v1/dlq/staleness); limit 0 takes the server's default (100).
+func (c *Client) DlqStaleness(ctx context.Context, limit int) ([]api.StalenessMonitoring, error) {
+	var out []api.StalenessMonitoring
+	if err := c.do(ctx, http.MethodGet, dlqWithQuery("/v1/dlq/staleness", dlqLimitQuery(limit)), nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func dlqLimitQuery(limit int) url.Values {
+	q := url.Values{}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	return q
+}
+
+func dlqWithQuery(path string, q url.Values) string {
+	if len(q) == 0 {
+		return path
+	}
+	return path + "?" + q.Encode()
+}
