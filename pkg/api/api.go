@@ -3,7 +3,6 @@
 package api
 
 import (
-	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"net/http"
@@ -136,34 +135,13 @@ func WriteError(w http.ResponseWriter, status int, code, message string) {
 	WriteJSON(w, status, ErrorResponse{Error: ErrorDetail{Code: code, Message: message}})
 }
 
-// Health is the body of the /health endpoints.
-type Health struct {
-	Status    string            `json:"status"`
-	Timestamp time.Time         `json:"timestamp"`
-	Checks    map[string]Check  `json:"checks,omitempty"`
-	Info      map[string]string `json:"info,omitempty"`
-}
-
-// Check is one named health check.
+// Check is one of the sim's finer health checks (a breaker, a queue, a channel); the
+// health routes fold them into tasker-core's HealthChecks (see Fold).
 type Check struct {
-	Status     string  `json:"status"`
-	Message    string  `json:"message"`
+	Status  string `json:"status"`
+	Message string `json:"message"`
+	// DurationMS is how long the check took, in milliseconds.
 	DurationMS float64 `json:"duration_ms"`
-}
-
-// Overall folds checks into one status and HTTP code: any unhealthy check makes the whole
-// unhealthy (503); otherwise any degraded one makes it degraded (200); else healthy.
-func Overall(checks map[string]Check) (string, int) {
-	status, code := "healthy", 200
-	for _, c := range checks {
-		switch c.Status {
-		case "unhealthy":
-			return "unhealthy", 503
-		case "degraded":
-			status = "degraded"
-		}
-	}
-	return status, code
 }
 
 // RequireBearer wraps h so that, when token is not empty, a request must carry
@@ -190,19 +168,6 @@ func WriteJSON(w http.ResponseWriter, status int, body any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(body)
-}
-
-// DatabaseCheck pings the database (within 2 s) and describes the outcome.
-func DatabaseCheck(ctx context.Context, db interface{ Ping(context.Context) error }) Check {
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	c := Check{Status: "healthy", Message: "database reachable"}
-	if err := db.Ping(ctx); err != nil {
-		c = Check{Status: "unhealthy", Message: "database unreachable: " + err.Error()}
-	}
-	c.DurationMS = float64(time.Since(start).Microseconds()) / 1000
-	return c
 }
 
 // MaxWaitTasks bounds the task_uuids of one POST /v1/tasks/wait.

@@ -7,9 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -45,7 +45,7 @@ func (o *Orchestrator) routes() http.Handler {
 	}
 	mux.HandleFunc("GET /health", o.handleHealth)
 	mux.HandleFunc("GET /health/live", func(w http.ResponseWriter, _ *http.Request) {
-		api.WriteJSON(w, http.StatusOK, api.Health{Status: "alive", Timestamp: time.Now().UTC()})
+		api.WriteJSON(w, http.StatusOK, api.HealthResponse{Status: "alive", Timestamp: api.CoreTimestamp()})
 	})
 	mux.HandleFunc("GET /health/ready", o.handleReady)
 	mux.HandleFunc("GET /health/detailed", o.handleDetailed)
@@ -279,42 +279,133 @@ func (o *Orchestrator) handleList(w http.ResponseWriter, r *http.Request) {
 }
 
 func (o *Orchestrator) handleHealth(w http.ResponseWriter, _ *http.Request) {
-	api.WriteJSON(w, http.StatusOK, api.Health{Status: "healthy", Timestamp: time.Now().UTC()})
+	api.WriteJSON(w, http.StatusOK, api.HealthResponse{Status: "healthy", Timestamp: api.CoreTimestamp()})
 }
 
+// handleReady answers 200 with tasker-core's readiness body when its five checks are
+// healthy, else 503 SERVICE_UNAVAILABLE naming those that are not (as tasker-core does).
 func (o *Orchestrator) handleReady(w http.ResponseWriter, r *http.Request) {
-	c := api.DatabaseCheck(r.Context(), o.pool)
-	h := api.Health{Status: "ready", Timestamp: time.Now().UTC(), Checks: map[string]api.Check{"web_database": c}}
-	status := http.StatusOK
-	if c.Status != "healthy" {
-		h.Status, status = "not_ready", http.StatusServiceUnavailable
+	checks := o.readinessChecks(r.Context())
+	if ok, why := api.Healthy(checks.All()); !ok {
+		writeError(w, http.StatusServiceUnavailable, api.CodeServiceUnavailable, "not ready: "+why)
+		return
 	}
-	api.WriteJSON(w, status, h)
+	api.WriteJSON(w, http.StatusOK, api.ReadinessResponse{Status: "ready", Timestamp: api.CoreTimestamp(),
+		Checks: checks, Info: o.healthInfo()})
 }
 
+// handleDetailed always answers 200: healthy, or degraded when any of tasker-core's
+// eight checks is not healthy. The sim's finer checks (each breaker, each queue) are
+// folded into those checks' messages.
 func (o *Orchestrator) handleDetailed(w http.ResponseWriter, r *http.Request) {
-	checks := map[string]api.Check{"web_database": api.DatabaseCheck(r.Context(), o.pool)}
-	st := o.pool.Stat()
-	util := float64(st.AcquiredConns()) / float64(max(st.MaxConns(), 1)) * 100
-	checks["pool_utilization"] = api.Check{Status: "healthy",
-		Message: fmt.Sprintf("%d of %d connections in use (%.0f%%)", st.AcquiredConns(), st.MaxConns(), util)}
-	if queues, err := messaging.QueueChecks(r.Context(), o.pool, nil); err != nil {
-		checks["queues"] = api.Check{Status: "unhealthy", Message: "queue metrics: " + err.Error()}
-	} else {
-		maps.Copy(checks, queues)
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	checks := api.DetailedHealthChecks{ReadinessChecks: o.readinessChecks(ctx),
+		PoolUtilization: api.PoolCheck(o.pool.Stat(), time.Now()), QueueDepth: o.queueDepthCheck(ctx),
+		ChannelSaturation: api.Fold(map[string]api.Check{
+			resultChannel: api.ChannelCheck(o.results.Len(), o.results.Cap())}, time.Now())}
+	status := api.StatusHealthy
+	if ok, _ := api.Healthy(checks.All()); !ok {
+		status = api.StatusDegraded
 	}
+	api.WriteJSON(w, http.StatusOK, api.DetailedHealthResponse{Status: status, Timestamp: api.CoreTimestamp(),
+		Checks: checks, Info: o.healthInfo()})
+}
+
+// readinessChecks are tasker-core's five readiness checks. tasker-sim has one database
+// pool, so one ping answers for both databases.
+func (o *Orchestrator) readinessChecks(ctx context.Context) api.ReadinessChecks {
+	db := api.DatabaseCheck(ctx, o.pool)
+	start := time.Now()
+	breakers := map[string]api.Check{}
 	for _, b := range []*resilience.Breaker{o.web, o.readiness, o.queue} {
-		checks["circuit_breaker_"+b.Name()] = b.Check()
+		breakers[b.Name()] = b.Check()
 	}
-	checks["result_channel"] = api.Check{Status: "healthy",
-		Message: fmt.Sprintf("%d of %d slots used", o.results.Len(), o.results.Cap())}
-	overall, code := api.Overall(checks)
-	api.WriteJSON(w, code, api.Health{Status: overall, Timestamp: time.Now().UTC(), Checks: checks,
-		Info: map[string]string{
-			"processor_uuid": o.cfg.ProcessorUUID.String(),
-			"pgmq_provider":  o.pgmqProvider,
-			"uptime_seconds": strconv.FormatFloat(time.Since(o.started).Seconds(), 'f', 0, 64),
-		}})
+	return api.ReadinessChecks{WebDatabase: db, OrchestrationDatabase: db,
+		CircuitBreaker: api.BreakersCheck(breakers, start), OrchestrationSystem: o.systemCheck(),
+		CommandProcessor: o.commandProcessorCheck()}
+}
+
+// systemCheck is orchestration_system: the intake (LISTEN plus the fallback poll) runs.
+func (o *Orchestrator) systemCheck() api.HealthCheck {
+	start := time.Now()
+	about := fmt.Sprintf("processor %s, up %d s", o.cfg.ProcessorUUID, int64(time.Since(o.started).Seconds()))
+	if o.pgmqProvider != "" {
+		about += ", pgmq provider " + o.pgmqProvider
+	}
+	if o.loops.intake.Load() == 0 {
+		return api.NewCheck(api.StatusUnhealthy, "step result intake stopped; "+about, start)
+	}
+	return api.NewCheck(api.StatusHealthy, fmt.Sprintf("step result intake listening, polling every %s; %s",
+		o.cfg.PollInterval, about), start)
+}
+
+// commandProcessorCheck is command_processor: the result workers run.
+func (o *Orchestrator) commandProcessorCheck() api.HealthCheck {
+	start := time.Now()
+	n, want := o.loops.results.Load(), int32(o.cfg.ResultConcurrency)
+	status := api.StatusHealthy
+	switch {
+	case n == 0:
+		status = api.StatusUnhealthy
+	case n < want:
+		status = api.StatusDegraded
+	}
+	return api.NewCheck(status, fmt.Sprintf("%d of %d step result workers running", n, want), start)
+}
+
+// queueDepthCheck is queue_depth: the orchestration queues' depths.
+func (o *Orchestrator) queueDepthCheck(ctx context.Context) api.HealthCheck {
+	start := time.Now()
+	only := map[string]bool{}
+	for _, q := range messaging.OrchestrationQueues {
+		only[q] = true
+	}
+	queues, err := messaging.QueueChecks(ctx, o.pool, only)
+	if err != nil {
+		return api.NewCheck(api.StatusUnhealthy, "queue metrics: "+err.Error(), start)
+	}
+	return api.Fold(queues, start)
+}
+
+// healthInfo is tasker-core's HealthInfo; circuit_breaker_state is the web breaker's.
+func (o *Orchestrator) healthInfo() api.HealthInfo {
+	st := o.pool.Stat()
+	state := "Normal"
+	if o.loops.intake.Load() == 0 {
+		state = "Stopped"
+	}
+	return api.HealthInfo{Version: api.Version(), Environment: api.Environment(), OperationalState: state,
+		WebDatabasePoolSize: st.MaxConns(), OrchestrationDatabasePoolSize: st.MaxConns(),
+		CircuitBreakerState: debugState(o.web.State()), PoolUtilization: api.PoolUtilization(st)}
+}
+
+// debugState spells a breaker state as tasker-core's Debug does.
+func debugState(s resilience.State) string {
+	switch s {
+	case resilience.Closed:
+		return "Closed"
+	case resilience.HalfOpen:
+		return "HalfOpen"
+	case resilience.Open:
+		return "Open"
+	}
+	return "Unknown"
+}
+
+// loopState counts the background loops that run, for the health checks.
+type loopState struct {
+	intake  atomic.Int32
+	results atomic.Int32
+}
+
+// tracked runs f as a background loop counted in n while it runs.
+func (o *Orchestrator) tracked(n *atomic.Int32, f func()) {
+	n.Add(1)
+	o.goLoop(func() {
+		defer n.Add(-1)
+		f()
+	})
 }
 
 // guarded runs a task endpoint through the web_database breaker. While the breaker is

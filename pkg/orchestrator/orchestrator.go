@@ -51,6 +51,8 @@ type Orchestrator struct {
 	web       *resilience.Breaker
 	readiness *resilience.Breaker
 	queue     *resilience.Breaker
+	// loops counts the background loops that run, for /health (http.go).
+	loops loopState
 }
 
 // Run starts an orchestrator and blocks until ctx is cancelled, then stops it gracefully.
@@ -133,9 +135,9 @@ func Start(ctx context.Context, cfg *Config) (*Orchestrator, error) {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	o.cancel = cancel
 	o.goLoop(func() { o.serve() })
-	o.goLoop(func() { o.intake.Run(runCtx) })
+	o.tracked(&o.loops.intake, func() { o.intake.Run(runCtx) })
 	for range c.ResultConcurrency {
-		o.goLoop(func() { o.resultWorker(runCtx) })
+		o.tracked(&o.loops.results, func() { o.resultWorker(runCtx) })
 	}
 	o.goLoop(func() { o.maintenance(runCtx) })
 	o.log.Info("orchestrator started", "bind_address", ln.Addr().String(), "pgmq_provider", o.pgmqProvider)

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -22,6 +21,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -139,6 +139,7 @@ type Worker struct {
 	queueCB   *resilience.Breaker
 	faults    *faults.Switch
 	queues    map[string]bool // the worker queues this worker serves
+	loops     atomic.Int32    // claim loops running, for /health
 	rndMu     sync.Mutex
 	rnd       *rand.Rand
 }
@@ -342,7 +343,11 @@ func (w *Worker) startLoops(ctx context.Context) {
 			w.log.Error("health server stopped", "error", err)
 		}
 	})
-	w.wg.Go(func() { w.claimer.Run(runCtx, hardCtx) })
+	w.loops.Add(1)
+	w.wg.Go(func() {
+		defer w.loops.Add(-1)
+		w.claimer.Run(runCtx, hardCtx)
+	})
 	if w.ffi != nil {
 		w.ffi.start(runCtx, hardCtx, cmp.Or(w.cfg.Concurrency, stepclaim.ConcurrencyDefault))
 		w.wg.Go(func() { w.ffi.wg.Wait() })
@@ -646,22 +651,9 @@ func classify(err error) *resultError {
 
 func (w *Worker) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /health", func(rw http.ResponseWriter, _ *http.Request) {
-		api.WriteJSON(rw, http.StatusOK, api.Health{Status: "healthy", Timestamp: time.Now().UTC()})
-	})
-	mux.HandleFunc("GET /health/live", func(rw http.ResponseWriter, _ *http.Request) {
-		api.WriteJSON(rw, http.StatusOK, api.Health{Status: "alive", Timestamp: time.Now().UTC()})
-	})
-	mux.HandleFunc("GET /health/ready", func(rw http.ResponseWriter, r *http.Request) {
-		c := api.DatabaseCheck(r.Context(), w.pool)
-		h := api.Health{Status: "ready", Timestamp: time.Now().UTC(), Checks: map[string]api.Check{"database": c},
-			Info: w.info()}
-		code := http.StatusOK
-		if c.Status != "healthy" {
-			h.Status, code = "not_ready", http.StatusServiceUnavailable
-		}
-		api.WriteJSON(rw, code, h)
-	})
+	mux.HandleFunc("GET /health", w.handleBasic("healthy"))
+	mux.HandleFunc("GET /health/live", w.handleBasic("alive"))
+	mux.HandleFunc("GET /health/ready", w.handleReady)
 	mux.HandleFunc("GET /health/detailed", w.handleDetailed)
 	mux.Handle("GET /metrics", w.cfg.Telemetry.MetricsHandler)
 	mux.Handle("/admin/faults", api.RequireBearer(w.cfg.AuthToken, faults.Handler(w.faults)))
@@ -685,45 +677,95 @@ func (w *Worker) observeGauges(ctx context.Context, g *telemetry.GaugeObserver) 
 	return messaging.ObserveQueues(ctx, w.pool, g, w.queues)
 }
 
-// handleDetailed reports every breaker, channel and the pool, plus the queues' depths.
+// handleBasic answers /health and /health/live with status.
+func (w *Worker) handleBasic(status string) http.HandlerFunc {
+	return func(rw http.ResponseWriter, _ *http.Request) {
+		api.WriteJSON(rw, http.StatusOK, api.WorkerBasicHealth{Status: status, Timestamp: time.Now().UTC(),
+			WorkerID: w.cfg.WorkerID})
+	}
+}
+
+// handleReady answers 200 with tasker-core's readiness body when the database, the claim
+// loop and the queues are healthy, else 503 naming what is not. (tasker-core's worker
+// answers a flat {"error":"service_unavailable",...} there; tasker-sim keeps its own
+// error body.)
+func (w *Worker) handleReady(rw http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	now := time.Now().UTC()
+	checks := w.readinessChecks(ctx, now)
+	if ok, why := api.Healthy(checks.All()); !ok {
+		api.WriteError(rw, http.StatusServiceUnavailable, api.CodeServiceUnavailable, "not ready: "+why)
+		return
+	}
+	api.WriteJSON(rw, http.StatusOK, api.WorkerReadinessResponse{Status: "ready", Timestamp: now,
+		WorkerID: w.cfg.WorkerID, Checks: checks, SystemInfo: w.systemInfo()})
+}
+
+// handleDetailed always answers 200: healthy, or degraded when any of tasker-core's six
+// checks is not. The sim's finer checks (each queue, channel and breaker) are folded
+// into those checks' messages.
 func (w *Worker) handleDetailed(rw http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	checks := map[string]api.Check{"database": api.DatabaseCheck(ctx, w.pool)}
-	st := w.pool.Stat()
-	checks["pool_utilization"] = api.Check{Status: "healthy",
-		Message: fmt.Sprintf("%d of %d connections in use", st.AcquiredConns(), st.MaxConns())}
-	breakers := []*resilience.Breaker{w.queueCB}
-	channels := map[string][2]int{}
-	cand := w.claimer.Candidates()
-	channels[cand.Name()] = [2]int{cand.Len(), cand.Cap()}
+	now := time.Now().UTC()
+	ready := w.readinessChecks(ctx, now)
+	start := time.Now()
+	breakers := map[string]api.Check{w.queueCB.Name(): w.queueCB.Check()}
+	events := map[string]api.Check{}
 	if w.ffi != nil {
-		breakers = append(breakers, w.ffi.breaker)
-		channels[w.ffi.dispatchCh.Name()] = [2]int{w.ffi.dispatchCh.Len(), w.ffi.dispatchCh.Cap()}
-		channels[w.ffi.completeCh.Name()] = [2]int{w.ffi.completeCh.Len(), w.ffi.completeCh.Cap()}
-	}
-	for _, b := range breakers {
-		checks["circuit_breaker_"+b.Name()] = b.Check()
-	}
-	if queues, err := messaging.QueueChecks(ctx, w.pool, w.queues); err != nil {
-		checks["queues"] = api.Check{Status: "unhealthy", Message: "queue metrics: " + err.Error()}
+		breakers[w.ffi.breaker.Name()] = w.ffi.breaker.Check()
+		events[w.ffi.dispatchCh.Name()] = api.ChannelCheck(w.ffi.dispatchCh.Len(), w.ffi.dispatchCh.Cap())
+		events[w.ffi.completeCh.Name()] = api.ChannelCheck(w.ffi.completeCh.Len(), w.ffi.completeCh.Cap())
 	} else {
-		maps.Copy(checks, queues)
+		events["ffi"] = api.Check{Status: api.StatusHealthy, Message: "none: rust handlers run in process"}
 	}
-	for name, lc := range channels {
-		c := api.Check{Status: "healthy", Message: fmt.Sprintf("%d of %d slots used", lc[0], lc[1])}
-		if lc[0]*100 >= lc[1]*95 {
-			c.Status = "degraded"
-		}
-		checks["channel_"+name] = c
+	cand := w.claimer.Candidates()
+	checks := api.WorkerDetailedChecks{WorkerReadinessChecks: ready,
+		EventSystem: api.Fold(events, start).At(now),
+		StepProcessing: api.Fold(map[string]api.Check{cand.Name(): api.ChannelCheck(cand.Len(), cand.Cap()),
+			"pool": poolCheck(w.pool.Stat())}, start).At(now),
+		CircuitBreakers: api.BreakersCheck(breakers, start).At(now)}
+	status := api.StatusHealthy
+	if ok, _ := api.Healthy(checks.All()); !ok {
+		status = api.StatusDegraded
 	}
-	status, code := api.Overall(checks)
-	api.WriteJSON(rw, code, api.Health{Status: status, Timestamp: time.Now().UTC(), Checks: checks, Info: w.info()})
+	api.WriteJSON(rw, http.StatusOK, api.WorkerDetailedHealthResponse{Status: status, Timestamp: now,
+		WorkerID: w.cfg.WorkerID, Checks: checks, SystemInfo: w.systemInfo()})
 }
 
-func (w *Worker) info() map[string]string {
-	return map[string]string{"worker_id": w.cfg.WorkerID, "handler_type": w.cfg.HandlerType,
-		"namespaces": fmt.Sprint(w.cfg.Namespaces)}
+// readinessChecks are tasker-core's three worker readiness checks: the database ping,
+// the claim loop, and the worker's queues with the pgmq breaker.
+func (w *Worker) readinessChecks(ctx context.Context, now time.Time) api.WorkerReadinessChecks {
+	db := api.DatabaseCheck(ctx, w.pool)
+	start := time.Now()
+	cp := api.NewCheck(api.StatusHealthy, fmt.Sprintf("claiming steps of %v", w.cfg.Namespaces), start)
+	if w.loops.Load() == 0 {
+		cp = api.NewCheck(api.StatusUnhealthy, "the claim loop is not running", start)
+	}
+	start = time.Now()
+	queues, err := messaging.QueueChecks(ctx, w.pool, w.queues)
+	if err != nil {
+		queues = map[string]api.Check{"queues": {Status: api.StatusUnhealthy, Message: "queue metrics: " + err.Error()}}
+	}
+	queues["circuit_breaker_"+w.queueCB.Name()] = w.queueCB.Check()
+	return api.WorkerReadinessChecks{Database: db.At(now), CommandProcessor: cp.At(now),
+		QueueProcessing: api.Fold(queues, start).At(now)}
+}
+
+// poolCheck is the pool's use as one of the sim's finer checks.
+func poolCheck(st api.PoolStat) api.Check {
+	c := api.PoolCheck(st, time.Now())
+	return api.Check{Status: c.Status, Message: *c.Message}
+}
+
+// systemInfo is tasker-core's WorkerSystemInfo.
+func (w *Worker) systemInfo() api.WorkerSystemInfo {
+	st := w.pool.Stat()
+	return api.WorkerSystemInfo{Version: api.Version(), Environment: api.Environment(),
+		UptimeSeconds: int64(time.Since(w.started).Seconds()), WorkerType: w.cfg.HandlerType,
+		DatabasePoolSize: st.MaxConns(), CommandProcessorActive: w.loops.Load() > 0,
+		SupportedNamespaces: w.cfg.Namespaces, PoolUtilization: api.PoolUtilization(st)}
 }
 
 // stepFaults are the faults one step runs with.
