@@ -375,12 +375,13 @@ func (o *Orchestrator) handleDlqQueue(w http.ResponseWriter, r *http.Request) {
 }
 
 // dlqStalenessSQL classifies the unfinished tasks in a waiting state. It starts from
-// idx_task_transitions_current_state (most recent transitions by state), so it reads only
-// the current rows of those states, never the history. A template's lifecycle
+// idx_task_transitions_current_state (most recent transitions by state; MATERIALIZED keeps
+// the planner from starting at tasks instead), so it reads only the current rows of those
+// states, never the history nor the finished tasks. A template's lifecycle
 // max_*_minutes (a positive number) overrides the orchestrator's thresholds ($1-$3, in
 // seconds).
 const dlqStalenessSQL = `
-	WITH cur AS (
+	WITH cur AS MATERIALIZED (
 		SELECT tt.task_uuid, tt.to_state, tt.created_at AS entered
 		  FROM tasker.task_transitions AS tt
 		 WHERE tt.most_recent AND tt.to_state IN ('waiting_for_dependencies', 'waiting_for_retry', 'steps_in_process')),
