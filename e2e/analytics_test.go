@@ -79,8 +79,8 @@ func checkPerformance(t *testing.T, env *harness.Env) {
 	require.Equal(t, int64(2), m.FailedTasks)
 	require.InDelta(t, 71.43, m.CompletionRate, 1e-9)
 	require.InDelta(t, 28.57, m.ErrorRate, 1e-9)
-	require.InDelta(t, 0.29, m.TasksPerHour, 1e-9, "7 tasks in 24 hours")
-	require.InDelta(t, 0.92, m.StepsPerHour, 1e-9, "22 steps in 24 hours")
+	require.EqualValues(t, 0, m.TasksPerHour, "7 tasks in 24 hours, rounded")
+	require.EqualValues(t, 1, m.StepsPerHour, "22 steps in 24 hours, rounded")
 	require.InDelta(t, 0.714, m.SystemHealthScore, 1e-9)
 	require.Positive(t, m.AverageTaskDurationSeconds)
 	require.Positive(t, m.AverageStepDurationSeconds)
@@ -89,8 +89,8 @@ func checkPerformance(t *testing.T, env *harness.Env) {
 	for _, hours := range []int{0, 1} {
 		m, err := env.Client.Performance(ctx, hours)
 		require.NoError(t, err)
-		require.InDelta(t, 7.0, m.TasksPerHour, 1e-9, "hours=%d", hours)
-		require.InDelta(t, 22.0, m.StepsPerHour, 1e-9, "hours=%d", hours)
+		require.EqualValues(t, 7, m.TasksPerHour, "hours=%d", hours)
+		require.EqualValues(t, 22, m.StepsPerHour, "hours=%d", hours)
 		require.InDelta(t, time.Hour, m.CalculatedAt.Sub(m.AnalysisPeriodStart), float64(time.Second), "0 means 1 hour")
 	}
 }

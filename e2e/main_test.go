@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/tasker-sim/tasker-sim/internal/contract"
 	"github.com/tasker-sim/tasker-sim/migrations"
 	"github.com/tasker-sim/tasker-sim/pkg/api"
 	"github.com/tasker-sim/tasker-sim/pkg/harness"
@@ -51,7 +53,15 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 	}
+	if err := startContract(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		stop()
+		os.Exit(1)
+	}
 	code := m.Run()
+	if code == 0 {
+		code = reportContract()
+	}
 	stop()
 	_ = os.RemoveAll(binDir)
 	if code == 0 {
@@ -66,9 +76,49 @@ func TestMain(m *testing.M) {
 // pgmqMode lets one run the same suite on the compatible schema and on the extension.
 func pgmqMode() migrations.PGMQMode { return migrations.PGMQMode(os.Getenv("TASKER_TEST_PGMQ_MODE")) }
 
-// fastOptions makes the background loops quick enough for tests.
+// fastOptions makes the background loops quick enough for tests. Its client's answers
+// are checked against tasker-core's API contract.
 func fastOptions() harness.Options {
-	return harness.Options{PGMQMode: pgmqMode()}
+	return harness.Options{PGMQMode: pgmqMode(), HTTPClient: contractClient}
+}
+
+// The contract check: every answer the suite's clients get from a route of tasker-core's
+// API must be one that API documents (internal/contract).
+var (
+	contractRecorder *contract.Recorder
+	contractClient   *http.Client
+)
+
+func startContract() error {
+	doc, err := contract.Load(contract.CoreDocument(), append(contract.CoreErrata, contract.SimExtensions...)...)
+	if err != nil {
+		return err
+	}
+	workerDoc, err := contract.Load(contract.CoreWorkerDocument(), contract.WorkerSimExtensions...)
+	if err != nil {
+		return err
+	}
+	contractRecorder = &contract.Recorder{Next: http.DefaultTransport,
+		Docs: map[string]*contract.Document{"orchestrator": doc, "worker": workerDoc}}
+	contractClient = &http.Client{Transport: contractRecorder}
+	// Tests that speak HTTP directly go through the default transport.
+	http.DefaultTransport = contractRecorder
+	return nil
+}
+
+// reportContract fails the run when an answer broke the contract.
+func reportContract() int {
+	v := contractRecorder.Violations()
+	checked := contractRecorder.Checked()
+	fmt.Fprintf(os.Stderr, "e2e: contract: %d kinds of answer checked against tasker-core's API documents, %d violations\n",
+		len(checked), len(v))
+	if len(v) == 0 {
+		return 0
+	}
+	for _, x := range v {
+		fmt.Fprintln(os.Stderr, "e2e: contract violation:", x)
+	}
+	return 1
 }
 
 func ctxFor(t *testing.T, d time.Duration) context.Context {

@@ -35,6 +35,14 @@ func TestCheckJudgesStatusAndBody(t *testing.T) {
 	require.ErrorIs(t, doc.Check("PUT", "/health", 200, js, []byte(health)), contract.ErrUndocumented)
 }
 
+func TestWorkerDocumentLoads(t *testing.T) {
+	t.Parallel()
+	doc, err := contract.Load(contract.CoreWorkerDocument(), contract.WorkerSimExtensions...)
+	require.NoError(t, err)
+	require.NoError(t, doc.Check("GET", "/health/ready", 503, "application/json",
+		[]byte(`{"error": {"code": "SERVICE_UNAVAILABLE", "message": "not ready: database"}}`)))
+}
+
 func TestRoutesMatchTemplatesLiteralFirst(t *testing.T) {
 	t.Parallel()
 	doc := load(t)
@@ -54,6 +62,8 @@ func TestRoutesMatchTemplatesLiteralFirst(t *testing.T) {
 func TestErrataThatNoLongerApplyFailLoudly(t *testing.T) {
 	t.Parallel()
 	_, err := contract.Load(contract.CoreDocument(), contract.Erratum{Reason: "a path that is not there",
-		Fix: func(doc map[string]any) error { return contract.CoreErrata[1].Fix(map[string]any{"paths": map[string]any{}}) }})
+		Fix: func(doc map[string]any) error {
+			return contract.CoreErrata[1].Fix(map[string]any{"paths": map[string]any{}})
+		}})
 	require.ErrorContains(t, err, "a path that is not there")
 }

@@ -4,12 +4,18 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"strings"
 )
 
 // CoreDocument is the path of the pinned copy of tasker-core's orchestration API document.
-func CoreDocument() string {
+func CoreDocument() string { return pinned("orchestration-openapi.yaml") }
+
+// CoreWorkerDocument is the path of the pinned copy of tasker-core's worker API document.
+func CoreWorkerDocument() string { return pinned("worker-openapi.yaml") }
+
+func pinned(name string) string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "testdata", "tasker-core", "orchestration-openapi.yaml")
+	return filepath.Join(filepath.Dir(file), "testdata", "tasker-core", name)
 }
 
 // apiErrorWire is the error body tasker-core sends (and tasker-sim too).
@@ -44,6 +50,38 @@ func addResponse(doc map[string]any, path, method, status, what string) error {
 	if _, set := responses[status]; !set {
 		responses[status] = errorResponse(what)
 	}
+	return nil
+}
+
+// addToAll documents status with the error body on every operation whose path starts
+// with prefix.
+func addToAll(doc map[string]any, prefix, status, what string) error {
+	paths, _ := doc["paths"].(map[string]any)
+	n := 0
+	for p, item := range paths {
+		ops, _ := item.(map[string]any)
+		if !strings.HasPrefix(p, prefix) || ops == nil {
+			continue
+		}
+		for method := range ops {
+			if err := addResponse(doc, p, method, status, what); err == nil {
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		return fmt.Errorf("no operation under %s", prefix)
+	}
+	return nil
+}
+
+// addProperty documents an extra property of a component schema.
+func addProperty(doc map[string]any, schema, name string, prop map[string]any) error {
+	props := lookup(doc, "components", "schemas", schema, "properties")
+	if props == nil {
+		return fmt.Errorf("no %s properties", schema)
+	}
+	props[name] = prop
 	return nil
 }
 
@@ -89,6 +127,14 @@ var CoreErrata = []Erratum{
 		func(doc map[string]any) error {
 			return addResponse(doc, "/v1/tasks/{uuid}", "get", "400", "Invalid UUID")
 		}},
+	{"tasker-core answers 500 DATABASE_ERROR from every task and step route when the database fails",
+		func(doc map[string]any) error { return addToAll(doc, "/v1/tasks", "500", "Database error") }},
+	{"tasker-core answers 400 to a malformed path or query parameter on every /v1 route (its extractors)",
+		func(doc map[string]any) error { return addToAll(doc, "/v1/", "400", "Bad request") }},
+	{"tasker-core sends each template step's result_schema (added after the document was generated)",
+		func(doc map[string]any) error {
+			return addProperty(doc, "StepDefinition", "result_schema", map[string]any{})
+		}},
 }
 
 // SimExtensions document where tasker-sim deliberately answers more than tasker-core: each
@@ -101,6 +147,17 @@ var SimExtensions = []Erratum{
 		func(doc map[string]any) error {
 			return addResponse(doc, "/v1/tasks/{uuid}/workflow_steps", "get", "404", "Task not found")
 		}},
+	{"tasker-sim answers 409 when a DLQ update would give a task a second pending entry (tasker-core: 500)",
+		func(doc map[string]any) error {
+			return addResponse(doc, "/v1/dlq/entry/{dlq_entry_uuid}", "patch", "409", "Conflict")
+		}},
+	{"tasker-sim's staleness rows also give exact seconds, since its thresholds can be under a minute",
+		func(doc map[string]any) error {
+			if err := addProperty(doc, "StalenessMonitoring", "time_in_state_seconds", map[string]any{"type": "number"}); err != nil {
+				return err
+			}
+			return addProperty(doc, "StalenessMonitoring", "staleness_threshold_seconds", map[string]any{"type": "number"})
+		}},
 	{"tasker-sim's steps also name their dependencies and say whether they are retryable",
 		func(doc map[string]any) error {
 			props := lookup(doc, "components", "schemas", "StepResponse", "properties")
@@ -109,6 +166,26 @@ var SimExtensions = []Erratum{
 			}
 			props["dependencies"] = map[string]any{"type": "array", "items": map[string]any{"type": "string"}}
 			props["retryable"] = map[string]any{"type": "boolean"}
+			return nil
+		}},
+}
+
+// WorkerSimExtensions document where tasker-sim's worker answers otherwise than
+// tasker-core's worker document says.
+var WorkerSimExtensions = []Erratum{
+	{"tasker-sim's worker answers a not-ready probe with the same error body as its orchestrator " +
+		"({\"error\": {\"code\", \"message\"}}); tasker-core's worker sends a flat one",
+		func(doc map[string]any) error {
+			op := lookup(doc, "paths", "/health/ready", "get")
+			if op == nil {
+				return fmt.Errorf("no GET /health/ready")
+			}
+			responses, _ := op["responses"].(map[string]any)
+			if responses == nil {
+				return fmt.Errorf("GET /health/ready has no responses")
+			}
+			responses["503"] = map[string]any{"description": "Not ready", "content": map[string]any{
+				"application/json": map[string]any{"schema": apiErrorWire}}}
 			return nil
 		}},
 }

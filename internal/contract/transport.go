@@ -10,10 +10,15 @@ import (
 	"sync"
 )
 
-// Recorder is an http.RoundTripper that checks every answer passing through it against a
-// Document and keeps what it found. It never changes an exchange.
+// ServiceHeader is the answer header by which tasker-sim's services say who answered
+// (api.ServiceHeader); the Recorder judges each answer by that service's document.
+const ServiceHeader = "X-Tasker-Service"
+
+// Recorder is an http.RoundTripper that checks every answer passing through it against the
+// Document of the service that answered (by ServiceHeader) and keeps what it found. An
+// answer from a service without a document is not judged. It never changes an exchange.
 type Recorder struct {
-	Doc  *Document
+	Docs map[string]*Document
 	Next http.RoundTripper
 
 	mu         sync.Mutex
@@ -30,16 +35,18 @@ func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	body, rerr := io.ReadAll(resp.Body)
 	_ = resp.Body.Close()
-	resp.Body = io.NopCloser(bytes.NewReader(body))
 	if rerr != nil {
-		return resp, nil // the caller will see its own read error
+		return nil, fmt.Errorf("contract: read the answer to %s %s: %w", req.Method, req.URL.Path, rerr)
 	}
-	r.record(req.Method, req.URL.Path, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	if doc := r.Docs[resp.Header.Get(ServiceHeader)]; doc != nil {
+		r.record(doc, req.Method, req.URL.Path, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
 	return resp, nil
 }
 
-func (r *Recorder) record(method, path string, status int, contentType string, body []byte) {
-	err := r.Doc.Check(method, path, status, contentType, body)
+func (r *Recorder) record(doc *Document, method, path string, status int, contentType string, body []byte) {
+	err := doc.Check(method, path, status, contentType, body)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.checked == nil {
@@ -51,7 +58,7 @@ func (r *Recorder) record(method, path string, status int, contentType string, b
 	case err != nil:
 		r.violations = append(r.violations, err.Error())
 	default:
-		tmpl, _ := r.Doc.Route(path)
+		tmpl, _ := doc.Route(path)
 		r.checked[fmt.Sprintf("%s %s %d", method, tmpl, status)]++
 	}
 }

@@ -22,9 +22,10 @@ type PerformanceMetrics struct {
 	// AverageStepDurationSeconds is over their complete steps: first enqueued transition to
 	// the complete transition.
 	AverageStepDurationSeconds float64 `json:"average_step_duration_seconds"`
-	// TasksPerHour and StepsPerHour are the window's tasks and their steps divided by its hours.
-	TasksPerHour float64 `json:"tasks_per_hour"`
-	StepsPerHour float64 `json:"steps_per_hour"`
+	// TasksPerHour and StepsPerHour are the window's tasks and their steps divided by its
+	// hours, rounded to whole numbers (the contract's type is an integer).
+	TasksPerHour int64 `json:"tasks_per_hour"`
+	StepsPerHour int64 `json:"steps_per_hour"`
 	// SystemHealthScore is complete / (complete + failed) over the tasks created in the last
 	// hour, 3 dp; 1 when there are none.
 	SystemHealthScore   float64   `json:"system_health_score"`

@@ -81,7 +81,7 @@ type StepReadiness struct {
 	CompletedParents      int        `json:"completed_parents"`
 	Attempts              int        `json:"attempts"`
 	MaxAttempts           int        `json:"max_attempts"`
-	BackoffRequestSeconds *float64   `json:"backoff_request_seconds"`
+	BackoffRequestSeconds *int64     `json:"backoff_request_seconds"` // whole seconds, rounded up
 	LastAttemptedAt       *time.Time `json:"last_attempted_at"`
 	LastFailureAt         *time.Time `json:"last_failure_at"`
 	NextRetryAt           *time.Time `json:"next_retry_at"`
@@ -129,6 +129,18 @@ const (
 	CodeDatabaseError      = "DATABASE_ERROR"
 	CodeInternal           = "INTERNAL_ERROR"
 )
+
+// ServiceHeader names the service that answered: "orchestrator" or "worker". Contract
+// checks pick the API document by it.
+const ServiceHeader = "X-Tasker-Service"
+
+// Service sets ServiceHeader on every answer of h.
+func Service(name string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(ServiceHeader, name)
+		h.ServeHTTP(w, r)
+	})
+}
 
 // WriteError writes an error answer in tasker-core's shape.
 func WriteError(w http.ResponseWriter, status int, code, message string) {

@@ -151,8 +151,8 @@ func (o *Orchestrator) Performance(ctx context.Context, hours int) (*api.Perform
 	}
 	m.CompletionRate = analyticsRound(100*analyticsRatio(m.CompletedTasks, inWindow), 2)
 	m.ErrorRate = analyticsRound(100*analyticsRatio(m.FailedTasks, inWindow), 2)
-	m.TasksPerHour = analyticsRound(float64(inWindow)/float64(hours), 2)
-	m.StepsPerHour = analyticsRound(float64(steps)/float64(hours), 2)
+	m.TasksPerHour = int64(math.Round(float64(inWindow) / float64(hours)))
+	m.StepsPerHour = int64(math.Round(float64(steps) / float64(hours)))
 	m.SystemHealthScore = 1
 	if recentDone+recentFailed > 0 {
 		m.SystemHealthScore = analyticsRound(analyticsRatio(recentDone, recentDone+recentFailed), 3)

@@ -51,7 +51,7 @@ func (o *Orchestrator) routes() http.Handler {
 	mux.HandleFunc("GET /health/detailed", o.handleDetailed)
 	mux.Handle("GET /metrics", o.tel.MetricsHandler)
 	mux.Handle("/admin/faults", api.RequireBearer(o.cfg.AuthToken, faults.Handler(o.faults)))
-	return mux
+	return api.Service("orchestrator", mux)
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {

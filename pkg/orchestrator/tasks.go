@@ -626,7 +626,7 @@ func (o *Orchestrator) stepReadiness(ctx context.Context, id uuid.UUID) ([]api.S
 	rows, err := o.pool.Query(ctx, `
 		SELECT workflow_step_uuid::text, task_uuid::text, named_step_uuid::text, name, current_state,
 		       dependencies_satisfied, retry_eligible, ready_for_execution, total_parents, completed_parents,
-		       attempts, max_attempts, backoff_request_seconds, last_attempted_at, last_failure_at, next_retry_at
+		       attempts, max_attempts, ceil(backoff_request_seconds)::bigint, last_attempted_at, last_failure_at, next_retry_at
 		  FROM tasker.get_step_readiness_status($1)
 		 ORDER BY workflow_step_uuid`, id)
 	if err != nil {

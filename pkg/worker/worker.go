@@ -658,7 +658,7 @@ func (w *Worker) routes() http.Handler {
 	mux.Handle("GET /metrics", w.cfg.Telemetry.MetricsHandler)
 	mux.Handle("/admin/faults", api.RequireBearer(w.cfg.AuthToken, faults.Handler(w.faults)))
 	w.templateRoutes(mux) // templates_api.go
-	return mux
+	return api.Service("worker", mux)
 }
 
 // observeGauges reports the worker's gauges: its queues, its pool and its candidate channel.
