@@ -42,7 +42,8 @@ unless given --url.`,
 	root.PersistentFlags().String("url", "", "orchestration API URL (default $TASKER_ORCHESTRATION_URL or "+client.DefaultURL+")")
 	bench := benchCommand()
 	bench.AddCommand(benchThroughputCommand(), benchSoakCommand())
-	root.AddCommand(taskCommand(), bench, demoCommand(), verifyCommand(), faultCommand(), loadCommand(), healthCommand())
+	root.AddCommand(taskCommand(), bench, demoCommand(), verifyCommand(), faultCommand(), loadCommand(), healthCommand(),
+		dlqCommand(), templatesCommand())
 	return root
 }
 
@@ -123,6 +124,7 @@ func printJSON(w io.Writer, v any) error {
 func taskCommand() *cobra.Command {
 	task := &cobra.Command{Use: "task", Short: "Create, inspect and cancel tasks"}
 	task.AddCommand(createCommand(), getCommand(), listCommand(), cancelCommand(), stepsCommand())
+	task.AddCommand(stepCommands()...)
 	return task
 }
 

@@ -38,9 +38,10 @@ func (o *Orchestrator) routes() http.Handler {
 	mux.Handle("DELETE /v1/tasks/{uuid}", auth(o.guarded("/v1/tasks/{uuid}", o.handleCancel)))
 	mux.Handle("GET /v1/tasks/{uuid}/workflow_steps", auth(o.guarded("/v1/tasks/{uuid}/workflow_steps", o.handleSteps)))
 	// Route groups in files of their own: steps_api.go, dlq_api.go, templates_api.go,
-	// analytics_api.go.
+	// analytics_api.go, summary_api.go.
 	route := func(method, path string, h http.HandlerFunc) { mux.Handle(method+" "+path, auth(o.guarded(path, h))) }
-	for _, group := range []func(routeFunc){o.stepRoutes, o.dlqRoutes, o.templateRoutes, o.analyticsRoutes} {
+	for _, group := range []func(routeFunc){o.stepRoutes, o.dlqRoutes, o.templateRoutes, o.analyticsRoutes,
+		o.summaryRoutes} {
 		group(route)
 	}
 	mux.HandleFunc("GET /health", o.handleHealth)
