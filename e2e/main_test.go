@@ -90,11 +90,11 @@ var (
 )
 
 func startContract() error {
-	doc, err := contract.Load(contract.CoreDocument(), append(contract.CoreErrata, contract.SimExtensions...)...)
+	doc, err := contract.OrchestrationDocument()
 	if err != nil {
 		return err
 	}
-	workerDoc, err := contract.Load(contract.CoreWorkerDocument(), contract.WorkerSimExtensions...)
+	workerDoc, err := contract.WorkerDocument()
 	if err != nil {
 		return err
 	}

@@ -79,3 +79,27 @@ func TestTaskRoutesSpeakCoresContract(t *testing.T) {
 	require.Equal(t, api.CodeInvalidUUID, ae.Code)
 	require.Contains(t, ae.Message, "not-a-uuid")
 }
+
+// TestAPIDocumentIsServed: each service serves its OpenAPI document, the one the suite
+// checks every answer against (tasker-core's, corrected, with tasker-sim's own routes).
+func TestAPIDocumentIsServed(t *testing.T) {
+	t.Parallel()
+	env := harness.New(t, cluster, fastOptions())
+	for _, base := range []string{env.Orchestrators[0].URL(), "http://" + env.Workers[0].Addr()} {
+		resp, err := http.Get(base + "/api-docs/openapi.json")
+		require.NoError(t, err)
+		var doc struct {
+			OpenAPI string                    `json:"openapi"`
+			Paths   map[string]map[string]any `json:"paths"`
+		}
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&doc))
+		_ = resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.Equal(t, "3.1.0", doc.OpenAPI)
+		require.Contains(t, doc.Paths, "/health/ready", "the corrected health paths")
+		if base == env.Orchestrators[0].URL() {
+			require.Contains(t, doc.Paths, "/v1/tasks/wait", "tasker-sim's own route is documented")
+			require.Contains(t, doc.Paths["/v1/tasks"]["post"].(map[string]any)["responses"], "409")
+		}
+	}
+}

@@ -13,6 +13,7 @@ package contract
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -39,6 +40,7 @@ type Erratum struct {
 // Document is a loaded OpenAPI document, ready to check exchanges.
 type Document struct {
 	doc      map[string]any
+	json     []byte // the document as checked, for serving
 	routes   []route
 	compiler *jsonschema.Compiler
 
@@ -61,6 +63,11 @@ func Load(path string, errata ...Erratum) (*Document, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parse(path, raw, errata...)
+}
+
+// parse is Load of a document already read; path names it in errors.
+func parse(path string, raw []byte, errata ...Erratum) (*Document, error) {
 	js, err := yaml.YAMLToJSON(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -80,7 +87,11 @@ func Load(path string, errata ...Erratum) (*Document, error) {
 	}
 	closeObjects(doc["components"])
 	closeObjects(doc["paths"])
-	d := &Document{doc: doc, compiler: jsonschema.NewCompiler(), schemas: map[string]*jsonschema.Schema{}}
+	served, err := json.Marshal(doc)
+	if err != nil {
+		return nil, err
+	}
+	d := &Document{doc: doc, json: served, compiler: jsonschema.NewCompiler(), schemas: map[string]*jsonschema.Schema{}}
 	d.compiler.DefaultDraft(jsonschema.Draft2020)
 	if err := d.compiler.AddResource(resource, doc); err != nil {
 		return nil, err
@@ -127,6 +138,9 @@ func closeObjects(v any) {
 		}
 	}
 }
+
+// JSON is the document as it checks answers: errata applied, objects closed.
+func (d *Document) JSON() []byte { return d.json }
 
 // Route returns the document's path template that path matches, if any.
 func (d *Document) Route(path string) (string, bool) {

@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/tasker-sim/tasker-sim/internal/contract"
 	"github.com/tasker-sim/tasker-sim/pkg/api"
 	"github.com/tasker-sim/tasker-sim/pkg/faults"
 	"github.com/tasker-sim/tasker-sim/pkg/lifecycle"
@@ -44,6 +45,7 @@ func (o *Orchestrator) routes() http.Handler {
 		o.summaryRoutes} {
 		group(route)
 	}
+	mux.HandleFunc("GET /api-docs/openapi.json", contract.Serve(contract.OrchestrationDocument))
 	mux.HandleFunc("GET /health", o.handleHealth)
 	mux.HandleFunc("GET /health/live", func(w http.ResponseWriter, _ *http.Request) {
 		api.WriteJSON(w, http.StatusOK, api.HealthResponse{Status: "alive", Timestamp: api.CoreTimestamp()})

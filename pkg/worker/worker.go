@@ -31,6 +31,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/tasker-sim/tasker-sim/internal/contract"
 	"github.com/tasker-sim/tasker-sim/migrations"
 	"github.com/tasker-sim/tasker-sim/pkg/api"
 	"github.com/tasker-sim/tasker-sim/pkg/dbwait"
@@ -656,6 +657,7 @@ func (w *Worker) routes() http.Handler {
 	mux.HandleFunc("GET /health/ready", w.handleReady)
 	mux.HandleFunc("GET /health/detailed", w.handleDetailed)
 	mux.Handle("GET /metrics", w.cfg.Telemetry.MetricsHandler)
+	mux.HandleFunc("GET /api-docs/openapi.json", contract.Serve(contract.WorkerDocument))
 	mux.Handle("/admin/faults", api.RequireBearer(w.cfg.AuthToken, faults.Handler(w.faults)))
 	w.templateRoutes(mux) // templates_api.go
 	return api.Service("worker", mux)
