@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 )
 
@@ -135,6 +136,8 @@ var CoreErrata = []Erratum{
 		func(doc map[string]any) error {
 			return addProperty(doc, "StepDefinition", "result_schema", map[string]any{})
 		}},
+	{"tasker-core serves GET /v1/tasks/{uuid}/summary (added after the document was generated)",
+		addTaskSummary},
 }
 
 // SimExtensions document where tasker-sim deliberately answers more than tasker-core: each
@@ -188,4 +191,86 @@ var WorkerSimExtensions = []Erratum{
 				"application/json": map[string]any{"schema": apiErrorWire}}}
 			return nil
 		}},
+}
+
+// addTaskSummary documents GET /v1/tasks/{uuid}/summary (TAS-317) as tasker-core's
+// handler answers it (crates/tasker-orchestration/src/web/handlers/tasks.rs, the types in
+// crates/tasker-shared/src/types/api/orchestration.rs): 200 TaskSummaryResponse, 400
+// INVALID_UUID, 404, and the errors every task route can answer.
+func addTaskSummary(doc map[string]any) error {
+	paths, _ := doc["paths"].(map[string]any)
+	schemas := lookup(doc, "components", "schemas")
+	if paths == nil || schemas == nil {
+		return fmt.Errorf("no paths or components.schemas")
+	}
+	if _, has := paths["/v1/tasks/{uuid}/summary"]; has {
+		return fmt.Errorf("the document already has /v1/tasks/{uuid}/summary; drop this erratum")
+	}
+	for name, schema := range taskSummarySchemas() {
+		schemas[name] = schema
+	}
+	responses := map[string]any{"200": map[string]any{"description": "Task summary", "content": map[string]any{
+		"application/json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/TaskSummaryResponse"}}}}}
+	for status, what := range map[string]string{"400": "Invalid UUID", "401": "Authentication required",
+		"403": "Insufficient permissions", "404": "Task not found", "500": "Database error", "503": "Service unavailable"} {
+		responses[status] = errorResponse(what)
+	}
+	paths["/v1/tasks/{uuid}/summary"] = map[string]any{"get": map[string]any{"operationId": "get_task_summary",
+		"responses": responses, "x-required-permission": "tasks:read"}}
+	return nil
+}
+
+// taskSummarySchemas are the component schemas of TaskSummaryResponse. Every field is
+// required (none is skipped when empty); Option<T> fields are nullable.
+func taskSummarySchemas() map[string]any {
+	str, integer, boolean := schemaOf("string"), schemaOf("integer"), schemaOf("boolean")
+	nullStr, nullInt := schemaOf("string", "null"), schemaOf("integer", "null")
+	dateTime := map[string]any{"type": "string", "format": "date-time"}
+	nullDateTime := map[string]any{"type": []any{"string", "null"}, "format": "date-time"}
+	strList := map[string]any{"type": "array", "items": str}
+	ref := func(name string) map[string]any { return map[string]any{"$ref": "#/components/schemas/" + name} }
+	return map[string]any{
+		"TaskSummaryResponse": objectOf(map[string]any{"task": ref("TaskSummaryMetadata"),
+			"template": ref("TemplateSummary"), "dlq": ref("DlqSummaryInfo"), "links": ref("TaskSummaryLinks"),
+			"steps": map[string]any{"type": "array", "items": ref("StepSummaryInfo")}}),
+		"TaskSummaryMetadata": objectOf(map[string]any{"task_uuid": str, "name": str, "namespace": str,
+			"version": str, "status": str, "created_at": dateTime, "updated_at": dateTime, "completed_at": nullDateTime,
+			"initiator": str, "source_system": str, "reason": str,
+			"correlation_id": map[string]any{"type": "string", "format": "uuid"},
+			"total_steps":    integer, "pending_steps": integer, "in_progress_steps": integer, "completed_steps": integer,
+			"failed_steps": integer, "completion_percentage": schemaOf("number"), "health_status": str,
+			"execution_status": str, "recommended_action": nullStr}),
+		"TemplateSummary": objectOf(map[string]any{"steps": map[string]any{"type": "array", "items": ref("TemplateStepSummary")}}),
+		"TemplateStepSummary": objectOf(map[string]any{"name": str, "step_type": str, "handler": str,
+			"dependencies": strList, "retryable": boolean, "max_attempts": integer}),
+		"StepSummaryInfo": objectOf(map[string]any{"step_uuid": str, "name": str, "current_state": str,
+			"created_at": nullStr, "completed_at": nullStr, "last_attempted_at": nullStr, "attempts": integer,
+			"max_attempts": integer, "dependencies_satisfied": boolean, "retry_eligible": boolean,
+			"error": map[string]any{"oneOf": []any{schemaOf("null"), ref("StepErrorSummary")}}}),
+		"StepErrorSummary": objectOf(map[string]any{"error_type": nullStr, "retryable": boolean, "status_code": nullInt}),
+		"DlqSummaryInfo":   objectOf(map[string]any{"in_dlq": boolean, "dlq_reason": nullStr, "resolution_status": nullStr}),
+		"TaskSummaryLinks": objectOf(map[string]any{"task": str, "steps": str, "dlq": str}),
+	}
+}
+
+// schemaOf is a schema of the given JSON types.
+func schemaOf(types ...string) map[string]any {
+	if len(types) == 1 {
+		return map[string]any{"type": types[0]}
+	}
+	list := make([]any, len(types))
+	for i, t := range types {
+		list[i] = t
+	}
+	return map[string]any{"type": list}
+}
+
+// objectOf is an object schema that requires every one of its properties.
+func objectOf(props map[string]any) map[string]any {
+	required := make([]any, 0, len(props))
+	for name := range props {
+		required = append(required, name)
+	}
+	sort.Slice(required, func(i, j int) bool { return required[i].(string) < required[j].(string) })
+	return map[string]any{"type": "object", "required": required, "properties": props}
 }
