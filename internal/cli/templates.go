@@ -86,7 +86,11 @@ func printTemplateList(w io.Writer, list *api.TemplateList, ns string) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", t.Namespace, t.Name, t.Version, t.StepCount, oneLine(t.Description))
 	}
 	_ = tw.Flush()
-	fmt.Fprintf(w, "%d of %d templates\n", len(list.Templates), list.TotalCount)
+	if ns != "" {
+		fmt.Fprintf(w, "%d templates in namespace %s (%d in all)\n", len(list.Templates), ns, list.TotalCount)
+		return
+	}
+	fmt.Fprintf(w, "%d templates\n", list.TotalCount)
 }
 
 // oneLine is *s on one line, or "-" when s is nil or blank.

@@ -21,12 +21,13 @@ func TestTemplatesCommands(t *testing.T) {
 	require.Regexp(t, `NAMESPACE\s+TEMPLATES\s+DESCRIPTION`, out)
 	require.Regexp(t, `rust_e2e_linear\s+mathematical_sequence\s+1\.0\.0\s+4\s+`, out)
 	require.Regexp(t, `rust_e2e_retry\s+retry_exhaustion_test\s+1\.0\.0\s+1\s+`, out)
-	require.Regexp(t, `\n(\d+) of (\d+) templates\n$`, out)
+	require.Regexp(t, `\n\d+ templates\n$`, out)
 
 	out, err = taskerctl(t, url, "templates", "list", "--namespace", "rust_e2e_retry")
 	require.NoError(t, err)
 	require.Contains(t, out, "retry_exhaustion_test")
 	require.NotContains(t, out, "mathematical_sequence", "only the namespace's templates")
+	require.Regexp(t, `\n2 templates in namespace rust_e2e_retry \(\d+ in all\)\n$`, out)
 	out, err = taskerctl(t, url, "templates", "list", "-o", "json")
 	require.NoError(t, err)
 	var list api.TemplateList
