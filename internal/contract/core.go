@@ -207,6 +207,9 @@ func addTaskSummary(doc map[string]any) error {
 		return fmt.Errorf("the document already has /v1/tasks/{uuid}/summary; drop this erratum")
 	}
 	for name, schema := range taskSummarySchemas() {
+		if _, taken := schemas[name]; taken {
+			return fmt.Errorf("the document already has a schema %s", name)
+		}
 		schemas[name] = schema
 	}
 	responses := map[string]any{"200": map[string]any{"description": "Task summary", "content": map[string]any{
@@ -220,8 +223,10 @@ func addTaskSummary(doc map[string]any) error {
 	return nil
 }
 
-// taskSummarySchemas are the component schemas of TaskSummaryResponse. Every field is
-// required (none is skipped when empty); Option<T> fields are nullable.
+// taskSummarySchemas are the component schemas of TaskSummaryResponse, named TaskSummary*
+// so as not to take the names of the document's own schemas (core's TemplateSummary is
+// another type). Every field is required (none is skipped when empty); Option<T> fields
+// are nullable.
 func taskSummarySchemas() map[string]any {
 	str, integer, boolean := schemaOf("string"), schemaOf("integer"), schemaOf("boolean")
 	nullStr, nullInt := schemaOf("string", "null"), schemaOf("integer", "null")
@@ -231,8 +236,8 @@ func taskSummarySchemas() map[string]any {
 	ref := func(name string) map[string]any { return map[string]any{"$ref": "#/components/schemas/" + name} }
 	return map[string]any{
 		"TaskSummaryResponse": objectOf(map[string]any{"task": ref("TaskSummaryMetadata"),
-			"template": ref("TemplateSummary"), "dlq": ref("DlqSummaryInfo"), "links": ref("TaskSummaryLinks"),
-			"steps": map[string]any{"type": "array", "items": ref("StepSummaryInfo")}}),
+			"template": ref("TaskSummaryTemplate"), "dlq": ref("TaskSummaryDlq"), "links": ref("TaskSummaryLinks"),
+			"steps": map[string]any{"type": "array", "items": ref("TaskSummaryStep")}}),
 		"TaskSummaryMetadata": objectOf(map[string]any{"task_uuid": str, "name": str, "namespace": str,
 			"version": str, "status": str, "created_at": dateTime, "updated_at": dateTime, "completed_at": nullDateTime,
 			"initiator": str, "source_system": str, "reason": str,
@@ -240,16 +245,16 @@ func taskSummarySchemas() map[string]any {
 			"total_steps":    integer, "pending_steps": integer, "in_progress_steps": integer, "completed_steps": integer,
 			"failed_steps": integer, "completion_percentage": schemaOf("number"), "health_status": str,
 			"execution_status": str, "recommended_action": nullStr}),
-		"TemplateSummary": objectOf(map[string]any{"steps": map[string]any{"type": "array", "items": ref("TemplateStepSummary")}}),
-		"TemplateStepSummary": objectOf(map[string]any{"name": str, "step_type": str, "handler": str,
+		"TaskSummaryTemplate": objectOf(map[string]any{"steps": map[string]any{"type": "array", "items": ref("TaskSummaryTemplateStep")}}),
+		"TaskSummaryTemplateStep": objectOf(map[string]any{"name": str, "step_type": str, "handler": str,
 			"dependencies": strList, "retryable": boolean, "max_attempts": integer}),
-		"StepSummaryInfo": objectOf(map[string]any{"step_uuid": str, "name": str, "current_state": str,
+		"TaskSummaryStep": objectOf(map[string]any{"step_uuid": str, "name": str, "current_state": str,
 			"created_at": nullStr, "completed_at": nullStr, "last_attempted_at": nullStr, "attempts": integer,
 			"max_attempts": integer, "dependencies_satisfied": boolean, "retry_eligible": boolean,
-			"error": map[string]any{"oneOf": []any{schemaOf("null"), ref("StepErrorSummary")}}}),
-		"StepErrorSummary": objectOf(map[string]any{"error_type": nullStr, "retryable": boolean, "status_code": nullInt}),
-		"DlqSummaryInfo":   objectOf(map[string]any{"in_dlq": boolean, "dlq_reason": nullStr, "resolution_status": nullStr}),
-		"TaskSummaryLinks": objectOf(map[string]any{"task": str, "steps": str, "dlq": str}),
+			"error": map[string]any{"oneOf": []any{schemaOf("null"), ref("TaskSummaryStepError")}}}),
+		"TaskSummaryStepError": objectOf(map[string]any{"error_type": nullStr, "retryable": boolean, "status_code": nullInt}),
+		"TaskSummaryDlq":       objectOf(map[string]any{"in_dlq": boolean, "dlq_reason": nullStr, "resolution_status": nullStr}),
+		"TaskSummaryLinks":     objectOf(map[string]any{"task": str, "steps": str, "dlq": str}),
 	}
 }
 
