@@ -12,6 +12,7 @@ import (
 	"github.com/tasker-sim/tasker-sim/pkg/api"
 	"github.com/tasker-sim/tasker-sim/pkg/client"
 	"github.com/tasker-sim/tasker-sim/pkg/harness"
+	"github.com/tasker-sim/tasker-sim/pkg/worker"
 )
 
 // TestTaskRoutesSpeakCoresContract checks the task routes' parts of tasker-core's
@@ -102,4 +103,40 @@ func TestAPIDocumentIsServed(t *testing.T) {
 			require.Contains(t, doc.Paths["/v1/tasks"]["post"].(map[string]any)["responses"], "409")
 		}
 	}
+}
+
+// TestGlobalMessageReadyChannel: as in tasker-core, every queue message is also announced
+// on the global pgmq_message_ready channel, beside its namespace's channel.
+func TestGlobalMessageReadyChannel(t *testing.T) {
+	t.Parallel()
+	opts := fastOptions()
+	// The only worker serves another namespace: nothing claims the step, so the
+	// announcement is all there is to see.
+	opts.Worker = func(_ int, c *worker.Config) { c.Namespaces = []string{"tasker_sim_test"} }
+	env := harness.New(t, cluster, opts)
+	ctx := ctxFor(t, 30*time.Second)
+	conn, err := env.Pool.Acquire(ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	_, err = conn.Exec(ctx, "LISTEN pgmq_message_ready")
+	require.NoError(t, err)
+	created, err := env.Client.CreateTask(ctx, request("rust_e2e_linear", "mathematical_sequence", map[string]any{"even_number": 2}))
+	require.NoError(t, err)
+	n, err := conn.Conn().WaitForNotification(ctx)
+	require.NoError(t, err)
+	var event struct {
+		EventType string `json:"event_type"`
+		QueueName string `json:"queue_name"`
+		Namespace string `json:"namespace"`
+		Message   struct {
+			TaskUUID string `json:"task_uuid"`
+		} `json:"message"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(n.Payload), &event))
+	require.Equal(t, "message_with_payload", event.EventType)
+	require.Equal(t, "worker_rust_e2e_linear_queue", event.QueueName)
+	require.Equal(t, "rust_e2e_linear", event.Namespace)
+	require.Equal(t, created.TaskUUID, event.Message.TaskUUID)
+	_, err = conn.Exec(ctx, "UNLISTEN *")
+	require.NoError(t, err)
 }

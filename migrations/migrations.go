@@ -122,6 +122,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, cfg *Config) (*Result, err
 		fileMigration("005_batch_hot_path"),
 		fileMigration("006_batch_checkpoints"),
 		fileMigration("007_dlq_api"),
+		fileMigration("008_global_notify"),
 	}
 	for _, m := range steps {
 		applied, err := applyOnce(ctx, conn.Conn(), m, provider)
