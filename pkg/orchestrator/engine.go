@@ -184,15 +184,6 @@ func (o *Orchestrator) planFor(p planned, trigger string) (*lifecycle.TaskPlan, 
 	return plan, nil
 }
 
-// notifyFinalized tells every orchestrator, when tx commits, that a task reached a
-// terminal state, so API clients waiting on it return at once.
-func notifyFinalized(ctx context.Context, tx pgx.Tx, task uuid.UUID) error {
-	if _, err := tx.Exec(ctx, "SELECT pg_notify($1, $2)", messaging.TaskFinalizedChannel, task.String()); err != nil {
-		return fmt.Errorf("notify finalization of task %s: %w", task, err)
-	}
-	return nil
-}
-
 // failStep is the move of a failed step to waiting_for_retry with a backoff, or to error
 // when it may not run again. requested is the delay the handler asked for (Retry-After),
 // if it did: it replaces the computed backoff.
@@ -424,10 +415,7 @@ func (o *Orchestrator) expireStale(ctx context.Context) (int, error) {
 				map[string]any{"trigger": "staleness_timeout", "dlq_reason": "staleness_timeout"}); err != nil {
 				return 0, err
 			}
-			if _, err := tx.Exec(ctx, `UPDATE tasker.tasks SET completed_at = now(), updated_at = now() WHERE task_uuid = $1`, t.uuid); err != nil {
-				return 0, err
-			}
-			if err := notifyFinalized(ctx, tx, t.uuid); err != nil {
+			if err := lifecycle.FinishTask(ctx, tx, t.uuid); err != nil {
 				return 0, err
 			}
 			o.log.Warn("stale task moved to the DLQ and to error", "correlation_id", t.correlationID, "task_uuid", t.uuid,

@@ -705,54 +705,10 @@ func (o *Orchestrator) CancelTask(ctx context.Context, id uuid.UUID) error {
 			map[string]any{"trigger": "api_cancel"}); err != nil {
 			return err
 		}
-		// Take the step rows first (the lock order workers follow too: step row, then its
-		// transitions); the states are then read by a statement that starts after the
-		// locks were granted, so a claim that committed meanwhile is seen.
-		if _, err := tx.Exec(ctx, `SELECT 1 FROM tasker.workflow_steps WHERE task_uuid = $1 FOR UPDATE`, id); err != nil {
+		if err := lifecycle.CancelSteps(ctx, tx, id); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `
-			SELECT st.to_state, array_agg(ws.workflow_step_uuid)
-			  FROM tasker.workflow_steps AS ws
-			  JOIN tasker.workflow_step_transitions AS st ON st.workflow_step_uuid = ws.workflow_step_uuid AND st.most_recent
-			 WHERE ws.task_uuid = $1 AND st.to_state NOT IN ('complete', 'cancelled', 'resolved_manually')
-			 GROUP BY st.to_state`, id)
-		if err != nil {
-			return err
-		}
-		type group struct {
-			state string
-			ids   []uuid.UUID
-		}
-		groups, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (group, error) {
-			var g group
-			return g, r.Scan(&g.state, &g.ids)
-		})
-		if err != nil {
-			return err
-		}
-		for _, g := range groups {
-			moved, err := lifecycle.TransitionSteps(ctx, tx, g.ids, lifecycle.StepState(g.state), lifecycle.StepCancelled,
-				map[string]any{"trigger": "task_cancelled"})
-			if err != nil {
-				return err
-			}
-			if len(moved) != len(g.ids) {
-				// Cannot happen while the step rows are locked; refuse rather than half-cancel.
-				return fmt.Errorf("cancel task %s: %d of %d %s steps moved: %w", id, len(moved), len(g.ids),
-					g.state, lifecycle.ErrStaleState)
-			}
-		}
-		_, err = tx.Exec(ctx, `UPDATE tasker.workflow_steps SET processed = true, in_process = false,
-		                          claimed_by = NULL, claim_expires_at = NULL, updated_at = now()
-		                        WHERE task_uuid = $1 AND NOT processed`, id)
-		if err != nil {
-			return err
-		}
-		if _, err = tx.Exec(ctx, `UPDATE tasker.tasks SET completed_at = now(), updated_at = now() WHERE task_uuid = $1`, id); err != nil {
-			return err
-		}
-		return notifyFinalized(ctx, tx, id)
+		return lifecycle.FinishTask(ctx, tx, id)
 	})
 	if err == nil {
 		cancelled.state, cancelled.finalized, cancelled.finalTook = lifecycle.TaskCancelled, true, time.Since(start)
