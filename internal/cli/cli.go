@@ -115,6 +115,32 @@ func outputFormat(cmd *cobra.Command) (string, error) {
 	return o, nil
 }
 
+// showRunE is the RunE of a command that asks the orchestrator one thing and prints the
+// answer: the API's JSON with -o json, else text. fetch gets the command's client and
+// arguments.
+func showRunE[T any](fetch func(cmd *cobra.Command, c *client.Client, args []string) (T, error),
+	text func(w io.Writer, v T)) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		format, err := outputFormat(cmd)
+		if err != nil {
+			return err
+		}
+		c, err := newClient(cmd)
+		if err != nil {
+			return err
+		}
+		v, err := fetch(cmd, c, args)
+		if err != nil {
+			return err
+		}
+		if format == "json" {
+			return printJSON(cmd.OutOrStdout(), v)
+		}
+		text(cmd.OutOrStdout(), v)
+		return nil
+	}
+}
+
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -234,6 +260,21 @@ Example:
 	return cmd
 }
 
+// printSteps prints a task's steps as a table.
+func printSteps(w io.Writer, steps []api.StepResponse) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "STEP\tSTATE\tATTEMPTS\tDEPENDS ON\tRESULT")
+	for _, s := range steps {
+		var r struct {
+			Result json.RawMessage `json:"result"`
+		}
+		_ = json.Unmarshal(s.Results, &r)
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\n", s.Name, s.CurrentState, s.Attempts, s.MaxAttempts,
+			strings.Join(s.Dependencies, ","), string(r.Result))
+	}
+	_ = tw.Flush()
+}
+
 func printTask(w io.Writer, t *api.TaskResponse) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "Task UUID:\t%s\n", t.TaskUUID)
@@ -264,25 +305,9 @@ func taskViewCommand(use, short string, call func(ctx context.Context, c *client
 		Use:   use,
 		Short: short,
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := outputFormat(cmd)
-			if err != nil {
-				return err
-			}
-			c, err := newClient(cmd)
-			if err != nil {
-				return err
-			}
-			t, err := call(cmd.Context(), c, args[0])
-			if err != nil {
-				return err
-			}
-			if format == "json" {
-				return printJSON(cmd.OutOrStdout(), t)
-			}
-			printTask(cmd.OutOrStdout(), t)
-			return nil
-		},
+		RunE: showRunE(func(cmd *cobra.Command, c *client.Client, args []string) (*api.TaskResponse, error) {
+			return call(cmd.Context(), c, args[0])
+		}, printTask),
 	}
 	addOutputFlag(cmd)
 	return cmd
@@ -345,34 +370,9 @@ func stepsCommand() *cobra.Command {
 		Use:   "steps TASK_UUID",
 		Short: "List a task's steps with their states, attempts and results",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := outputFormat(cmd)
-			if err != nil {
-				return err
-			}
-			c, err := newClient(cmd)
-			if err != nil {
-				return err
-			}
-			steps, err := c.Steps(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if format == "json" {
-				return printJSON(cmd.OutOrStdout(), steps)
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "STEP\tSTATE\tATTEMPTS\tDEPENDS ON\tRESULT")
-			for _, s := range steps {
-				var r struct {
-					Result json.RawMessage `json:"result"`
-				}
-				_ = json.Unmarshal(s.Results, &r)
-				fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\n", s.Name, s.CurrentState, s.Attempts, s.MaxAttempts,
-					strings.Join(s.Dependencies, ","), string(r.Result))
-			}
-			return tw.Flush()
-		},
+		RunE: showRunE(func(cmd *cobra.Command, c *client.Client, args []string) ([]api.StepResponse, error) {
+			return c.Steps(cmd.Context(), args[0])
+		}, printSteps),
 	}
 	addOutputFlag(cmd)
 	return cmd

@@ -56,29 +56,16 @@ func intFlag(cmd *cobra.Command, name string, lowest int) (int, error) {
 // printed as JSON ([] when none), as a table, or as the line none when there are none.
 func listRunE[T any](none string, fetch func(cmd *cobra.Command, c *client.Client) ([]T, error),
 	table func(w io.Writer, rows []T)) func(*cobra.Command, []string) error {
-	return func(cmd *cobra.Command, _ []string) error {
-		format, err := outputFormat(cmd)
-		if err != nil {
-			return err
-		}
-		c, err := newClient(cmd)
-		if err != nil {
-			return err
-		}
+	return showRunE(func(cmd *cobra.Command, c *client.Client, _ []string) ([]T, error) {
 		rows, err := fetch(cmd, c)
-		if err != nil {
-			return err
+		return nonNil(rows), err
+	}, func(w io.Writer, rows []T) {
+		if len(rows) == 0 {
+			fmt.Fprintln(w, none)
+			return
 		}
-		switch {
-		case format == "json":
-			return printJSON(cmd.OutOrStdout(), nonNil(rows))
-		case len(rows) == 0:
-			fmt.Fprintln(cmd.OutOrStdout(), none)
-		default:
-			table(cmd.OutOrStdout(), rows)
-		}
-		return nil
-	}
+		table(w, rows)
+	})
 }
 
 func dlqListCommand() *cobra.Command {
@@ -140,25 +127,9 @@ API's body, with the task snapshot taken when it was filed.
 Example:
   taskerctl dlq get 0199c3e0-ccdb-7581-87ab-3f67daeaa4a5`,
 		Args: uuidArgs("TASK_UUID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := outputFormat(cmd)
-			if err != nil {
-				return err
-			}
-			c, err := newClient(cmd)
-			if err != nil {
-				return err
-			}
-			e, err := c.GetDlqEntryForTask(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if format == "json" {
-				return printJSON(cmd.OutOrStdout(), e)
-			}
-			printDlqEntry(cmd.OutOrStdout(), e)
-			return nil
-		},
+		RunE: showRunE(func(cmd *cobra.Command, c *client.Client, args []string) (*api.DlqEntry, error) {
+			return c.GetDlqEntryForTask(cmd.Context(), args[0])
+		}, printDlqEntry),
 	}
 	addOutputFlag(cmd)
 	return cmd
@@ -202,29 +173,15 @@ Example:
   taskerctl dlq update 0199c3e0-ccdb-7581-87ab-3f67daeaa4a5 --status ManuallyResolved \
     --notes "replayed the order by hand" --by ops@example.com`,
 		Args: uuidArgs("DLQ_ENTRY_UUID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := outputFormat(cmd)
-			if err != nil {
-				return err
-			}
+		RunE: showRunE(func(cmd *cobra.Command, c *client.Client, args []string) (*api.UpdateInvestigationResponse, error) {
 			req, err := dlqUpdateRequest(cmd)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			c, err := newClient(cmd)
-			if err != nil {
-				return err
-			}
-			resp, err := c.UpdateDlqInvestigation(cmd.Context(), args[0], req)
-			if err != nil {
-				return err
-			}
-			if format == "json" {
-				return printJSON(cmd.OutOrStdout(), resp)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "DLQ entry %s: %s\n", resp.DlqEntryUUID, resp.Message)
-			return nil
-		},
+			return c.UpdateDlqInvestigation(cmd.Context(), args[0], req)
+		}, func(w io.Writer, resp *api.UpdateInvestigationResponse) {
+			fmt.Fprintf(w, "DLQ entry %s: %s\n", resp.DlqEntryUUID, resp.Message)
+		}),
 	}
 	f := cmd.Flags()
 	f.String("status", "", "new resolution status: "+strings.Join(dlqStatuses, ", "))

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tasker-sim/tasker-sim/pkg/api"
+	"github.com/tasker-sim/tasker-sim/pkg/client"
 )
 
 // stepCommands are the task subcommands for one step: show it, act on it, read its audit.
@@ -50,22 +51,10 @@ func uuidArgs(names ...string) cobra.PositionalArgs {
 
 // stepRunE is the RunE of a command on one step: it calls the API with the task and step
 // uuids and prints the step it answers with, as text or JSON.
-func stepRunE(call func(cmd *cobra.Command, task, step string) (*api.StepResponse, error)) func(*cobra.Command, []string) error {
-	return func(cmd *cobra.Command, args []string) error {
-		format, err := outputFormat(cmd)
-		if err != nil {
-			return err
-		}
-		s, err := call(cmd, args[0], args[1])
-		if err != nil {
-			return err
-		}
-		if format == "json" {
-			return printJSON(cmd.OutOrStdout(), s)
-		}
-		printStep(cmd.OutOrStdout(), s)
-		return nil
-	}
+func stepRunE(call func(cmd *cobra.Command, c *client.Client, task, step string) (*api.StepResponse, error)) func(*cobra.Command, []string) error {
+	return showRunE(func(cmd *cobra.Command, c *client.Client, args []string) (*api.StepResponse, error) {
+		return call(cmd, c, args[0], args[1])
+	}, printStep)
 }
 
 func stepGetCommand() *cobra.Command {
@@ -80,11 +69,7 @@ steps TASK_UUID' lists a task's steps; their uuids are in its -o json output.
 Example:
   taskerctl task step 0199c3e0-ccdb-7581-87ab-3f67daeaa4a5 0199c3e0-cd01-7c22-9a51-6a0b1d1e2f30`,
 		Args: uuidArgs("TASK_UUID", "STEP_UUID"),
-		RunE: stepRunE(func(cmd *cobra.Command, task, step string) (*api.StepResponse, error) {
-			c, err := newClient(cmd)
-			if err != nil {
-				return nil, err
-			}
+		RunE: stepRunE(func(cmd *cobra.Command, c *client.Client, task, step string) (*api.StepResponse, error) {
 			return c.GetStep(cmd.Context(), task, step)
 		}),
 	}
@@ -173,12 +158,8 @@ func stepActionCommand(use, short, long, by string, build func(cmd *cobra.Comman
 		Short: short,
 		Long:  long,
 		Args:  uuidArgs("TASK_UUID", "STEP_UUID"),
-		RunE: stepRunE(func(cmd *cobra.Command, task, step string) (*api.StepResponse, error) {
+		RunE: stepRunE(func(cmd *cobra.Command, c *client.Client, task, step string) (*api.StepResponse, error) {
 			act, err := build(cmd)
-			if err != nil {
-				return nil, err
-			}
-			c, err := newClient(cmd)
 			if err != nil {
 				return nil, err
 			}
@@ -276,25 +257,10 @@ worker and the execution time. -o json prints the API's body, with each row's re
 Example:
   taskerctl task step-audit 0199c3e0-ccdb-7581-87ab-3f67daeaa4a5 0199c3e0-cd01-7c22-9a51-6a0b1d1e2f30`,
 		Args: uuidArgs("TASK_UUID", "STEP_UUID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := outputFormat(cmd)
-			if err != nil {
-				return err
-			}
-			c, err := newClient(cmd)
-			if err != nil {
-				return err
-			}
+		RunE: showRunE(func(cmd *cobra.Command, c *client.Client, args []string) ([]api.StepAuditResponse, error) {
 			rows, err := c.StepAudit(cmd.Context(), args[0], args[1])
-			if err != nil {
-				return err
-			}
-			if format == "json" {
-				return printJSON(cmd.OutOrStdout(), nonNil(rows))
-			}
-			printStepAudit(cmd.OutOrStdout(), rows)
-			return nil
-		},
+			return nonNil(rows), err
+		}, printStepAudit),
 	}
 	addOutputFlag(cmd)
 	return cmd

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tasker-sim/tasker-sim/pkg/api"
+	"github.com/tasker-sim/tasker-sim/pkg/client"
 )
 
 // templatesCommand is taskerctl templates: the registered task templates.
@@ -37,25 +38,11 @@ templates of that namespace only. -o json prints the API's body.
 Example:
   taskerctl templates list --namespace rust_e2e_linear`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			format, err := outputFormat(cmd)
-			if err != nil {
-				return err
-			}
+		RunE: func(cmd *cobra.Command, args []string) error {
 			ns, _ := cmd.Flags().GetString("namespace")
-			c, err := newClient(cmd)
-			if err != nil {
-				return err
-			}
-			list, err := c.Templates(cmd.Context(), ns)
-			if err != nil {
-				return err
-			}
-			if format == "json" {
-				return printJSON(cmd.OutOrStdout(), list)
-			}
-			printTemplateList(cmd.OutOrStdout(), list, ns)
-			return nil
+			return showRunE(func(cmd *cobra.Command, c *client.Client, _ []string) (*api.TemplateList, error) {
+				return c.Templates(cmd.Context(), ns)
+			}, func(w io.Writer, list *api.TemplateList) { printTemplateList(w, list, ns) })(cmd, args)
 		},
 	}
 	cmd.Flags().String("namespace", "", "only the templates of this namespace, e.g. rust_e2e_linear")
@@ -123,25 +110,9 @@ Example:
 			}
 			return nil
 		},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := outputFormat(cmd)
-			if err != nil {
-				return err
-			}
-			c, err := newClient(cmd)
-			if err != nil {
-				return err
-			}
-			t, err := c.Template(cmd.Context(), args[0], args[1], args[2])
-			if err != nil {
-				return err
-			}
-			if format == "json" {
-				return printJSON(cmd.OutOrStdout(), t)
-			}
-			printTemplate(cmd.OutOrStdout(), t)
-			return nil
-		},
+		RunE: showRunE(func(cmd *cobra.Command, c *client.Client, args []string) (*api.TemplateDetail, error) {
+			return c.Template(cmd.Context(), args[0], args[1], args[2])
+		}, printTemplate),
 	}
 	addOutputFlag(cmd)
 	return cmd
