@@ -5,13 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -85,16 +83,6 @@ func dlqQueryInt(r *http.Request, name string, def, lo, hi int) (int, error) {
 	return n, nil
 }
 
-// dlqPathUUID reads the path value name as a UUID; a malformed one gets 400 INVALID_UUID.
-func dlqPathUUID(w http.ResponseWriter, r *http.Request, name string) (uuid.UUID, bool) {
-	id, err := uuid.Parse(r.PathValue(name))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, api.CodeInvalidUUID, fmt.Sprintf("%s: must be a UUID, got %q", name, r.PathValue(name)))
-		return uuid.Nil, false
-	}
-	return id, true
-}
-
 // dlqEntryColumns are the columns scanDlqEntry reads, in its order.
 const dlqEntryColumns = `dlq_entry_uuid::text, task_uuid::text, original_state, dlq_reason, dlq_timestamp,
 	resolution_status, resolution_timestamp, resolution_notes, resolved_by, task_snapshot, metadata, created_at, updated_at`
@@ -158,7 +146,7 @@ func (o *Orchestrator) handleDlqList(w http.ResponseWriter, r *http.Request) {
 // handleDlqByTask answers GET /v1/dlq/task/{task_uuid}: the task's most recent entry,
 // whatever its resolution status.
 func (o *Orchestrator) handleDlqByTask(w http.ResponseWriter, r *http.Request) {
-	id, ok := dlqPathUUID(w, r, "task_uuid")
+	id, ok := parsePathUUID(w, r, "task_uuid", "task_uuid")
 	if !ok {
 		return
 	}
@@ -178,7 +166,7 @@ func (o *Orchestrator) handleDlqByTask(w http.ResponseWriter, r *http.Request) {
 // handleDlqUpdate answers PATCH /v1/dlq/entry/{dlq_entry_uuid}: it overwrites the fields
 // given in one statement. The task is not touched.
 func (o *Orchestrator) handleDlqUpdate(w http.ResponseWriter, r *http.Request) {
-	id, ok := dlqPathUUID(w, r, "dlq_entry_uuid")
+	id, ok := parsePathUUID(w, r, "dlq_entry_uuid", "dlq_entry_uuid")
 	if !ok {
 		return
 	}
@@ -237,9 +225,9 @@ var investigationFields = []string{"resolution_status", "resolution_notes", "res
 // decodeInvestigationUpdate reads and checks a PATCH body: one JSON object of at most
 // dlqMaxPatchBytes, with known fields only and at least one of them not null.
 func decodeInvestigationUpdate(w http.ResponseWriter, r *http.Request) (*api.UpdateInvestigationRequest, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, dlqMaxPatchBytes))
+	body, err := readBody(w, r, dlqMaxPatchBytes)
 	if err != nil {
-		return nil, &ValidationError{Field: "request body", Rule: fmt.Sprintf("must be at most %d bytes", dlqMaxPatchBytes)}
+		return nil, err
 	}
 	objectRule := fmt.Sprintf("must be a JSON object with at least one of %v", investigationFields)
 	dec := json.NewDecoder(bytes.NewReader(body))

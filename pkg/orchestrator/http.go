@@ -113,6 +113,20 @@ func retryableDatabaseError(err error) bool {
 	return pgconn.SafeToRetry(err)
 }
 
+// readBody reads a request body of at most limit bytes. A larger or unreadable body is a
+// ValidationError of the request body.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return nil, &ValidationError{"request body", fmt.Sprintf("must be at most %d bytes", limit)}
+	case err != nil:
+		return nil, &ValidationError{"request body", "could not be read: " + err.Error()}
+	}
+	return body, nil
+}
+
 func (o *Orchestrator) handleCreate(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, o.cfg.MaxRequestBytes))
 	if err != nil {

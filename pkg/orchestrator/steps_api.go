@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -56,14 +55,8 @@ func (o *Orchestrator) handleStepAction(w http.ResponseWriter, r *http.Request) 
 	if !ok {
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, api.MaxStepActionBytes))
+	body, err := readBody(w, r, api.MaxStepActionBytes)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			err = &ValidationError{"request body", fmt.Sprintf("must be at most %d bytes", api.MaxStepActionBytes)}
-		} else {
-			err = &ValidationError{"request body", "could not be read: " + err.Error()}
-		}
 		o.writeFailure(w, r, err)
 		return
 	}
