@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -205,16 +206,10 @@ func (o *Orchestrator) handleDlqUpdate(w http.ResponseWriter, r *http.Request) {
 // writeDlqUpdateFailure explains the update's constraint failures; others go to writeFailure.
 func (o *Orchestrator) writeDlqUpdateFailure(w http.ResponseWriter, r *http.Request, err error) {
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		switch {
-		case pgErr.Code == "23505" && pgErr.ConstraintName == "idx_tasks_dlq_one_pending":
-			writeError(w, http.StatusConflict, api.CodeConflict, "resolution_status: the task already has a Pending DLQ entry, "+
-				"and a task may have only one; resolve or cancel that entry first")
-			return
-		case pgErr.Code == "22P05" || pgErr.Code == "22021":
-			o.writeFailure(w, r, &ValidationError{Field: "request body", Rule: `text must not contain the NUL character (\u0000)`})
-			return
-		}
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "idx_tasks_dlq_one_pending" {
+		writeError(w, http.StatusConflict, api.CodeConflict, "resolution_status: the task already has a Pending DLQ entry, "+
+			"and a task may have only one; resolve or cancel that entry first")
+		return
 	}
 	o.writeFailure(w, r, err)
 }
@@ -258,6 +253,9 @@ func decodeInvestigationUpdate(w http.ResponseWriter, r *http.Request) (*api.Upd
 // decodeInvestigationField sets one non-null field of upd from its JSON.
 func decodeInvestigationField(upd *api.UpdateInvestigationRequest, name string, raw json.RawMessage) error {
 	if name == "metadata" {
+		if nulField(raw) != "" {
+			return &ValidationError{Field: name, Rule: nulRule}
+		}
 		upd.Metadata = raw
 		return nil
 	}
@@ -268,6 +266,9 @@ func decodeInvestigationField(upd *api.UpdateInvestigationRequest, name string, 
 			rule = fmt.Sprintf("must be one of %v, or null", dlqResolutionStatuses.wire)
 		}
 		return &ValidationError{Field: name, Rule: rule}
+	}
+	if strings.ContainsRune(s, 0) {
+		return &ValidationError{Field: name, Rule: nulRule}
 	}
 	switch name {
 	case "resolution_status":
