@@ -388,7 +388,7 @@ func ApplyPlans(ctx context.Context, db BatchDB, processor uuid.UUID, plans []*T
 	}
 	if len(a.blocked) > 0 {
 		// A blocked task is not finished, but its waiters hear of it as of one that is.
-		b.Queue(`SELECT pg_notify($1, t::text) FROM unnest($2::uuid[]) AS t`, messaging.TaskFinalizedChannel, a.blocked)
+		b.Queue(notifyFinalizedSQL, messaging.TaskFinalizedChannel, a.blocked)
 	}
 	if err := db.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("apply %d task plans: %w", len(plans), wrapStale(err))

@@ -10,6 +10,10 @@ import (
 	"github.com/tasker-sim/tasker-sim/pkg/messaging"
 )
 
+// notifyFinalizedSQL tells every orchestrator's waiters, when the transaction commits,
+// that tasks ($2) finished or settled.
+const notifyFinalizedSQL = `SELECT pg_notify($1, t::text) FROM unnest($2::uuid[]) AS t`
+
 // FinishTask is the end of a task that a transition outside its plan made terminal (a
 // cancel, a staleness timeout): it records when the task finished and notifies its
 // waiters, in the caller's transaction.
@@ -18,7 +22,7 @@ func FinishTask(ctx context.Context, db DB, task uuid.UUID) error {
 		task); err != nil {
 		return fmt.Errorf("finish task %s: %w", task, err)
 	}
-	if _, err := db.Exec(ctx, "SELECT pg_notify($1, $2)", messaging.TaskFinalizedChannel, task.String()); err != nil {
+	if _, err := db.Exec(ctx, notifyFinalizedSQL, messaging.TaskFinalizedChannel, []uuid.UUID{task}); err != nil {
 		return fmt.Errorf("notify finalization of task %s: %w", task, err)
 	}
 	return nil
