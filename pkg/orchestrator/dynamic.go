@@ -91,8 +91,7 @@ func (o *Orchestrator) outcomeStepsIn(ctx context.Context, finals []lifecycle.St
 		if err != nil {
 			return nil, err
 		}
-		s := nt.template.Step(nt.stepNames[st.namedStep])
-		if s != nil && (s.Type == workflow.StepDecision || s.Type == workflow.StepBatchable) {
+		if s := nt.outcomeSteps[st.namedStep]; s != nil {
 			out = append(out, outcomeStep{task: t, step: f.Step, spec: s, nt: nt})
 		}
 	}

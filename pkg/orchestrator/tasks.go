@@ -211,7 +211,9 @@ type namedTask struct {
 	updatedAt time.Time
 	template  *workflow.Template
 	stepUUIDs map[string]uuid.UUID // step name → named_step_uuid
-	stepNames map[uuid.UUID]string // named_step_uuid → step name
+	// outcomeSteps are the decision and batchable steps, whose results create steps, by
+	// named_step_uuid.
+	outcomeSteps map[uuid.UUID]*workflow.StepTemplate
 }
 
 // templateCache keeps parsed templates (and their compiled input schemas) by named task,
@@ -304,9 +306,12 @@ func (o *Orchestrator) namedTask(ctx context.Context, id uuid.UUID, updated time
 	if err := messaging.EnsureQueue(ctx, o.pool, tmpl.QueueName()); err != nil {
 		return nil, err
 	}
-	nt := &namedTask{uuid: id, updatedAt: updated, template: tmpl, stepUUIDs: steps, stepNames: map[uuid.UUID]string{}}
+	nt := &namedTask{uuid: id, updatedAt: updated, template: tmpl, stepUUIDs: steps,
+		outcomeSteps: map[uuid.UUID]*workflow.StepTemplate{}}
 	for n, u := range steps {
-		nt.stepNames[u] = n
+		if s := tmpl.Step(n); s != nil && (s.Type == workflow.StepDecision || s.Type == workflow.StepBatchable) {
+			nt.outcomeSteps[u] = s
+		}
 	}
 	c.mu.Lock()
 	c.byTask[id] = nt
