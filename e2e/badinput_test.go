@@ -240,10 +240,7 @@ func TestPoisonMessages(t *testing.T) {
 				"queue": "orchestration_step_results"}) == 4
 	})
 
-	created, err := env.Client.CreateTask(ctx, request("rust_e2e_linear", "mathematical_sequence", map[string]any{"even_number": 6}))
-	require.NoError(t, err)
-	done, err := env.Client.WaitTask(ctx, created.TaskUUID)
-	require.NoError(t, err)
+	_, done := runTask(ctx, t, env, request("rust_e2e_linear", "mathematical_sequence", map[string]any{"even_number": 6}))
 	require.Equal(t, "complete", done.Status)
 }
 

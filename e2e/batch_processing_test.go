@@ -106,11 +106,8 @@ func TestProductsCSVBatch(t *testing.T) {
 	t.Run("no batches", func(t *testing.T) {
 		t.Parallel()
 		ctx := ctxFor(t, 60*time.Second)
-		created, err := env.Client.CreateTask(ctx, request("csv_processing_rust", "csv_product_inventory_analyzer",
+		created, done := runTask(ctx, t, env, request("csv_processing_rust", "csv_product_inventory_analyzer",
 			map[string]any{"csv_file_path": productsCSV(t, "products_bad_rows.csv")}))
-		require.NoError(t, err)
-		done, err := env.Client.WaitTask(ctx, created.TaskUUID)
-		require.NoError(t, err)
 		require.Equal(t, "complete", done.Status)
 		parents := parentsOf(t, env, created.TaskUUID)
 		require.Equal(t, []string{"process_csv_batch_000"}, parents["aggregate_csv_results"],
@@ -158,11 +155,8 @@ func TestBatchFailureStrategies(t *testing.T) {
 	env := harness.New(t, cluster, opts)
 	run := func(t *testing.T, strategy workflow.FailureStrategy) (string, string) {
 		ctx := ctxFor(t, 60*time.Second)
-		created, err := env.Client.CreateTask(ctx, request("tasker_sim_batch", "csv_"+string(strategy),
+		created, done := runTask(ctx, t, env, request("tasker_sim_batch", "csv_"+string(strategy),
 			map[string]any{"csv_file_path": productsCSV(t, "products_bad_rows.csv")}))
-		require.NoError(t, err)
-		done, err := env.Client.WaitTask(ctx, created.TaskUUID)
-		require.NoError(t, err)
 		return created.TaskUUID, done.Status
 	}
 	t.Run("continue_on_failure", func(t *testing.T) {
@@ -291,11 +285,8 @@ func TestBatchResumptionFixture(t *testing.T) {
 	}
 	env := harness.New(t, cluster, opts)
 	ctx := ctxFor(t, 60*time.Second)
-	created, err := env.Client.CreateTask(ctx, request("rust_e2e_batch_retry", "batch_resumption_test",
+	created, done := runTask(ctx, t, env, request("rust_e2e_batch_retry", "batch_resumption_test",
 		map[string]any{"test_id": "batch_resumption", "dataset_size": 100}))
-	require.NoError(t, err)
-	done, err := env.Client.WaitTask(ctx, created.TaskUUID)
-	require.NoError(t, err)
 	require.Equal(t, "complete", done.Status)
 	trail := taskSteps(t, env, created.TaskUUID)["checkpoint_fail_batch_001"]
 	requireWellFormedAudit(t, trail, legalStep)
@@ -326,10 +317,7 @@ func TestBatchFlowInvariant(t *testing.T) {
 	req := request("csv_processing_rust", "csv_product_inventory_analyzer",
 		map[string]any{"csv_file_path": productsCSV(t, "products.csv")})
 	req.CorrelationID = "0199c3e0-ccdb-7581-87ab-3f67daeaa4b2"
-	created, err := env.Client.CreateTask(ctx, req)
-	require.NoError(t, err)
-	done, err := env.Client.WaitTask(ctx, created.TaskUUID)
-	require.NoError(t, err)
+	_, done := runTask(ctx, t, env, req)
 	require.Equal(t, "complete", done.Status)
 	requireFlow(t, p, req.CorrelationID, 7) // the analyzer, five workers, the aggregator
 }

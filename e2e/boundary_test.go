@@ -88,10 +88,7 @@ func TestBoundaryFixtures(t *testing.T) {
 		t.Run(tc.template, func(t *testing.T) {
 			t.Parallel()
 			ctx := ctxFor(t, 60*time.Second)
-			created, err := env.Client.CreateTask(ctx, request("test_sql", tc.template, map[string]any{}))
-			require.NoError(t, err)
-			done, err := env.Client.WaitTask(ctx, created.TaskUUID)
-			require.NoError(t, err)
+			created, done := runTask(ctx, t, env, request("test_sql", tc.template, map[string]any{}))
 			require.Equal(t, "blocked_by_failures", done.Status, "a failed task waits for an operator, as in tasker-core")
 			trail, attempts := stepTrail(t, env, created.TaskUUID)
 			require.Equal(t, tc.attempts, attempts, "executions")
@@ -116,10 +113,7 @@ func TestRetryAfterReplacesBackoff(t *testing.T) {
 	}
 	env := harness.New(t, cluster, opts)
 	ctx := ctxFor(t, 30*time.Second)
-	created, err := env.Client.CreateTask(ctx, request("tasker_sim_test", "retry_after_test", map[string]any{}))
-	require.NoError(t, err)
-	done, err := env.Client.WaitTask(ctx, created.TaskUUID)
-	require.NoError(t, err)
+	created, done := runTask(ctx, t, env, request("tasker_sim_test", "retry_after_test", map[string]any{}))
 	require.Equal(t, "complete", done.Status)
 
 	var backoff, requested float64
@@ -166,11 +160,8 @@ func TestErrorScenarioFixtures(t *testing.T) {
 		t.Run(tc.template, func(t *testing.T) {
 			t.Parallel()
 			ctx := ctxFor(t, 60*time.Second)
-			created, err := env.Client.CreateTask(ctx, request("test_errors", tc.template,
+			created, done := runTask(ctx, t, env, request("test_errors", tc.template,
 				map[string]any{"scenario_type": tc.template}))
-			require.NoError(t, err)
-			done, err := env.Client.WaitTask(ctx, created.TaskUUID)
-			require.NoError(t, err)
 			require.Equal(t, tc.status, done.Status)
 			trail, attempts := stepTrail(t, env, created.TaskUUID)
 			require.Equal(t, tc.attempts, attempts, "executions")

@@ -126,10 +126,7 @@ func TestDecisionFlowInvariant(t *testing.T) {
 	req := request("conditional_approval_rust", "approval_routing",
 		map[string]any{"amount": 10000, "requester": "e2e", "purpose": "metrics"})
 	req.CorrelationID = "0199c3e0-ccdb-7581-87ab-3f67daeaa4b1"
-	created, err := env.Client.CreateTask(ctx, req)
-	require.NoError(t, err)
-	done, err := env.Client.WaitTask(ctx, created.TaskUUID)
-	require.NoError(t, err)
+	_, done := runTask(ctx, t, env, req)
 	require.Equal(t, "complete", done.Status)
 	// validate_request, routing_decision, then manager_approval, finance_review and
 	// finalize_approval, which the decision created.

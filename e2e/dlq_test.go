@@ -38,10 +38,7 @@ func dlqEnv(t *testing.T) *harness.Env {
 // dlqStaleTask creates a rust_e2e_linear task and waits for the staleness detector to file it.
 func dlqStaleTask(t *testing.T, ctx context.Context, env *harness.Env) string {
 	t.Helper()
-	created, err := env.Client.CreateTask(ctx, request("rust_e2e_linear", "mathematical_sequence", map[string]any{"even_number": 2}))
-	require.NoError(t, err)
-	done, err := env.Client.WaitTask(ctx, created.TaskUUID)
-	require.NoError(t, err)
+	created, done := runTask(ctx, t, env, request("rust_e2e_linear", "mathematical_sequence", map[string]any{"even_number": 2}))
 	require.Equal(t, "error", done.Status)
 	return created.TaskUUID
 }

@@ -55,10 +55,7 @@ func TestFaultsMoveTheirMetrics(t *testing.T) {
 	run := func(spec string) (string, string) {
 		req := request("rust_e2e_linear", "mathematical_sequence", map[string]any{"even_number": 4})
 		req.Context = append(req.Context[:len(req.Context)-1], []byte(`,"`+faults.ContextKey+`":`+spec+`}`)...)
-		created, err := env.Client.CreateTask(ctx, req)
-		require.NoError(t, err)
-		done, err := env.Client.WaitTask(ctx, created.TaskUUID)
-		require.NoError(t, err)
+		created, done := runTask(ctx, t, env, req)
 		return created.CorrelationID, done.Status
 	}
 

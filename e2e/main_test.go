@@ -138,6 +138,17 @@ func request(namespace, name string, context map[string]any) *api.TaskRequest {
 		Initiator: "e2e", SourceSystem: "go-test", Reason: "end-to-end test"}
 }
 
+// runTask creates a task and waits until it settles; it returns the task as created and
+// as it settled.
+func runTask(ctx context.Context, t *testing.T, env *harness.Env, req *api.TaskRequest) (created, done *api.TaskResponse) {
+	t.Helper()
+	created, err := env.Client.CreateTask(ctx, req)
+	require.NoError(t, err)
+	done, err = env.Client.WaitTask(ctx, created.TaskUUID)
+	require.NoError(t, err)
+	return created, done
+}
+
 func pow(base int64, exp int) string {
 	return new(big.Int).Exp(big.NewInt(base), big.NewInt(int64(exp)), nil).String()
 }

@@ -133,10 +133,7 @@ func TestRetries(t *testing.T) {
 	t.Run("exhausted", func(t *testing.T) {
 		t.Parallel()
 		ctx := ctxFor(t, 30*time.Second)
-		created, err := env.Client.CreateTask(ctx, request("rust_e2e_retry", "retry_exhaustion_test", map[string]any{}))
-		require.NoError(t, err)
-		done, err := env.Client.WaitTask(ctx, created.TaskUUID)
-		require.NoError(t, err)
+		created, done := runTask(ctx, t, env, request("rust_e2e_retry", "retry_exhaustion_test", map[string]any{}))
 		require.Equal(t, "blocked_by_failures", done.Status)
 		require.Equal(t, "blocked_by_failures", done.ExecutionStatus)
 		require.Equal(t, 1, done.FailedSteps)
@@ -177,10 +174,7 @@ func TestRetries(t *testing.T) {
 	t.Run("recovers", func(t *testing.T) {
 		t.Parallel()
 		ctx := ctxFor(t, 30*time.Second)
-		created, err := env.Client.CreateTask(ctx, request("rust_e2e_retry", "retry_mechanics_test", map[string]any{}))
-		require.NoError(t, err)
-		done, err := env.Client.WaitTask(ctx, created.TaskUUID)
-		require.NoError(t, err)
+		created, done := runTask(ctx, t, env, request("rust_e2e_retry", "retry_mechanics_test", map[string]any{}))
 		require.Equal(t, "complete", done.Status)
 		steps, err := env.Client.Steps(ctx, created.TaskUUID)
 		require.NoError(t, err)
@@ -396,10 +390,7 @@ func TestStaleTasksGoToTheDLQ(t *testing.T) {
 	}
 	env := harness.New(t, cluster, opts)
 	ctx := ctxFor(t, 30*time.Second)
-	created, err := env.Client.CreateTask(ctx, request("rust_e2e_linear", "mathematical_sequence", map[string]any{"even_number": 2}))
-	require.NoError(t, err)
-	done, err := env.Client.WaitTask(ctx, created.TaskUUID)
-	require.NoError(t, err)
+	created, done := runTask(ctx, t, env, request("rust_e2e_linear", "mathematical_sequence", map[string]any{"even_number": 2}))
 	require.Equal(t, "error", done.Status)
 
 	var state, reason, resolution, snapshotTask string

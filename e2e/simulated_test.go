@@ -90,10 +90,7 @@ func TestSimulatedHandlers(t *testing.T) {
 		ctx := ctxFor(t, 60*time.Second)
 		callables := map[string]string{"extract": "Acme::Extract", "load": "Acme::Load"}
 		for range 5 {
-			created, err := env.Client.CreateTask(ctx, request("sim_e2e", "simulated_flow", map[string]any{}))
-			require.NoError(t, err)
-			done, err := env.Client.WaitTask(ctx, created.TaskUUID)
-			require.NoError(t, err)
+			created, done := runTask(ctx, t, env, request("sim_e2e", "simulated_flow", map[string]any{}))
 			require.Equal(t, "complete", done.Status)
 			require.Equal(t, 2, done.CompletedSteps)
 
@@ -125,10 +122,7 @@ func TestSimulatedHandlers(t *testing.T) {
 	t.Run("dynamic steps", func(t *testing.T) {
 		t.Parallel()
 		ctx := ctxFor(t, 60*time.Second)
-		created, err := env.Client.CreateTask(ctx, request("sim_e2e", "simulated_dynamic", map[string]any{}))
-		require.NoError(t, err)
-		done, err := env.Client.WaitTask(ctx, created.TaskUUID)
-		require.NoError(t, err)
+		created, done := runTask(ctx, t, env, request("sim_e2e", "simulated_dynamic", map[string]any{}))
 		require.Equal(t, "complete", done.Status)
 		var names []string
 		for name := range taskSteps(t, env, created.TaskUUID) {
@@ -142,10 +136,7 @@ func TestSimulatedHandlers(t *testing.T) {
 	t.Run("permanent failure", func(t *testing.T) {
 		t.Parallel()
 		ctx := ctxFor(t, 60*time.Second)
-		created, err := env.Client.CreateTask(ctx, request("sim_e2e", "simulated_failure", map[string]any{}))
-		require.NoError(t, err)
-		done, err := env.Client.WaitTask(ctx, created.TaskUUID)
-		require.NoError(t, err)
+		created, done := runTask(ctx, t, env, request("sim_e2e", "simulated_failure", map[string]any{}))
 		require.Equal(t, "blocked_by_failures", done.Status)
 		require.Equal(t, "blocked_by_failures", done.ExecutionStatus)
 		require.Equal(t, 1, done.FailedSteps)

@@ -45,10 +45,7 @@ func stepsAPIOptions(t *testing.T) harness.Options {
 // settled creates a task and waits until it settles in want.
 func settled(t *testing.T, ctx context.Context, env *harness.Env, req *api.TaskRequest, want string) *api.TaskResponse {
 	t.Helper()
-	created, err := env.Client.CreateTask(ctx, req)
-	require.NoError(t, err)
-	done, err := env.Client.WaitTask(ctx, created.TaskUUID)
-	require.NoError(t, err)
+	_, done := runTask(ctx, t, env, req)
 	require.Equal(t, want, done.Status)
 	return done
 }

@@ -51,10 +51,7 @@ func TestTaskSummary(t *testing.T) {
 // summaryRun creates a task, waits for it to settle in state want, and returns its uuid.
 func summaryRun(t *testing.T, ctx context.Context, env *harness.Env, req *api.TaskRequest, want string) string {
 	t.Helper()
-	created, err := env.Client.CreateTask(ctx, req)
-	require.NoError(t, err)
-	done, err := env.Client.WaitTask(ctx, created.TaskUUID)
-	require.NoError(t, err)
+	created, done := runTask(ctx, t, env, req)
 	require.Equal(t, want, done.Status)
 	return created.TaskUUID
 }

@@ -159,19 +159,13 @@ func TestFlowInvariant(t *testing.T) {
 
 	req := request("rust_e2e_mixed_dag", "complex_dag", map[string]any{"even_number": 4})
 	req.CorrelationID = "0199c3e0-ccdb-7581-87ab-3f67daeaa4a5"
-	created, err := env.Client.CreateTask(ctx, req)
-	require.NoError(t, err)
-	done, err := env.Client.WaitTask(ctx, created.TaskUUID)
-	require.NoError(t, err)
+	_, done := runTask(ctx, t, env, req)
 	require.Equal(t, "complete", done.Status)
 	requireFlow(t, p, req.CorrelationID, 7)
 
 	failing := request("rust_e2e_retry", "retry_exhaustion_test", map[string]any{})
 	failing.CorrelationID = "0199c3e0-ccdb-7581-87ab-3f67daeaa4a6"
-	created, err = env.Client.CreateTask(ctx, failing)
-	require.NoError(t, err)
-	done, err = env.Client.WaitTask(ctx, created.TaskUUID)
-	require.NoError(t, err)
+	_, done = runTask(ctx, t, env, failing)
 	require.Equal(t, "blocked_by_failures", done.Status, "a failed task waits for an operator")
 	byFail := map[string]string{"correlation_id": failing.CorrelationID}
 	waitFor(t, 5*time.Second, "the failure counters", func() bool {

@@ -217,10 +217,7 @@ func runTraced(t *testing.T, env *harness.Env, rec *tracetest.SpanRecorder, req 
 	t.Helper()
 	ctx := ctxFor(t, 30*time.Second)
 	started := time.Now()
-	created, err := env.Client.CreateTask(ctx, req)
-	require.NoError(t, err)
-	done, err := env.Client.WaitTask(ctx, created.TaskUUID)
-	require.NoError(t, err)
+	created, done := runTask(ctx, t, env, req)
 	require.Equal(t, "complete", done.Status)
 	steps, err := env.Client.Steps(ctx, created.TaskUUID)
 	require.NoError(t, err)
@@ -333,10 +330,7 @@ func TestRetryTraceLinks(t *testing.T) {
 	}
 	env := harness.New(t, cluster, opts)
 	ctx := ctxFor(t, 30*time.Second)
-	created, err := env.Client.CreateTask(ctx, request("rust_e2e_retry", "retry_exhaustion_test", map[string]any{}))
-	require.NoError(t, err)
-	done, err := env.Client.WaitTask(ctx, created.TaskUUID)
-	require.NoError(t, err)
+	created, done := runTask(ctx, t, env, request("rust_e2e_retry", "retry_exhaustion_test", map[string]any{}))
 	require.Equal(t, "blocked_by_failures", done.Status)
 
 	const attempts = 3
