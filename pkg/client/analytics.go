@@ -16,11 +16,7 @@ func (c *Client) Performance(ctx context.Context, hours int) (*api.PerformanceMe
 	if hours >= 0 {
 		path += "?hours=" + strconv.Itoa(hours)
 	}
-	var out api.PerformanceMetrics
-	if err := c.do(ctx, http.MethodGet, path, nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[api.PerformanceMetrics](ctx, c, http.MethodGet, path, nil)
 }
 
 // Bottlenecks fetches GET /v1/analytics/bottlenecks; a zero limit or minExecutions leaves
@@ -37,9 +33,5 @@ func (c *Client) Bottlenecks(ctx context.Context, limit, minExecutions int) (*ap
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}
-	var out api.BottleneckAnalysis
-	if err := c.do(ctx, http.MethodGet, path, nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[api.BottleneckAnalysis](ctx, c, http.MethodGet, path, nil)
 }

@@ -60,6 +60,24 @@ func (e *APIError) Error() string {
 	return fmt.Sprintf("orchestrator answered %d %s: %s", e.Status, e.Code, e.Message)
 }
 
+// call sends one request and decodes the answer into a new T.
+func call[T any](ctx context.Context, c *Client, method, path string, body any) (*T, error) {
+	var out T
+	if err := c.do(ctx, method, path, body, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// callList sends one request whose answer is a JSON array.
+func callList[T any](ctx context.Context, c *Client, method, path string, body any) ([]T, error) {
+	out, err := call[[]T](ctx, c, method, path, body)
+	if err != nil {
+		return nil, err
+	}
+	return *out, nil
+}
+
 // IsStatus reports whether err is an *APIError with the given HTTP status.
 func IsStatus(err error, status int) bool {
 	var ae *APIError
@@ -124,20 +142,12 @@ func (c *Client) WaitAny(ctx context.Context, ids []string, timeout time.Duratio
 
 // CreateTask posts a task request.
 func (c *Client) CreateTask(ctx context.Context, req *api.TaskRequest) (*api.TaskResponse, error) {
-	var out api.TaskResponse
-	if err := c.do(ctx, http.MethodPost, "/v1/tasks", req, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[api.TaskResponse](ctx, c, http.MethodPost, "/v1/tasks", req)
 }
 
 // GetTask fetches one task.
 func (c *Client) GetTask(ctx context.Context, id string) (*api.TaskResponse, error) {
-	var out api.TaskResponse
-	if err := c.do(ctx, http.MethodGet, "/v1/tasks/"+url.PathEscape(id), nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[api.TaskResponse](ctx, c, http.MethodGet, "/v1/tasks/"+url.PathEscape(id), nil)
 }
 
 // WaitTask blocks until the task settles, in a terminal state (complete, error, cancelled,
@@ -195,27 +205,15 @@ func (c *Client) ListTasks(ctx context.Context, o ListOptions) (*api.TaskList, e
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}
-	var out api.TaskList
-	if err := c.do(ctx, http.MethodGet, path, nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[api.TaskList](ctx, c, http.MethodGet, path, nil)
 }
 
 // CancelTask cancels a task.
 func (c *Client) CancelTask(ctx context.Context, id string) (*api.TaskResponse, error) {
-	var out api.TaskResponse
-	if err := c.do(ctx, http.MethodDelete, "/v1/tasks/"+url.PathEscape(id), nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[api.TaskResponse](ctx, c, http.MethodDelete, "/v1/tasks/"+url.PathEscape(id), nil)
 }
 
 // Steps lists a task's workflow steps.
 func (c *Client) Steps(ctx context.Context, id string) ([]api.StepResponse, error) {
-	var out []api.StepResponse
-	if err := c.do(ctx, http.MethodGet, "/v1/tasks/"+url.PathEscape(id)+"/workflow_steps", nil, &out); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return callList[api.StepResponse](ctx, c, http.MethodGet, "/v1/tasks/"+url.PathEscape(id)+"/workflow_steps", nil)
 }

@@ -30,60 +30,36 @@ func (c *Client) ListDlq(ctx context.Context, o DlqListOptions) ([]api.DlqEntry,
 	if o.Offset > 0 {
 		q.Set("offset", strconv.Itoa(o.Offset))
 	}
-	var out []api.DlqEntry
-	if err := c.do(ctx, http.MethodGet, dlqWithQuery("/v1/dlq", q), nil, &out); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return callList[api.DlqEntry](ctx, c, http.MethodGet, dlqWithQuery("/v1/dlq", q), nil)
 }
 
 // GetDlqEntryForTask fetches a task's most recent DLQ entry (GET /v1/dlq/task/{task_uuid}).
 func (c *Client) GetDlqEntryForTask(ctx context.Context, taskUUID string) (*api.DlqEntry, error) {
-	var out api.DlqEntry
-	if err := c.do(ctx, http.MethodGet, "/v1/dlq/task/"+url.PathEscape(taskUUID), nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[api.DlqEntry](ctx, c, http.MethodGet, "/v1/dlq/task/"+url.PathEscape(taskUUID), nil)
 }
 
 // UpdateDlqInvestigation overwrites the given fields of a DLQ entry
 // (PATCH /v1/dlq/entry/{dlq_entry_uuid}).
 func (c *Client) UpdateDlqInvestigation(ctx context.Context, entryUUID string,
 	req *api.UpdateInvestigationRequest) (*api.UpdateInvestigationResponse, error) {
-	var out api.UpdateInvestigationResponse
-	if err := c.do(ctx, http.MethodPatch, "/v1/dlq/entry/"+url.PathEscape(entryUUID), req, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[api.UpdateInvestigationResponse](ctx, c, http.MethodPatch, "/v1/dlq/entry/"+url.PathEscape(entryUUID), req)
 }
 
 // DlqStats counts DLQ entries per reason (GET /v1/dlq/stats).
 func (c *Client) DlqStats(ctx context.Context) ([]api.DlqStats, error) {
-	var out []api.DlqStats
-	if err := c.do(ctx, http.MethodGet, "/v1/dlq/stats", nil, &out); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return callList[api.DlqStats](ctx, c, http.MethodGet, "/v1/dlq/stats", nil)
 }
 
 // DlqInvestigationQueue lists pending DLQ entries, most urgent first
 // (GET /v1/dlq/investigation-queue); limit 0 takes the server's default (100).
 func (c *Client) DlqInvestigationQueue(ctx context.Context, limit int) ([]api.DlqInvestigationQueueEntry, error) {
-	var out []api.DlqInvestigationQueueEntry
-	if err := c.do(ctx, http.MethodGet, dlqWithQuery("/v1/dlq/investigation-queue", dlqLimitQuery(limit)), nil, &out); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return callList[api.DlqInvestigationQueueEntry](ctx, c, http.MethodGet, dlqWithQuery("/v1/dlq/investigation-queue", dlqLimitQuery(limit)), nil)
 }
 
 // DlqStaleness lists unfinished tasks in a waiting state with their staleness class,
 // stale first (GET /v1/dlq/staleness); limit 0 takes the server's default (100).
 func (c *Client) DlqStaleness(ctx context.Context, limit int) ([]api.StalenessMonitoring, error) {
-	var out []api.StalenessMonitoring
-	if err := c.do(ctx, http.MethodGet, dlqWithQuery("/v1/dlq/staleness", dlqLimitQuery(limit)), nil, &out); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return callList[api.StalenessMonitoring](ctx, c, http.MethodGet, dlqWithQuery("/v1/dlq/staleness", dlqLimitQuery(limit)), nil)
 }
 
 func dlqLimitQuery(limit int) url.Values {

@@ -15,28 +15,16 @@ func stepPath(task, step string) string {
 
 // GetStep fetches one step of a task.
 func (c *Client) GetStep(ctx context.Context, task, step string) (*api.StepResponse, error) {
-	var out api.StepResponse
-	if err := c.do(ctx, http.MethodGet, stepPath(task, step), nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[api.StepResponse](ctx, c, http.MethodGet, stepPath(task, step), nil)
 }
 
 // StepAction applies an operator action to a step (reset_for_retry, resolve_manually,
 // complete_manually) and returns the step afterwards.
 func (c *Client) StepAction(ctx context.Context, task, step string, act *api.StepManualAction) (*api.StepResponse, error) {
-	var out api.StepResponse
-	if err := c.do(ctx, http.MethodPatch, stepPath(task, step), act, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[api.StepResponse](ctx, c, http.MethodPatch, stepPath(task, step), act)
 }
 
 // StepAudit lists a step's result submissions, newest first.
 func (c *Client) StepAudit(ctx context.Context, task, step string) ([]api.StepAuditResponse, error) {
-	var out []api.StepAuditResponse
-	if err := c.do(ctx, http.MethodGet, stepPath(task, step)+"/audit", nil, &out); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return callList[api.StepAuditResponse](ctx, c, http.MethodGet, stepPath(task, step)+"/audit", nil)
 }
