@@ -64,11 +64,7 @@ func (o *Orchestrator) handlePerformance(w http.ResponseWriter, r *http.Request)
 		return
 	}
 	m, err := o.Performance(r.Context(), max(hours, 1))
-	if err != nil {
-		o.writeFailure(w, r, err)
-		return
-	}
-	api.WriteJSON(w, http.StatusOK, m)
+	o.answer(w, r, m, err)
 }
 
 // handleBottlenecks answers GET /v1/analytics/bottlenecks?limit=&min_executions= over the
@@ -80,11 +76,7 @@ func (o *Orchestrator) handleBottlenecks(w http.ResponseWriter, r *http.Request)
 		minExec, msg = analyticsParam(r, "min_executions", defaultMinExecutions, 1, maxMinExecutions)
 		if msg == "" {
 			b, err := o.Bottlenecks(r.Context(), limit, minExec)
-			if err != nil {
-				o.writeFailure(w, r, err)
-				return
-			}
-			api.WriteJSON(w, http.StatusOK, b)
+			o.answer(w, r, b, err)
 			return
 		}
 	}

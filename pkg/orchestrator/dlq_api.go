@@ -137,11 +137,7 @@ func (o *Orchestrator) handleDlqList(w http.ResponseWriter, r *http.Request) {
 	}
 	rows, _ := o.pool.Query(r.Context(), sql, args...)
 	entries, err := pgx.CollectRows(rows, scanDlqEntry)
-	if err != nil {
-		o.writeFailure(w, r, err)
-		return
-	}
-	api.WriteJSON(w, http.StatusOK, entries)
+	o.answer(w, r, entries, err)
 }
 
 // handleDlqByTask answers GET /v1/dlq/task/{task_uuid}: the task's most recent entry,
@@ -303,11 +299,7 @@ func (o *Orchestrator) handleDlqStats(w http.ResponseWriter, r *http.Request) {
 		s.OldestEntry, s.NewestEntry = utcPtr(s.OldestEntry), utcPtr(s.NewestEntry)
 		return s, err
 	})
-	if err != nil {
-		o.writeFailure(w, r, err)
-		return
-	}
-	api.WriteJSON(w, http.StatusOK, stats)
+	o.answer(w, r, stats, err)
 }
 
 // dlqQueueSQL lists pending entries by priority. The namespace, task name and state come
@@ -356,11 +348,7 @@ func (o *Orchestrator) handleDlqQueue(w http.ResponseWriter, r *http.Request) {
 		e.DlqTimestamp = e.DlqTimestamp.UTC()
 		return e, err
 	})
-	if err != nil {
-		o.writeFailure(w, r, err)
-		return
-	}
-	api.WriteJSON(w, http.StatusOK, queue)
+	o.answer(w, r, queue, err)
 }
 
 // dlqStalenessSQL classifies the unfinished tasks in a waiting state. It starts from
@@ -414,9 +402,5 @@ func (o *Orchestrator) handleDlqStaleness(w http.ResponseWriter, r *http.Request
 			&s.HealthStatus, &s.Priority)
 		return s, err
 	})
-	if err != nil {
-		o.writeFailure(w, r, err)
-		return
-	}
-	api.WriteJSON(w, http.StatusOK, out)
+	o.answer(w, r, out, err)
 }

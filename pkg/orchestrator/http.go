@@ -61,6 +61,15 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 	api.WriteError(w, status, code, msg)
 }
 
+// answer writes v with 200, or err's failure when err is not nil.
+func (o *Orchestrator) answer(w http.ResponseWriter, r *http.Request, v any, err error) {
+	if err != nil {
+		o.writeFailure(w, r, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, v)
+}
+
 // writeFailure maps an error to its status code. Internal errors are logged, and the
 // client gets a generic message rather than SQL details.
 func (o *Orchestrator) writeFailure(w http.ResponseWriter, r *http.Request, err error) {
@@ -191,11 +200,7 @@ func (o *Orchestrator) handleGet(w http.ResponseWriter, r *http.Request) {
 	} else {
 		task, err = o.GetTask(r.Context(), id)
 	}
-	if err != nil {
-		o.writeFailure(w, r, err)
-		return
-	}
-	api.WriteJSON(w, http.StatusOK, task)
+	o.answer(w, r, task, err)
 }
 
 // maxWait caps a long-poll so proxies and clients do not time out first.
@@ -228,11 +233,7 @@ func (o *Orchestrator) handleWaitAny(w http.ResponseWriter, r *http.Request) {
 		ids[i] = id
 	}
 	res, err := o.WaitAny(r.Context(), ids, time.Duration(req.TimeoutMS)*time.Millisecond)
-	if err != nil {
-		o.writeFailure(w, r, err)
-		return
-	}
-	api.WriteJSON(w, http.StatusOK, res)
+	o.answer(w, r, res, err)
 }
 
 func (o *Orchestrator) handleCancel(w http.ResponseWriter, r *http.Request) {
@@ -245,11 +246,7 @@ func (o *Orchestrator) handleCancel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	task, err := o.GetTask(r.Context(), id)
-	if err != nil {
-		o.writeFailure(w, r, err)
-		return
-	}
-	api.WriteJSON(w, http.StatusOK, task)
+	o.answer(w, r, task, err)
 }
 
 func (o *Orchestrator) handleSteps(w http.ResponseWriter, r *http.Request) {
@@ -258,11 +255,7 @@ func (o *Orchestrator) handleSteps(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	steps, err := o.ListSteps(r.Context(), id)
-	if err != nil {
-		o.writeFailure(w, r, err)
-		return
-	}
-	api.WriteJSON(w, http.StatusOK, steps)
+	o.answer(w, r, steps, err)
 }
 
 func (o *Orchestrator) handleList(w http.ResponseWriter, r *http.Request) {
@@ -288,11 +281,7 @@ func (o *Orchestrator) handleList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	list, err := o.ListTasks(r.Context(), f)
-	if err != nil {
-		o.writeFailure(w, r, err)
-		return
-	}
-	api.WriteJSON(w, http.StatusOK, list)
+	o.answer(w, r, list, err)
 }
 
 func (o *Orchestrator) handleHealth(w http.ResponseWriter, _ *http.Request) {

@@ -43,11 +43,7 @@ func (o *Orchestrator) handleGetStep(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s, err := o.GetStep(r.Context(), task, step)
-	if err != nil {
-		o.writeFailure(w, r, err)
-		return
-	}
-	api.WriteJSON(w, http.StatusOK, s)
+	o.answer(w, r, s, err)
 }
 
 func (o *Orchestrator) handleStepAction(w http.ResponseWriter, r *http.Request) {
@@ -66,11 +62,7 @@ func (o *Orchestrator) handleStepAction(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	s, err := o.StepAction(r.Context(), task, step, act)
-	if err != nil {
-		o.writeFailure(w, r, err)
-		return
-	}
-	api.WriteJSON(w, http.StatusOK, s)
+	o.answer(w, r, s, err)
 }
 
 func (o *Orchestrator) handleStepAudit(w http.ResponseWriter, r *http.Request) {
@@ -79,11 +71,7 @@ func (o *Orchestrator) handleStepAudit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rows, err := o.StepAudit(r.Context(), task, step)
-	if err != nil {
-		o.writeFailure(w, r, err)
-		return
-	}
-	api.WriteJSON(w, http.StatusOK, rows)
+	o.answer(w, r, rows, err)
 }
 
 // GetStep returns one step of a task. A step that is unknown, or belongs to another

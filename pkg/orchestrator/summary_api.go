@@ -32,11 +32,7 @@ func (o *Orchestrator) handleSummary(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s, err := o.TaskSummary(r.Context(), id)
-	if err != nil {
-		o.writeFailure(w, r, err)
-		return
-	}
-	api.WriteJSON(w, http.StatusOK, s)
+	o.answer(w, r, s, err)
 }
 
 // summaryTaskSelect reads the task part of a summary and its named task.

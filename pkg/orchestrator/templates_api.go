@@ -23,11 +23,7 @@ func (o *Orchestrator) templateRoutes(route routeFunc) {
 // templates of the given namespace (all when none is given; none when it is unknown).
 func (o *Orchestrator) handleTemplates(w http.ResponseWriter, r *http.Request) {
 	list, err := o.ListTemplates(r.Context(), r.URL.Query().Get("namespace"))
-	if err != nil {
-		o.writeFailure(w, r, err)
-		return
-	}
-	api.WriteJSON(w, http.StatusOK, list)
+	o.answer(w, r, list, err)
 }
 
 // handleTemplate answers GET /v1/templates/{namespace}/{name}/{version}.
@@ -38,11 +34,7 @@ func (o *Orchestrator) handleTemplate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	detail, err := o.GetTemplate(r.Context(), ns, name, version)
-	if err != nil {
-		o.writeFailure(w, r, err)
-		return
-	}
-	api.WriteJSON(w, http.StatusOK, detail)
+	o.answer(w, r, detail, err)
 }
 
 // ListTemplates lists the registered namespaces and templates, the templates filtered by
