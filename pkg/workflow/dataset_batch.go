@@ -244,22 +244,6 @@ func saveCheckpoint(ctx context.Context, in StepInput, c checkpoint) error {
 	return nil
 }
 
-// pause waits d (none when d is not positive), or returns the reason ctx ended first.
-func pause(ctx context.Context, d time.Duration) error {
-	if d > 0 {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-		}
-	}
-	if ctx.Err() != nil {
-		return fmt.Errorf("batch worker interrupted: %w", context.Cause(ctx))
-	}
-	return nil
-}
-
 // previousProgress reads the checkpoint a failed attempt of tasker-core's handler left in
 // its result, at metadata.context.checkpoint_progress, if it lies in (start, end].
 func previousProgress(prev json.RawMessage, start, end int64) (int64, bool) {
@@ -308,8 +292,8 @@ func checkpointAndFail(ctx context.Context, in StepInput) (any, error) {
 	every, perItem := opt["items_per_checkpoint"], time.Duration(opt["sleep_per_item_ms"])*time.Millisecond
 	pos := resume
 	for pos < w.end {
-		if err := pause(ctx, perItem); err != nil {
-			return nil, err
+		if err := wait(ctx, perItem); err != nil {
+			return nil, fmt.Errorf("batch worker interrupted: %w", err)
 		}
 		pos++
 		if every > 0 && (pos-w.start)%every == 0 {

@@ -189,15 +189,26 @@ func sleepFirstAttempt(ctx context.Context, in StepInput) (any, error) {
 	}
 	_ = json.Unmarshal(in.Context, &c)
 	if in.Attempt == 1 && c.SleepMS > 0 {
-		t := time.NewTimer(time.Duration(c.SleepMS) * time.Millisecond)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("sleep interrupted: %w", context.Cause(ctx))
-		case <-t.C:
+		if err := wait(ctx, time.Duration(c.SleepMS)*time.Millisecond); err != nil {
+			return nil, fmt.Errorf("sleep interrupted: %w", err)
 		}
 	}
 	return map[string]any{"attempt": in.Attempt, "slept_ms": map[bool]int64{true: c.SleepMS, false: 0}[in.Attempt == 1]}, nil
+}
+
+// wait waits d on a timer, or until ctx ends, whose cause it returns.
+func wait(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return context.Cause(ctx)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-t.C:
+		return nil
+	}
 }
 
 func intSetting(m map[string]any, key string, def int) int {

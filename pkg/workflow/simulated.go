@@ -416,21 +416,6 @@ func simulatedOutcome(t *Template, s *StepTemplate) func(*rand.Rand) (*DecisionO
 	return nil
 }
 
-// wait waits d on a timer, or until ctx ends, whose cause it returns.
-func wait(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return context.Cause(ctx)
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	case <-t.C:
-		return nil
-	}
-}
-
 // Resolve returns a copy of r in which every step of ts whose callable has no Go handler
 // runs a simulated handler (see Lookup), with the profile StepProfile gives. It also
 // returns the simulated callables, sorted and distinct. An invalid profile is an error
