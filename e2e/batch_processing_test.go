@@ -304,20 +304,3 @@ func TestBatchResumptionFixture(t *testing.T) {
 	require.Equal(t, 100, r.FinalPosition)
 	require.Equal(t, 2, r.Attempts)
 }
-
-// TestBatchFlowInvariant: batch workers count in the flow metrics like any other step, so
-// one task's journey still balances by its correlation_id.
-func TestBatchFlowInvariant(t *testing.T) {
-	t.Parallel()
-	p := newTelemetry(t)
-	opts := telemetryOptions(p)
-	opts.Worker = func(_ int, c *worker.Config) { c.Templates = loadCoreFixtures(t, "batch_processing_products_csv") }
-	env := harness.New(t, cluster, opts)
-	ctx := ctxFor(t, 60*time.Second)
-	req := request("csv_processing_rust", "csv_product_inventory_analyzer",
-		map[string]any{"csv_file_path": productsCSV(t, "products.csv")})
-	req.CorrelationID = "0199c3e0-ccdb-7581-87ab-3f67daeaa4b2"
-	_, done := runTask(ctx, t, env, req)
-	require.Equal(t, "complete", done.Status)
-	requireFlow(t, p, req.CorrelationID, 7) // the analyzer, five workers, the aggregator
-}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tasker-sim/tasker-sim/pkg/api"
 	"github.com/tasker-sim/tasker-sim/pkg/harness"
 	"github.com/tasker-sim/tasker-sim/pkg/worker"
 )
@@ -114,21 +115,37 @@ func TestConditionalApproval(t *testing.T) {
 	}
 }
 
-// TestDecisionFlowInvariant: the steps a decision creates count in the flow metrics like
-// the others, so one task's journey still balances by its correlation_id.
-func TestDecisionFlowInvariant(t *testing.T) {
+// TestDynamicStepsFlowInvariant: the steps a decision or a batch creates count in the flow
+// metrics like the others, so one task's journey still balances by its correlation_id.
+func TestDynamicStepsFlowInvariant(t *testing.T) {
 	t.Parallel()
 	p := newTelemetry(t)
 	opts := telemetryOptions(p)
-	opts.Worker = func(_ int, c *worker.Config) { c.Templates = loadCoreFixtures(t, "conditional_approval_rust") }
+	opts.Worker = func(_ int, c *worker.Config) {
+		c.Templates = loadCoreFixtures(t, "conditional_approval_rust", "batch_processing_products_csv")
+	}
 	env := harness.New(t, cluster, opts)
-	ctx := ctxFor(t, 30*time.Second)
-	req := request("conditional_approval_rust", "approval_routing",
-		map[string]any{"amount": 10000, "requester": "e2e", "purpose": "metrics"})
-	req.CorrelationID = "0199c3e0-ccdb-7581-87ab-3f67daeaa4b1"
-	_, done := runTask(ctx, t, env, req)
-	require.Equal(t, "complete", done.Status)
-	// validate_request, routing_decision, then manager_approval, finance_review and
-	// finalize_approval, which the decision created.
-	requireFlow(t, p, req.CorrelationID, 5)
+	cases := []struct {
+		name, corr string
+		req        *api.TaskRequest
+		steps      float64
+	}{
+		// validate_request, routing_decision, then manager_approval, finance_review and
+		// finalize_approval, which the decision created.
+		{"decision", "0199c3e0-ccdb-7581-87ab-3f67daeaa4b1", request("conditional_approval_rust", "approval_routing",
+			map[string]any{"amount": 10000, "requester": "e2e", "purpose": "metrics"}), 5},
+		// the analyzer, five workers, the aggregator
+		{"batch", "0199c3e0-ccdb-7581-87ab-3f67daeaa4b2", request("csv_processing_rust", "csv_product_inventory_analyzer",
+			map[string]any{"csv_file_path": productsCSV(t, "products.csv")}), 7},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := ctxFor(t, 60*time.Second)
+			tc.req.CorrelationID = tc.corr
+			_, done := runTask(ctx, t, env, tc.req)
+			require.Equal(t, "complete", done.Status)
+			requireFlow(t, p, tc.req.CorrelationID, tc.steps)
+		})
+	}
 }
