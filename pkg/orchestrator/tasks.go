@@ -613,10 +613,21 @@ func scanTask(row pgx.Row) (*api.TaskResponse, error) {
 
 // GetTask returns a task with its step counts and execution status.
 func (o *Orchestrator) GetTask(ctx context.Context, id uuid.UUID) (*api.TaskResponse, error) {
+	r, err := o.readTask(ctx, id)
+	return o.withSteps(ctx, id, r, err)
+}
+
+// readTask reads a task without its steps' readiness.
+func (o *Orchestrator) readTask(ctx context.Context, id uuid.UUID) (*api.TaskResponse, error) {
 	r, err := scanTask(o.pool.QueryRow(ctx, taskSelect+" WHERE t.task_uuid = $1", id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("task %s: %w", id, ErrNotFound)
 	}
+	return r, err
+}
+
+// withSteps adds each step's readiness to task id as readTask read it (unless that failed).
+func (o *Orchestrator) withSteps(ctx context.Context, id uuid.UUID, r *api.TaskResponse, err error) (*api.TaskResponse, error) {
 	if err != nil {
 		return nil, err
 	}

@@ -67,15 +67,16 @@ func (o *Orchestrator) WaitTask(ctx context.Context, id uuid.UUID, timeout time.
 	recheck := time.NewTicker(waitRecheck)
 	defer recheck.Stop()
 	for {
-		task, err := o.GetTask(ctx, id)
+		// Each wake reads the task alone; its steps are read once, for the answer.
+		task, err := o.readTask(ctx, id)
 		if err != nil || lifecycle.TaskState(task.Status).Settled() {
-			return task, err
+			return o.withSteps(ctx, id, task, err)
 		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-deadline.C:
-			return task, nil
+			return o.withSteps(ctx, id, task, nil)
 		case <-ch:
 		case <-recheck.C:
 		}
