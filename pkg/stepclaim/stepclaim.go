@@ -293,11 +293,15 @@ func (c *Claimer) Flood(n int) { c.intake.Flood(n) }
 // claimLoop claims candidates in batches and runs each claimed step on a goroutine of
 // its own, at most Concurrency at once. A batch is whatever is waiting when a slot is
 // free, up to ClaimBatch: one candidate alone goes at once, and a burst shares one claim
-// statement. When ctx ends it waits for the running steps.
+// statement. A slot is a step claimed or running: there are Concurrency + ClaimBatch of
+// them, so the next batch is claimed while the handlers are busy (as a handler dispatch
+// buffer would hold it) and a claimed step waits at most for the steps ahead of it. When
+// ctx ends it waits for the running steps.
 func (c *Claimer) claimLoop(ctx, work context.Context) {
 	var running sync.WaitGroup
 	defer running.Wait()
-	slots := make(chan struct{}, c.cfg.Concurrency)
+	slots := make(chan struct{}, c.cfg.Concurrency+c.cfg.ClaimBatch)
+	handlers := make(chan struct{}, c.cfg.Concurrency)
 	for {
 		batch, ok := c.nextBatch(ctx, slots)
 		if !ok {
@@ -306,6 +310,8 @@ func (c *Claimer) claimLoop(ctx, work context.Context) {
 		for _, step := range c.claimBatch(ctx, batch, slots) {
 			running.Go(func() {
 				defer func() { <-slots }()
+				handlers <- struct{}{}
+				defer func() { <-handlers }()
 				c.cfg.Execute(work, step)
 			})
 		}
