@@ -72,25 +72,17 @@ func Start(ctx context.Context, cfg *Config) (*Orchestrator, error) {
 	if err != nil {
 		return nil, err
 	}
-	poolCfg, err := pgxpool.ParseConfig(c.DatabaseURL)
-	if err != nil {
-		return nil, fmt.Errorf("orchestrator: database url: %w", err)
-	}
-	poolCfg.MaxConns = c.MaxConns
-	tracer := telemetry.NewDBTracer(c.Telemetry.Instruments, "orchestrator")
-	poolCfg.ConnConfig.Tracer = tracer
-	poolCfg.BeforeClose = tracer.ForgetConn
 	if err := checkOrchestratorFaults(c.Faults); err != nil {
 		return nil, fmt.Errorf("orchestrator: TASKER_FAULTS: %w", err)
 	}
-	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
+	tracer := telemetry.NewDBTracer(c.Telemetry.Instruments, "orchestrator")
+	pool, err := dbwait.Connect(ctx, c.DatabaseURL, func(pc *pgxpool.Config) {
+		pc.MaxConns = c.MaxConns
+		pc.ConnConfig.Tracer = tracer
+		pc.BeforeClose = tracer.ForgetConn
+	}, dbwait.Options{Limit: c.DatabaseWait, Logger: c.Logger.With("component", "orchestrator"),
+		Hint: "TASKER_DATABASE_WAIT sets how long to wait"})
 	if err != nil {
-		return nil, fmt.Errorf("orchestrator: connect: %w", err)
-	}
-	// The pool connects lazily: wait here for a database that is still starting.
-	if err := dbwait.Wait(ctx, pool.Ping, dbwait.Options{URL: c.DatabaseURL, Limit: c.DatabaseWait,
-		Logger: c.Logger.With("component", "orchestrator"), Hint: "TASKER_DATABASE_WAIT sets how long to wait"}); err != nil {
-		pool.Close()
 		return nil, fmt.Errorf("orchestrator: %w", err)
 	}
 	o := &Orchestrator{

@@ -262,22 +262,14 @@ func (cfg *Config) templatesWithDefaults() error {
 // connect opens the pool, with the database metrics' tracer, and waits for a database
 // that is still starting.
 func connect(ctx context.Context, cfg *Config) (*pgxpool.Pool, error) {
-	poolCfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
-	if err != nil {
-		return nil, fmt.Errorf("worker: database url: %w", err)
-	}
-	poolCfg.MaxConns = cfg.MaxConns
 	tracer := telemetry.NewDBTracer(cfg.Telemetry.Instruments, "worker")
-	poolCfg.ConnConfig.Tracer = tracer
-	poolCfg.BeforeClose = tracer.ForgetConn
-	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
+	pool, err := dbwait.Connect(ctx, cfg.DatabaseURL, func(pc *pgxpool.Config) {
+		pc.MaxConns = cfg.MaxConns
+		pc.ConnConfig.Tracer = tracer
+		pc.BeforeClose = tracer.ForgetConn
+	}, dbwait.Options{Limit: cfg.DatabaseWait, Logger: cfg.Logger.With("component", "worker", "worker_id", cfg.WorkerID),
+		Hint: "TASKER_DATABASE_WAIT sets how long to wait"})
 	if err != nil {
-		return nil, fmt.Errorf("worker: connect: %w", err)
-	}
-	waitLog := cfg.Logger.With("component", "worker", "worker_id", cfg.WorkerID)
-	if err := dbwait.Wait(ctx, pool.Ping, dbwait.Options{URL: cfg.DatabaseURL, Limit: cfg.DatabaseWait, Logger: waitLog,
-		Hint: "TASKER_DATABASE_WAIT sets how long to wait"}); err != nil {
-		pool.Close()
 		return nil, fmt.Errorf("worker: %w", err)
 	}
 	return pool, nil
