@@ -1,11 +1,16 @@
--- Cheaper transitions on the hot path.
+-- Cheaper statements on the hot path.
+--
+-- JIT is off in the hot-path functions. Their plans are generic and made once per
+-- session, some with sequential scans disabled; a plan whose estimate crosses
+-- jit_above_cost (a disabled scan is enough) was compiled at every call, for about a
+-- millisecond each time, on statements that run in well under one.
 --
 -- chain_task_transitions: the chain of moves is computed once (MATERIALIZED) and joined to
 -- the flipped rows by position. Before, the planner inlined it into a nested loop that
 -- re-ran its window functions and sort once per task, so a batch of n tasks cost n².
 CREATE OR REPLACE FUNCTION tasker.chain_task_transitions(
     p_tasks uuid[], p_from text[], p_move_tasks uuid[], p_move_to text[], p_move_meta jsonb[], p_processor uuid)
-RETURNS integer LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+RETURNS integer LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off SET jit = off AS $$
 DECLARE
     want  integer;
     moved integer;
@@ -39,5 +44,118 @@ BEGIN
             USING ERRCODE = 'TS001';
     END IF;
     RETURN moved;
+END
+$$;
+
+-- step_readiness: each step's current state is looked up once. The steps CTE was inlined
+-- into the statements below it, and its correlated lookup of the current state ran once
+-- per reference: five times per step.
+CREATE OR REPLACE FUNCTION tasker.step_readiness(p_task_uuids uuid[])
+RETURNS TABLE (
+    workflow_step_uuid      uuid,
+    task_uuid               uuid,
+    named_step_uuid         uuid,
+    name                    text,
+    current_state           text,
+    dependencies_satisfied  boolean,
+    retry_eligible          boolean,
+    ready_for_execution     boolean,
+    last_failure_at         timestamptz,
+    next_retry_at           timestamptz,
+    total_parents           integer,
+    completed_parents       integer,
+    attempts                integer,
+    max_attempts            integer,
+    backoff_request_seconds double precision,
+    last_attempted_at       timestamptz)
+-- SQL, so that it is inlined into its (PL/pgSQL) callers and planned once with them.
+LANGUAGE sql STABLE ROWS 20 AS $$
+    -- Every per-step lookup is a correlated subquery on the step's own key, so the only
+    -- plan for it is an index probe: a join could be planned as a scan of every current
+    -- transition, which is cheap on the empty tables a session may first plan on.
+    WITH steps AS MATERIALIZED (
+        SELECT ws.workflow_step_uuid, ws.task_uuid, ws.named_step_uuid,
+               (SELECT ns.name::text FROM tasker.named_steps AS ns WHERE ns.named_step_uuid = ws.named_step_uuid) AS name,
+               coalesce((SELECT st.to_state FROM tasker.workflow_step_transitions AS st
+                          WHERE st.workflow_step_uuid = ws.workflow_step_uuid AND st.most_recent), 'pending')::text AS current_state,
+               ws.processed, ws.in_process, ws.retryable, ws.attempts, ws.max_attempts,
+               ws.backoff_request_seconds, ws.last_attempted_at
+          FROM tasker.workflow_steps AS ws
+         WHERE ws.task_uuid = ANY (p_task_uuids)),
+    judged AS (
+        SELECT s.*, p.total AS total_parents, p.done AS completed_parents,
+               p.total = p.done AS deps_ok,
+               (s.attempts = 0 OR (s.retryable AND s.attempts < s.max_attempts)) AS retry_ok,
+               -- A step never attempted has never failed: skip the lookup.
+               CASE WHEN s.attempts > 0 THEN
+                   (SELECT max(t.created_at) FROM tasker.workflow_step_transitions AS t
+                     WHERE t.workflow_step_uuid = s.workflow_step_uuid
+                       AND t.to_state IN ('error', 'waiting_for_retry'))
+               END AS last_failure_at,
+               CASE WHEN s.current_state = 'waiting_for_retry'
+                    THEN s.last_attempted_at + make_interval(secs => coalesce(s.backoff_request_seconds, 0))
+               END AS next_retry_at
+          FROM steps AS s
+          CROSS JOIN LATERAL (
+              SELECT count(*)::integer AS total,
+                     (count(*) FILTER (WHERE (SELECT pst.to_state FROM tasker.workflow_step_transitions AS pst
+                                               WHERE pst.workflow_step_uuid = e.from_step_uuid AND pst.most_recent)
+                                             IN ('complete', 'resolved_manually')))::integer AS done
+                FROM tasker.workflow_step_edges AS e
+               WHERE e.to_step_uuid = s.workflow_step_uuid) AS p)
+    SELECT j.workflow_step_uuid, j.task_uuid, j.named_step_uuid, j.name, j.current_state,
+           j.deps_ok, j.retry_ok,
+           (j.current_state IN ('pending', 'waiting_for_retry')
+               AND NOT j.processed AND NOT j.in_process AND j.deps_ok AND j.retry_ok
+               AND (j.next_retry_at IS NULL OR j.next_retry_at <= clock_timestamp())),
+           j.last_failure_at, j.next_retry_at, j.total_parents, j.completed_parents,
+           j.attempts, j.max_attempts, j.backoff_request_seconds, j.last_attempted_at
+      FROM judged AS j;
+$$;
+
+ALTER FUNCTION tasker.task_execution_contexts(uuid[]) SET jit = off;
+ALTER FUNCTION tasker.task_snapshots(uuid[]) SET jit = off;
+ALTER FUNCTION tasker.transition_step_states_each(uuid[], text[], text[], jsonb[]) SET jit = off;
+ALTER FUNCTION tasker.finalize_steps SET jit = off;
+ALTER FUNCTION tasker.claim_archived_steps SET jit = off;
+ALTER FUNCTION tasker.submit_step_results SET jit = off;
+ALTER FUNCTION tasker.apply_task_plans SET jit = off;
+
+-- apply_plans: apply_task_plans with each task's moves made in one chain, after the
+-- enqueue of its ready steps. apply_task_plans chained the moves before the enqueue and
+-- those after it separately, so each plan flipped its task's current transition twice.
+-- The audit rows are the same, in the same order; within the transaction the task's rows
+-- are now written after its steps' enqueue rows. Every move is still a compare-and-set:
+-- a task not in its p_from state raises SQLSTATE TS001 and the transaction rolls back,
+-- enqueue included. apply_task_plans stays for processes built before.
+CREATE OR REPLACE FUNCTION tasker.apply_plans(
+    p_tasks uuid[], p_from text[], p_move_tasks uuid[], p_move_to text[], p_move_meta jsonb[],
+    p_ready uuid[], p_terminal uuid[], p_terminal_complete boolean[],
+    p_processor uuid, p_retry_state text, p_pending_state text, p_enqueued_state text)
+RETURNS SETOF uuid LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off SET jit = off AS $$
+DECLARE
+    step_meta jsonb := jsonb_build_object('processor_uuid', p_processor);
+    enqueued  uuid[] := '{}';
+    n         integer;
+BEGIN
+    IF coalesce(cardinality(p_ready), 0) > 0 THEN
+        n := cardinality(p_ready);
+        PERFORM tasker.transition_step_states_each(p_ready, array_fill(p_retry_state, ARRAY[n]),
+                    array_fill(p_pending_state, ARRAY[n]), array_fill(step_meta, ARRAY[n]));
+        enqueued := ARRAY(SELECT tasker.transition_step_states_each(p_ready, array_fill(p_pending_state, ARRAY[n]),
+                    array_fill(p_enqueued_state, ARRAY[n]), array_fill(step_meta, ARRAY[n])));
+        IF cardinality(enqueued) <> cardinality(p_ready) THEN
+            RAISE EXCEPTION 'stale step state: % of % ready steps could be enqueued',
+                cardinality(enqueued), cardinality(p_ready) USING ERRCODE = 'TS001';
+        END IF;
+    END IF;
+    PERFORM tasker.chain_task_transitions(p_tasks, p_from, p_move_tasks, p_move_to, p_move_meta, p_processor);
+    IF coalesce(cardinality(p_terminal), 0) > 0 THEN
+        UPDATE tasker.tasks AS t SET complete = f.complete, completed_at = now(), updated_at = now()
+          FROM unnest(p_terminal, p_terminal_complete) AS f(id, complete)
+         WHERE t.task_uuid = ANY (p_terminal) AND t.task_uuid = f.id;
+        PERFORM pg_notify('tasker_task_finalized', f::text) FROM unnest(p_terminal) AS f;
+    END IF;
+    RETURN QUERY SELECT unnest(enqueued);
 END
 $$;

@@ -247,20 +247,20 @@ func (p *TaskPlan) End() TaskState {
 	return p.Moves[len(p.Moves)-1].To
 }
 
-// planArgs are apply_task_plans' parallel arrays.
+// planArgs are apply_plans' parallel arrays.
 type planArgs struct {
-	tasks                   []uuid.UUID
-	from, mid               []string
-	beforeTasks, afterTasks []uuid.UUID
-	beforeTo, afterTo       []string
-	beforeMeta, afterMeta   [][]byte
-	ready                   []uuid.UUID
-	sends                   map[string]*queueSend // the ready steps' messages, by queue
-	queueOrder              []string
-	terminal                []uuid.UUID
-	terminalComplete        []bool
-	blocked                 []uuid.UUID // tasks that settle blocked_by_failures: notified, not completed
-	enqueueChecked          bool
+	tasks            []uuid.UUID
+	from             []string
+	moveTasks        []uuid.UUID // every task's moves, in order, each task's after the one before
+	moveTo           []string
+	moveMeta         [][]byte
+	ready            []uuid.UUID
+	sends            map[string]*queueSend // the ready steps' messages, by queue
+	queueOrder       []string
+	terminal         []uuid.UUID
+	terminalComplete []bool
+	blocked          []uuid.UUID // tasks that settle blocked_by_failures: notified, not completed
+	enqueueChecked   bool
 }
 
 // add checks a plan's edges and appends it to the arguments.
@@ -288,23 +288,20 @@ func (a *planArgs) add(p *TaskPlan) error {
 		}
 		if m.EnqueueFirst && !enqueued {
 			enqueued = true
-			a.mid = append(a.mid, string(cur))
 			if err := a.addReady(p); err != nil {
 				return err
 			}
 		}
+		a.moveTasks, a.moveTo = append(a.moveTasks, p.Task), append(a.moveTo, string(m.To))
 		if enqueued {
-			a.afterTasks, a.afterTo, a.afterMeta = append(a.afterTasks, p.Task), append(a.afterTo, string(m.To)), append(a.afterMeta, after)
+			a.moveMeta = append(a.moveMeta, after)
 		} else {
-			a.beforeTasks, a.beforeTo, a.beforeMeta = append(a.beforeTasks, p.Task), append(a.beforeTo, string(m.To)), append(a.beforeMeta, meta)
+			a.moveMeta = append(a.moveMeta, meta)
 		}
 		cur = m.To
 	}
-	if !enqueued {
-		a.mid = append(a.mid, string(cur))
-		if len(p.Ready) > 0 {
-			return fmt.Errorf("task %s: %d ready steps but the plan does not enqueue", p.Task, len(p.Ready))
-		}
+	if !enqueued && len(p.Ready) > 0 {
+		return fmt.Errorf("task %s: %d ready steps but the plan does not enqueue", p.Task, len(p.Ready))
 	}
 	switch {
 	case cur.Terminal():
@@ -367,14 +364,13 @@ func ApplyPlans(ctx context.Context, db BatchDB, processor uuid.UUID, plans []*T
 			return nil, err
 		}
 	}
-	if len(a.beforeTasks)+len(a.afterTasks)+len(a.ready) == 0 {
+	if len(a.moveTasks)+len(a.ready) == 0 {
 		return nil, nil
 	}
 	var enqueued []uuid.UUID
 	b := &pgx.Batch{}
-	b.Queue(`SELECT tasker.apply_task_plans($1, $2, $3, $4, $5, $6::jsonb[], $7, $8, $9::jsonb[],
-		$10, $11, $12, $13, $14, $15, $16)`,
-		a.tasks, a.from, a.mid, a.beforeTasks, a.beforeTo, a.beforeMeta, a.afterTasks, a.afterTo, a.afterMeta,
+	b.Queue(`SELECT tasker.apply_plans($1, $2, $3, $4, $5::jsonb[], $6, $7, $8, $9, $10, $11, $12)`,
+		a.tasks, a.from, a.moveTasks, a.moveTo, a.moveMeta,
 		a.ready, a.terminal, a.terminalComplete, processor,
 		string(EnqueueEdges[0][0]), string(EnqueueEdges[0][1]), string(EnqueueEdges[1][1])).Query(func(rows pgx.Rows) error {
 		var err error
