@@ -17,8 +17,8 @@ import (
 
 // Analytics are computed on each request from the audit tables, uncached; every query is
 // bounded by its window on tasks.created_at (idx_tasks_created_at) and reaches steps and
-// transitions through their task and step keys; the state counts read the most_recent
-// partial indexes.
+// transitions through their task and step keys, except the state counts (healthCounts),
+// which read every current transition.
 
 // The query parameters' defaults and bounds, as tasker-core's where it has them.
 const (
@@ -154,8 +154,9 @@ func (o *Orchestrator) Performance(ctx context.Context, hours int) (*api.Perform
 	return m, nil
 }
 
-// healthCounts counts the tasks and steps in each state, from the most_recent partial
-// indexes.
+// healthCounts counts the tasks and steps in each state: one pass over each transitions
+// table, counting the current rows (its cost follows the history; it serves an on-demand
+// report, not the hot path).
 func (o *Orchestrator) healthCounts(ctx context.Context) (api.SystemHealthCounts, error) {
 	var c api.SystemHealthCounts
 	byKey := map[string]int64{}

@@ -352,16 +352,16 @@ func (o *Orchestrator) handleDlqQueue(w http.ResponseWriter, r *http.Request) {
 }
 
 // dlqStalenessSQL classifies the unfinished tasks in a waiting state. It starts from
-// idx_task_transitions_current_state (most recent transitions by state; MATERIALIZED keeps
-// the planner from starting at tasks instead), so it reads only the current rows of those
-// states, never the history nor the finished tasks. A template's lifecycle
+// tasker.unfinished_task_states (the unfinished tasks' current states; MATERIALIZED keeps
+// the planner from starting elsewhere), so it reads only the tasks in flight, never the
+// history nor the finished tasks. A template's lifecycle
 // max_*_minutes (a positive number) overrides the orchestrator's thresholds ($1-$3, in
 // seconds).
 const dlqStalenessSQL = `
 	WITH cur AS MATERIALIZED (
-		SELECT tt.task_uuid, tt.to_state, tt.created_at AS entered
-		  FROM tasker.task_transitions AS tt
-		 WHERE tt.most_recent AND tt.to_state IN ('waiting_for_dependencies', 'waiting_for_retry', 'steps_in_process')),
+		SELECT u.task_uuid, u.state AS to_state, u.entered_at AS entered
+		  FROM tasker.unfinished_task_states AS u
+		 WHERE u.state IN ('waiting_for_dependencies', 'waiting_for_retry', 'steps_in_process')),
 	m AS (
 		SELECT c.task_uuid, ns.name AS namespace_name, nt.name AS task_name, c.to_state, t.priority,
 		       extract(epoch FROM now() - c.entered)::float8 AS in_state,

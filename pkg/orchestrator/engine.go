@@ -212,12 +212,14 @@ func (o *Orchestrator) failStep(step uuid.UUID, from lifecycle.StepState, retry 
 func (o *Orchestrator) retryDue(ctx context.Context) (int, error) {
 	return o.forEachTask(ctx, "retry_due_steps", `
 		SELECT ws.task_uuid
-		  FROM tasker.workflow_step_transitions AS st
-		  JOIN tasker.workflow_steps AS ws ON ws.workflow_step_uuid = st.workflow_step_uuid
-		  JOIN tasker.task_transitions AS tt ON tt.task_uuid = ws.task_uuid AND tt.most_recent
-		 WHERE st.most_recent AND st.to_state = 'waiting_for_retry'
-		   AND tt.to_state NOT IN ('complete', 'error', 'cancelled', 'resolved_manually', 'blocked_by_failures')
+		  FROM tasker.unfinished_task_states AS u
+		  JOIN tasker.workflow_steps AS ws ON ws.task_uuid = u.task_uuid
+		 WHERE u.state NOT IN ('complete', 'error', 'cancelled', 'resolved_manually', 'blocked_by_failures')
+		   AND NOT ws.in_process
 		   AND ws.last_attempted_at + make_interval(secs => coalesce(ws.backoff_request_seconds, 0)) <= clock_timestamp()
+		   AND (SELECT st.to_state FROM tasker.workflow_step_transitions AS st
+		         WHERE st.workflow_step_uuid = ws.workflow_step_uuid
+		         ORDER BY st.sort_key DESC LIMIT 1) = 'waiting_for_retry'
 		 GROUP BY ws.task_uuid
 		 ORDER BY min(ws.last_attempted_at + make_interval(secs => coalesce(ws.backoff_request_seconds, 0)))
 		 LIMIT $1`, nil, func(ctx context.Context, tx pgx.Tx, t *taskRef) (int, error) {
@@ -390,11 +392,10 @@ func (o *Orchestrator) maintenance(ctx context.Context) {
 func (o *Orchestrator) expireStale(ctx context.Context) (int, error) {
 	st := o.cfg.Staleness
 	return o.forEachTask(ctx, "expire_stale_task", `
-		SELECT tt.task_uuid FROM tasker.task_transitions AS tt
-		 WHERE tt.most_recent
-		   AND ((tt.to_state = 'waiting_for_dependencies' AND tt.created_at < now() - make_interval(secs => $2))
-		     OR (tt.to_state = 'waiting_for_retry' AND tt.created_at < now() - make_interval(secs => $3))
-		     OR (tt.to_state = 'steps_in_process' AND tt.created_at < now() - make_interval(secs => $4)))
+		SELECT u.task_uuid FROM tasker.unfinished_task_states AS u
+		 WHERE (u.state = 'waiting_for_dependencies' AND u.entered_at < now() - make_interval(secs => $2))
+		    OR (u.state = 'waiting_for_retry' AND u.entered_at < now() - make_interval(secs => $3))
+		    OR (u.state = 'steps_in_process' AND u.entered_at < now() - make_interval(secs => $4))
 		 LIMIT $1`, []any{st.WaitingForDependencies.Seconds(), st.WaitingForRetry.Seconds(), st.StepsInProcess.Seconds()},
 		func(ctx context.Context, tx pgx.Tx, t *taskRef) (int, error) {
 			started := time.Now()

@@ -232,9 +232,10 @@ func (o *Orchestrator) observeGauges(ctx context.Context, g *telemetry.GaugeObse
 	// Each database-backed gauge stands alone: one failing query does not hide the others.
 	return errors.Join(
 		countBy(ctx, o.pool, `
-			SELECT s.state, count(t.task_uuid)
+			WITH u AS MATERIALIZED (SELECT state FROM tasker.unfinished_task_states)
+			SELECT s.state, count(u.state)
 			  FROM unnest($1::text[]) AS s(state)
-			  LEFT JOIN tasker.task_transitions AS t ON t.most_recent AND t.to_state = s.state
+			  LEFT JOIN u ON u.state = s.state
 			 GROUP BY s.state`, []any{activeTaskStates()}, g.TasksActive),
 		countBy(ctx, o.pool, `
 			SELECT tn.name, count(r.workflow_step_uuid) FILTER (WHERE r.ready_for_execution)
