@@ -125,6 +125,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, cfg *Config) (*Result, err
 		fileMigration("008_global_notify"),
 		fileMigration("009_lean_transitions"),
 		fileMigration("010_hot_transitions"),
+		fileMigration("011_hot_step_claims"),
 	}
 	for _, m := range steps {
 		applied, err := applyOnce(ctx, conn.Conn(), m, provider)

@@ -285,8 +285,10 @@ func (o *Orchestrator) forEachTask(ctx context.Context, spanName, query string, 
 // hands them back: to waiting_for_retry with no delay when attempts remain, else to error.
 func (o *Orchestrator) recoverOrphans(ctx context.Context) (int, error) {
 	return o.forEachTask(ctx, "recover_orphaned_steps", `
-		SELECT DISTINCT task_uuid FROM tasker.workflow_steps
-		 WHERE in_process AND claim_expires_at < now()
+		SELECT DISTINCT ws.task_uuid
+		  FROM tasker.tasks AS t
+		  JOIN tasker.workflow_steps AS ws ON ws.task_uuid = t.task_uuid
+		 WHERE t.completed_at IS NULL AND ws.in_process AND ws.claim_expires_at < now()
 		 LIMIT $1`, nil, func(ctx context.Context, tx pgx.Tx, t *taskRef) (int, error) {
 		rows, err := tx.Query(ctx, `
 			SELECT ws.workflow_step_uuid, ws.attempts, ws.max_attempts, ws.retryable, ws.claimed_by
