@@ -25,7 +25,7 @@ import (
 const (
 	BindAddressDefault       = "127.0.0.1:8080"
 	PollIntervalDefault      = time.Second
-	ResultConcurrencyDefault = 2
+	ResultConcurrencyDefault = 1
 	MaxRequestBytesDefault   = 1 << 20
 	MaxContextBytesDefault   = 64 << 10
 	VisibilityTimeoutDefault = 30 * time.Second
@@ -55,7 +55,9 @@ type Config struct {
 	// whose retry backoff has run out, and recovering orphaned steps. Default 1 s.
 	PollInterval time.Duration
 	// ResultConcurrency is how many batches of step results are processed at once.
-	// Default 2: fewer, fuller batches cost the database less than many small ones.
+	// Default 1: results that arrive while a batch is being processed make the next batch,
+	// and fewer, fuller batches cost the database less than many small ones (a 2000-task
+	// burst ran at about 1,200-1,370 steps/s with 1, 1,150 with 2, 970 with 4).
 	ResultConcurrency int
 	// VisibilityTimeout is how long a polled result stays hidden from other pollers.
 	// Default 30 s.

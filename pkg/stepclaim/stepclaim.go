@@ -188,9 +188,13 @@ type Config struct {
 	WorkerID string
 	// Namespaces whose queues to serve; required.
 	Namespaces []string
-	// Execute runs a claimed step with the work context Run was given; required. It is
-	// called on a goroutine of its own, at most Concurrency at once.
-	Execute func(ctx context.Context, s *Step)
+	// Execute runs a claimed step's handler with the work context Run was given;
+	// required. It is called on a goroutine of its own, at most Concurrency at once. What
+	// it returns, when not nil, completes the step (persists its result) after the
+	// handler's permit is released, so the next handler starts while the result is being
+	// written, as a handler dispatch service that hands results to a completion channel
+	// would.
+	Execute func(ctx context.Context, s *Step) (complete func())
 	// PollInterval paces the fallback poll. Default 1 s.
 	PollInterval time.Duration
 	// VisibilityTimeout is the claim lease and the poll's visibility timeout. Default 30 s.
@@ -293,10 +297,11 @@ func (c *Claimer) Flood(n int) { c.intake.Flood(n) }
 // claimLoop claims candidates in batches and runs each claimed step on a goroutine of
 // its own, at most Concurrency at once. A batch is whatever is waiting when a slot is
 // free, up to ClaimBatch: one candidate alone goes at once, and a burst shares one claim
-// statement. A slot is a step claimed or running: there are Concurrency + ClaimBatch of
-// them, so the next batch is claimed while the handlers are busy (as a handler dispatch
-// buffer would hold it) and a claimed step waits at most for the steps ahead of it. When
-// ctx ends it waits for the running steps.
+// statement. A slot is a step claimed, running or completing: there are Concurrency +
+// ClaimBatch of them, so the next batch is claimed while the handlers are busy (as a
+// handler dispatch buffer would hold it), a claimed step waits at most for the steps
+// ahead of it, and results wait for their write without holding a handler's permit.
+// When ctx ends it waits for the running steps.
 func (c *Claimer) claimLoop(ctx, work context.Context) {
 	var running sync.WaitGroup
 	defer running.Wait()
@@ -311,8 +316,11 @@ func (c *Claimer) claimLoop(ctx, work context.Context) {
 			running.Go(func() {
 				defer func() { <-slots }()
 				handlers <- struct{}{}
-				defer func() { <-handlers }()
-				c.cfg.Execute(work, step)
+				complete := c.cfg.Execute(work, step)
+				<-handlers
+				if complete != nil {
+					complete()
+				}
 			})
 		}
 	}

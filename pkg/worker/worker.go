@@ -431,16 +431,18 @@ type executionMetadata struct {
 	ErrorCode       string    `json:"error_code,omitempty"`
 }
 
-// execute takes one claimed step. The native ("rust") path runs it here and submits the
-// result; the FFI-style path hands it to the dispatch channel (see ffi.go).
-func (w *Worker) execute(hard context.Context, s *stepclaim.Step) {
+// execute takes one claimed step. The native ("rust") path runs its handler here and
+// returns the submit of its result, which the claimer runs once the handler's permit is
+// released; the FFI-style path hands the step to the dispatch channel (see ffi.go).
+func (w *Worker) execute(hard context.Context, s *stepclaim.Step) (complete func()) {
 	if w.ffi != nil {
 		w.ffi.dispatch(hard, s)
-		return
+		return nil
 	}
 	if o := w.run(hard, s); o != nil {
-		w.finish(o)
+		return func() { w.finish(o) }
 	}
+	return nil
 }
 
 // outcome is a step whose handler has run and whose result is ready to submit.
