@@ -517,7 +517,7 @@ func (o *Orchestrator) createTasks(ctx context.Context, cs []*creation) ([]creat
 
 // readTasks returns the tasks named, by uuid, as GetTask shows them.
 func (o *Orchestrator) readTasks(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]*api.TaskResponse, error) {
-	rows, err := o.pool.Query(ctx, taskSelect+" WHERE t.task_uuid = ANY ($1)", ids)
+	rows, err := o.pool.Query(ctx, tasksSelectByID, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -589,7 +589,8 @@ func creationError(cs []*creation, err error) error {
 	return fmt.Errorf("create %d tasks: %w", len(cs), err)
 }
 
-const taskSelect = `
+const (
+	taskSelectFrom = `
 	SELECT t.task_uuid::text, nt.name, tn.name, nt.version, c.status, t.correlation_id::text,
 	       t.parent_correlation_id::text, t.context, coalesce(t.initiator, ''), coalesce(t.source_system, ''),
 	       coalesce(t.reason, ''), t.priority, t.tags, t.created_at, t.updated_at, t.completed_at,
@@ -597,8 +598,15 @@ const taskSelect = `
 	       c.execution_status, c.recommended_action, c.completion_percentage::float8, c.health_status
 	  FROM tasker.tasks AS t
 	  JOIN tasker.named_tasks AS nt ON nt.named_task_uuid = t.named_task_uuid
-	  JOIN tasker.task_namespaces AS tn ON tn.task_namespace_uuid = nt.task_namespace_uuid
+	  JOIN tasker.task_namespaces AS tn ON tn.task_namespace_uuid = nt.task_namespace_uuid`
+	// taskSelect reads tasks with their execution contexts, one context per row.
+	taskSelect = taskSelectFrom + `
 	  CROSS JOIN LATERAL tasker.get_task_execution_context(t.task_uuid) AS c`
+	// tasksSelectByID reads the tasks listed in $1, their contexts in one call for all.
+	tasksSelectByID = taskSelectFrom + `
+	  JOIN tasker.task_execution_contexts($1) AS c ON c.task_uuid = t.task_uuid
+	 WHERE t.task_uuid = ANY ($1)`
+)
 
 func scanTask(row pgx.Row) (*api.TaskResponse, error) {
 	var r api.TaskResponse
