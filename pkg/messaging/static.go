@@ -25,18 +25,23 @@ func queueTables(queue string) (q, a string, err error) {
 
 // ArchiveCTE is a WITH clause that archives the messages of queue whose ids are in the
 // bigint[] parameter $<param> (pgmq.archive's work), exposing the ids it archived as
-// archived(msg_id). A message another transaction archived first is simply not there. The
-// caller appends the statement that reads archived.
+// archived(msg_id). A message another transaction archived first is simply not there, and
+// one that another transaction holds is skipped, not waited for: every listener hears
+// every notification, so processes that share a queue race for the same messages, and
+// the loser would otherwise queue behind the winner's transaction only to find nothing.
+// (Should the holder roll back, the message stays visible and the fallback poll delivers
+// it.) The caller appends the statement that reads archived.
 func ArchiveCTE(queue string, param int) (string, error) {
 	q, a, err := queueTables(queue)
 	if err != nil {
 		return "", err
 	}
 	return fmt.Sprintf(`WITH taken AS (
-	    DELETE FROM %s WHERE msg_id = ANY ($%d::bigint[])
+	    DELETE FROM %[1]s WHERE msg_id IN (
+	        SELECT msg_id FROM %[1]s WHERE msg_id = ANY ($%[2]d::bigint[]) FOR UPDATE SKIP LOCKED)
 	    RETURNING msg_id, read_ct, enqueued_at, vt, message, headers),
 	archived AS (
-	    INSERT INTO %s (msg_id, read_ct, enqueued_at, vt, message, headers)
+	    INSERT INTO %[3]s (msg_id, read_ct, enqueued_at, vt, message, headers)
 	    SELECT msg_id, read_ct, enqueued_at, vt, message, headers FROM taken
 	    RETURNING msg_id)`, q, param, a), nil
 }

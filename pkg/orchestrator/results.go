@@ -118,8 +118,8 @@ func (o *Orchestrator) closeItems(ctx context.Context, items []*resultItem, err 
 	}
 }
 
-// finalizeBatch is the batch's transaction: load and lock, finalize the steps, read the
-// tasks' snapshots, apply their plans. Three round trips, whatever the batch size.
+// finalizeBatch is the batch's transaction: archive, lock, finalize the steps, read the
+// tasks' snapshots, apply their plans. Four round trips, whatever the batch size.
 func (o *Orchestrator) finalizeBatch(ctx context.Context, tx pgx.Tx, items []*resultItem) error {
 	tasks, steps, err := o.loadBatch(ctx, tx, items)
 	if err != nil {
@@ -228,24 +228,40 @@ func queueLockTasks(b *pgx.Batch, ids []uuid.UUID, skipLocked bool, locked map[u
 	})
 }
 
-// loadBatch archives the batch's messages, locks their tasks and steps and reads their
-// states, in one round trip. It marks each item archived or not.
+// loadBatch archives the batch's messages, then locks the tasks and steps of those it
+// archived and reads their states: two round trips. Only what this transaction archived
+// is locked: every orchestrator hears every result's notification, and one that lost the
+// race for a message must not queue behind the winner's locks for nothing.
 func (o *Orchestrator) loadBatch(ctx context.Context, tx pgx.Tx, items []*resultItem) (map[uuid.UUID]*taskRef, map[uuid.UUID]*stepRow, error) {
 	ids := make([]int64, 0, len(items))
-	var taskIDs, stepIDs []uuid.UUID
 	for _, it := range items {
 		ids = append(ids, it.job.MsgID)
-		if it.decodeErr == nil {
-			taskIDs, stepIDs = append(taskIDs, it.msg.TaskUUID), append(stepIDs, it.msg.StepUUID)
-		}
 	}
 	archived := map[int64]bool{}
-	tasks := map[uuid.UUID]*taskRef{}
-	steps := map[uuid.UUID]*stepRow{}
 	b := &pgx.Batch{}
 	if err := messaging.ArchiveBatch(b, messaging.QueueStepResults, ids, archived); err != nil {
 		return nil, nil, err
 	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, nil, fmt.Errorf("archive %d results: %w", len(items), err)
+	}
+	// A message twice in the batch (its notification and a poll) was archived once: only
+	// its first listing consumed it.
+	listed := map[int64]bool{}
+	var taskIDs, stepIDs []uuid.UUID
+	for _, it := range items {
+		it.archived = archived[it.job.MsgID] && !listed[it.job.MsgID]
+		listed[it.job.MsgID] = true
+		if it.archived && it.decodeErr == nil {
+			taskIDs, stepIDs = append(taskIDs, it.msg.TaskUUID), append(stepIDs, it.msg.StepUUID)
+		}
+	}
+	tasks := map[uuid.UUID]*taskRef{}
+	steps := map[uuid.UUID]*stepRow{}
+	if len(taskIDs) == 0 {
+		return tasks, steps, nil
+	}
+	b = &pgx.Batch{}
 	queueLockTasks(b, taskIDs, false, tasks)
 	b.Queue(lockStepsSQL, stepIDs).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
@@ -265,13 +281,6 @@ func (o *Orchestrator) loadBatch(ctx context.Context, tx pgx.Tx, items []*result
 	})
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, nil, fmt.Errorf("load %d results: %w", len(items), err)
-	}
-	// A message twice in the batch (its notification and a poll) was archived once: only
-	// its first listing consumed it.
-	listed := map[int64]bool{}
-	for _, it := range items {
-		it.archived = archived[it.job.MsgID] && !listed[it.job.MsgID]
-		listed[it.job.MsgID] = true
 	}
 	return tasks, steps, nil
 }
