@@ -40,7 +40,10 @@ RETURNS text LANGUAGE sql STABLE AS $$
      ORDER BY t.sort_key DESC LIMIT 1;
 $$;
 
--- Readiness and the task-level summary read current states by backward probes.
+-- Readiness and the task-level summary read current states by backward probes. In
+-- step_readiness each step's current state is also looked up once: its steps CTE was
+-- inlined into the statements below it, and the correlated lookup ran once per reference,
+-- five times per step (MATERIALIZED).
 CREATE OR REPLACE FUNCTION tasker.step_readiness(p_task_uuids uuid[])
 RETURNS TABLE (
     workflow_step_uuid      uuid,
