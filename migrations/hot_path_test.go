@@ -4,8 +4,10 @@ import (
 	"context"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tasker-sim/tasker-sim/migrations"
@@ -81,4 +83,30 @@ func TestHotPathUpdatesStayHeapOnly(t *testing.T) {
 	require.NoError(t, tx.QueryRow(ctx, `SELECT to_state FROM tasker.workflow_step_transitions
 		WHERE workflow_step_uuid = $1 AND most_recent`, ws).Scan(&current))
 	require.Equal(t, "complete", current)
+}
+
+// The audit rows' ids are UUIDv7: time-ordered (the first 48 bits are Unix milliseconds),
+// version 7, RFC 4122 variant, and distinct.
+func TestAuditIDsAreUUIDv7(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	pool := newPool(t, newDatabase(t))
+	_, err := migrations.Migrate(ctx, pool, &migrations.Config{PGMQ: migrations.PGMQMode(os.Getenv("TASKER_TEST_PGMQ_MODE"))})
+	require.NoError(t, err)
+	before := time.Now().UnixMilli()
+	rows, err := pool.Query(ctx, `SELECT tasker.uuid_v7() FROM generate_series(1, 1000)`)
+	require.NoError(t, err)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	require.NoError(t, err)
+	after := time.Now().UnixMilli()
+	seen := map[uuid.UUID]bool{}
+	for _, id := range ids {
+		require.Equal(t, uuid.Version(7), id.Version(), id.String())
+		require.Equal(t, uuid.RFC4122, id.Variant(), id.String())
+		ms := int64(id[0])<<40 | int64(id[1])<<32 | int64(id[2])<<24 | int64(id[3])<<16 | int64(id[4])<<8 | int64(id[5])
+		require.GreaterOrEqual(t, ms, before-1000, id.String())
+		require.LessOrEqual(t, ms, after+1000, id.String())
+		require.False(t, seen[id], "a repeated id")
+		seen[id] = true
+	}
 }
