@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tasker-sim/tasker-sim/pkg/harness"
+	"github.com/tasker-sim/tasker-sim/pkg/orchestrator"
 	"github.com/tasker-sim/tasker-sim/pkg/worker"
 	"github.com/tasker-sim/tasker-sim/pkg/workflow"
 )
@@ -68,4 +69,56 @@ func TestWorkerClaimsAheadOfItsHandlers(t *testing.T) {
 	var attempts int
 	require.NoError(t, env.Pool.QueryRow(ctx, `SELECT max(attempts) FROM tasker.workflow_steps`).Scan(&attempts))
 	require.Equal(t, 1, attempts, "a step that ran twice")
+}
+
+// A claimed step that waits for a handler longer than its lease keeps its claim: the
+// worker renews the lease while the step waits, so orchestration does not take it back
+// and nothing runs twice.
+func TestClaimedStepKeepsItsLeaseWhileItWaits(t *testing.T) {
+	t.Parallel()
+	opts := fastOptions()
+	opts.Workers = -1
+	opts.Orchestrator = func(_ int, c *orchestrator.Config) { c.PollInterval = 50 * time.Millisecond }
+	env := harness.New(t, cluster, opts)
+	ctx := ctxFor(t, 60*time.Second)
+
+	const lease, took = 600 * time.Millisecond, 350 * time.Millisecond
+	var runs atomic.Int32
+	reg := workflow.DefaultRegistry()
+	square := reg["math.square_even_number"]
+	reg["math.square_even_number"] = func(ctx context.Context, in workflow.StepInput) (any, error) {
+		runs.Add(1)
+		select {
+		case <-time.After(took):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return square(ctx, in)
+	}
+	_, err := env.AddWorker(ctx, func(c *worker.Config) {
+		c.Namespaces = []string{"rust_e2e_linear"}
+		c.Concurrency = 1
+		c.VisibilityTimeout = lease
+		c.Registry = reg
+	})
+	require.NoError(t, err)
+
+	// Four first steps, one handler: the last waits three handler runs (over 1 s), well
+	// past its 600 ms lease.
+	const tasks = 4
+	ids := make([]string, tasks)
+	for i := range ids {
+		created, err := env.Client.CreateTask(ctx, request("rust_e2e_linear", "mathematical_sequence", map[string]any{"even_number": 2}))
+		require.NoError(t, err)
+		ids[i] = created.TaskUUID
+	}
+	for _, id := range ids {
+		done, err := env.Client.WaitTask(ctx, id)
+		require.NoError(t, err)
+		require.Equal(t, "complete", done.Status)
+	}
+	require.EqualValues(t, tasks, runs.Load(), "first steps run")
+	var attempts int
+	require.NoError(t, env.Pool.QueryRow(ctx, `SELECT max(attempts) FROM tasker.workflow_steps`).Scan(&attempts))
+	require.Equal(t, 1, attempts, "a step taken back and run again")
 }

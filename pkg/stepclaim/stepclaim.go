@@ -315,7 +315,9 @@ func (c *Claimer) claimLoop(ctx, work context.Context) {
 		for _, step := range c.claimBatch(ctx, batch, slots) {
 			running.Go(func() {
 				defer func() { <-slots }()
-				handlers <- struct{}{}
+				if !c.awaitHandler(work, handlers, step) {
+					return
+				}
 				complete := c.cfg.Execute(work, step)
 				<-handlers
 				if complete != nil {
@@ -323,6 +325,32 @@ func (c *Claimer) claimLoop(ctx, work context.Context) {
 				}
 			})
 		}
+	}
+}
+
+// awaitHandler waits for a handler's permit for a claimed step. While the step waits, its
+// lease is renewed each time half of it has gone, so orchestration does not take back a
+// step that is only queued here. It reports false, leaving the step to lease recovery,
+// when the claim was lost or the worker is stopping hard.
+func (c *Claimer) awaitHandler(work context.Context, handlers chan struct{}, step *Step) bool {
+	for {
+		renew := time.NewTimer(time.Until(step.LeaseUntil) - c.cfg.VisibilityTimeout/2)
+		select {
+		case handlers <- struct{}{}:
+			renew.Stop()
+			return true
+		case <-work.Done():
+			renew.Stop()
+			return false
+		case <-renew.C:
+		}
+		renewed := time.Now()
+		if err := RenewLease(work, c.cfg.Pool, step.StepUUID, step.Attempt, c.cfg.WorkerID, c.cfg.VisibilityTimeout); err != nil {
+			c.log.Warn("claimed step left for lease recovery while it waited for a handler", "step_uuid", step.StepUUID,
+				"task_uuid", step.TaskUUID, "correlation_id", step.CorrelationID, "error", err)
+			return false
+		}
+		step.LeaseUntil = renewed.Add(c.cfg.VisibilityTimeout)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -29,7 +30,7 @@ func LoadStepData(ctx context.Context, db lifecycle.DB, step uuid.UUID) (StepDat
 	return d, nil
 }
 
-// ErrClaimLost is returned by SaveCheckpoint when the worker no longer holds the step.
+// ErrClaimLost is returned by SaveCheckpoint and RenewLease when the worker no longer holds the step.
 var ErrClaimLost = errors.New("the step is no longer claimed by this worker")
 
 // SaveCheckpoint stores checkpoint (any JSON value) as the step's progress, provided
@@ -47,6 +48,23 @@ func SaveCheckpoint(ctx context.Context, db lifecycle.DB, step uuid.UUID, worker
 	}
 	if tag.RowsAffected() == 0 {
 		return fmt.Errorf("save checkpoint of step %s: %w", step, ErrClaimLost)
+	}
+	return nil
+}
+
+// RenewLease extends the lease of worker's claim on attempt attempt of step to lease from
+// now. It fails with ErrClaimLost when the worker no longer holds that attempt
+// (orchestration took the step back).
+func RenewLease(ctx context.Context, db lifecycle.DB, step uuid.UUID, attempt int, worker string, lease time.Duration) error {
+	tag, err := db.Exec(ctx, `UPDATE tasker.workflow_steps
+	                             SET claim_expires_at = now() + make_interval(secs => $4), updated_at = now()
+	                           WHERE workflow_step_uuid = $1 AND in_process AND claimed_by = $2 AND attempts = $3`,
+		step, worker, attempt, lease.Seconds())
+	if err != nil {
+		return fmt.Errorf("renew the lease of step %s: %w", step, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("renew the lease of step %s: %w", step, ErrClaimLost)
 	}
 	return nil
 }
