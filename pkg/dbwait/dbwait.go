@@ -2,8 +2,8 @@
 // restarting host) wait for the database with bounded retries and backoff, instead of
 // exiting at the first refused connection.
 //
-// The orchestrator and the worker call Wait between creating their pool (which connects
-// lazily) and the first statement (the migrations). Every failed try is logged; when the
+// The orchestrator and the worker open their pool with Connect, which calls Wait between
+// creating the pool (which connects lazily) and the first statement (the migrations). Every failed try is logged; when the
 // limit runs out the error names the database with its password redacted.
 package dbwait
 
