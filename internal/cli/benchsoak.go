@@ -48,8 +48,8 @@ both bursts and their ratio (goal: at most 1.5).
 
 Memory: a short burst probes the stack's tasks/s; then mathematical_sequence tasks arrive
 at --rate (default 70 % of the probe) for --minutes, and the resident memory (VmRSS) of
-every orchestrator and worker is read at minute 1 and at the end: the goal is at most
-20 % growth. --history 0 or --minutes 0 skips a measurement.`,
+every orchestrator and worker is read at minute 1 and when the arrivals stop (before the
+grace period and the final scrape of /metrics): the goal is at most 20 % growth. --history 0 or --minutes 0 skips a measurement.`,
 		Args: cobra.NoArgs,
 		RunE: runBenchSoak,
 	}
@@ -515,8 +515,11 @@ func (p *soakPlan) measureMemory(ctx context.Context, srv *benchServer) (*Memory
 	if err != nil {
 		return nil, err
 	}
+	// The sampler reads while the tasks arrive, minute 1 to the last minute; it stops when
+	// they stop, before the grace period and the load's reconciliation, whose scrape of
+	// /metrics is a burst of allocation of its own and not the sustained load.
 	rss := newRSSSampler(s.Processes())
-	sampling, stopSampling := context.WithCancel(ctx)
+	sampling, stopSampling := context.WithTimeout(ctx, cfg.Duration)
 	var wg sync.WaitGroup
 	wg.Go(func() { rss.run(sampling) })
 	bar := newLoadProgress(p.progress, cfg.Duration)
