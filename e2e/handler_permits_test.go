@@ -48,23 +48,14 @@ func TestWorkerClaimsAheadOfItsHandlers(t *testing.T) {
 	})
 	require.NoError(t, err)
 
-	ids := make([]string, tasks)
-	for i := range ids {
-		created, err := env.Client.CreateTask(ctx, request("rust_e2e_linear", "mathematical_sequence", map[string]any{"even_number": 2}))
-		require.NoError(t, err)
-		ids[i] = created.TaskUUID
-	}
+	ids := createLinearTasks(ctx, t, env, tasks)
 	waitFor(t, 20*time.Second, "two handlers running and every first step claimed", func() bool {
 		var claimed int
 		require.NoError(t, env.Pool.QueryRow(ctx, `SELECT count(*) FROM tasker.workflow_steps WHERE in_process`).Scan(&claimed))
 		return running.Load() == handlers && claimed == tasks
 	})
 	close(release)
-	for _, id := range ids {
-		done, err := env.Client.WaitTask(ctx, id)
-		require.NoError(t, err)
-		require.Equal(t, "complete", done.Status)
-	}
+	requireComplete(ctx, t, env, ids)
 	require.EqualValues(t, handlers, peak.Load(), "handlers that ran at once")
 	var attempts int
 	require.NoError(t, env.Pool.QueryRow(ctx, `SELECT max(attempts) FROM tasker.workflow_steps`).Scan(&attempts))
@@ -106,19 +97,32 @@ func TestClaimedStepKeepsItsLeaseWhileItWaits(t *testing.T) {
 	// Four first steps, one handler: the last waits three handler runs (over 1 s), well
 	// past its 600 ms lease.
 	const tasks = 4
-	ids := make([]string, tasks)
+	ids := createLinearTasks(ctx, t, env, tasks)
+	requireComplete(ctx, t, env, ids)
+	require.EqualValues(t, tasks, runs.Load(), "first steps run")
+	var attempts int
+	require.NoError(t, env.Pool.QueryRow(ctx, `SELECT max(attempts) FROM tasker.workflow_steps`).Scan(&attempts))
+	require.Equal(t, 1, attempts, "a step taken back and run again")
+}
+
+// createLinearTasks creates n mathematical_sequence tasks and returns their uuids.
+func createLinearTasks(ctx context.Context, t *testing.T, env *harness.Env, n int) []string {
+	t.Helper()
+	ids := make([]string, n)
 	for i := range ids {
 		created, err := env.Client.CreateTask(ctx, request("rust_e2e_linear", "mathematical_sequence", map[string]any{"even_number": 2}))
 		require.NoError(t, err)
 		ids[i] = created.TaskUUID
 	}
+	return ids
+}
+
+// requireComplete waits for each task and requires it complete.
+func requireComplete(ctx context.Context, t *testing.T, env *harness.Env, ids []string) {
+	t.Helper()
 	for _, id := range ids {
 		done, err := env.Client.WaitTask(ctx, id)
 		require.NoError(t, err)
 		require.Equal(t, "complete", done.Status)
 	}
-	require.EqualValues(t, tasks, runs.Load(), "first steps run")
-	var attempts int
-	require.NoError(t, env.Pool.QueryRow(ctx, `SELECT max(attempts) FROM tasker.workflow_steps`).Scan(&attempts))
-	require.Equal(t, 1, attempts, "a step taken back and run again")
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tasker-sim/tasker-sim/migrations"
@@ -20,9 +21,7 @@ import (
 func TestHotPathUpdatesStayHeapOnly(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
-	pool := newPool(t, newDatabase(t))
-	_, err := migrations.Migrate(ctx, pool, &migrations.Config{PGMQ: migrations.PGMQMode(os.Getenv("TASKER_TEST_PGMQ_MODE"))})
-	require.NoError(t, err)
+	pool := migratedPool(t)
 
 	rows, err := pool.Query(ctx, `
 		SELECT c.relname || '.' || i.relname || ': ' || pg_get_indexdef(x.indexrelid)
@@ -90,9 +89,7 @@ func TestHotPathUpdatesStayHeapOnly(t *testing.T) {
 func TestAuditIDsAreUUIDv7(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
-	pool := newPool(t, newDatabase(t))
-	_, err := migrations.Migrate(ctx, pool, &migrations.Config{PGMQ: migrations.PGMQMode(os.Getenv("TASKER_TEST_PGMQ_MODE"))})
-	require.NoError(t, err)
+	pool := migratedPool(t)
 	before := time.Now().UnixMilli()
 	rows, err := pool.Query(ctx, `SELECT tasker.uuid_v7() FROM generate_series(1, 1000)`)
 	require.NoError(t, err)
@@ -109,4 +106,14 @@ func TestAuditIDsAreUUIDv7(t *testing.T) {
 		require.False(t, seen[id], "a repeated id")
 		seen[id] = true
 	}
+}
+
+// migratedPool opens a pool on a fresh database of this test's own, migrated with the
+// pgmq provider TASKER_TEST_PGMQ_MODE asks for.
+func migratedPool(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	pool := newPool(t, newDatabase(t))
+	_, err := migrations.Migrate(testContext(t), pool, &migrations.Config{PGMQ: migrations.PGMQMode(os.Getenv("TASKER_TEST_PGMQ_MODE"))})
+	require.NoError(t, err)
+	return pool
 }
