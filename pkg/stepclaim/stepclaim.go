@@ -146,8 +146,9 @@ func ClaimBatch(ctx context.Context, db lifecycle.DB, queue, workerID string, le
 	return out, nil
 }
 
-// ErrLeaseLost means the result was not stored: the step's lease ran out and
-// orchestration gave it to another attempt, or the task was cancelled.
+// ErrLeaseLost means the worker no longer holds the step's attempt (so its result,
+// checkpoint or lease renewal was not stored): the lease ran out and orchestration gave
+// the step to another attempt, or the task was cancelled.
 var ErrLeaseLost = errors.New("step lease lost")
 
 // Submit stores a claimed step's result, moves the step to enqueued_for_orchestration (or
@@ -333,6 +334,11 @@ func (c *Claimer) claimLoop(ctx, work context.Context) {
 // step that is only queued here. It reports false, leaving the step to lease recovery,
 // when the claim was lost or the worker is stopping hard.
 func (c *Claimer) awaitHandler(work context.Context, handlers chan struct{}, step *Step) bool {
+	select {
+	case handlers <- struct{}{}:
+		return true // a handler is free: the usual case, no timer
+	default:
+	}
 	for {
 		renew := time.NewTimer(time.Until(step.LeaseUntil) - c.cfg.VisibilityTimeout/2)
 		select {

@@ -3,7 +3,6 @@ package stepclaim
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -30,30 +29,29 @@ func LoadStepData(ctx context.Context, db lifecycle.DB, step uuid.UUID) (StepDat
 	return d, nil
 }
 
-// ErrClaimLost is returned by SaveCheckpoint and RenewLease when the worker no longer holds the step.
-var ErrClaimLost = errors.New("the step is no longer claimed by this worker")
-
 // SaveCheckpoint stores checkpoint (any JSON value) as the step's progress, provided
-// worker still holds the step's claim: a worker whose lease ran out must not overwrite
-// the progress of the attempt that replaced it.
-func SaveCheckpoint(ctx context.Context, db lifecycle.DB, step uuid.UUID, worker string, checkpoint any) error {
+// worker still holds the claim of attempt attempt: a worker whose lease ran out must not
+// overwrite the progress of the attempt that replaced it, even its own. It fails with
+// ErrLeaseLost otherwise.
+func SaveCheckpoint(ctx context.Context, db lifecycle.DB, step uuid.UUID, attempt int, worker string, checkpoint any) error {
 	doc, err := json.Marshal(checkpoint)
 	if err != nil {
 		return fmt.Errorf("checkpoint of step %s: %w", step, err)
 	}
 	tag, err := db.Exec(ctx, `UPDATE tasker.workflow_steps SET checkpoint = $2, updated_at = now()
-	                           WHERE workflow_step_uuid = $1 AND in_process AND claimed_by = $3`, step, doc, worker)
+	                           WHERE workflow_step_uuid = $1 AND in_process AND claimed_by = $3 AND attempts = $4`,
+		step, doc, worker, attempt)
 	if err != nil {
 		return fmt.Errorf("save checkpoint of step %s: %w", step, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("save checkpoint of step %s: %w", step, ErrClaimLost)
+		return fmt.Errorf("save checkpoint of step %s: %w", step, ErrLeaseLost)
 	}
 	return nil
 }
 
 // RenewLease extends the lease of worker's claim on attempt attempt of step to lease from
-// now. It fails with ErrClaimLost when the worker no longer holds that attempt
+// now. It fails with ErrLeaseLost when the worker no longer holds that attempt
 // (orchestration took the step back).
 func RenewLease(ctx context.Context, db lifecycle.DB, step uuid.UUID, attempt int, worker string, lease time.Duration) error {
 	tag, err := db.Exec(ctx, `UPDATE tasker.workflow_steps
@@ -64,7 +62,7 @@ func RenewLease(ctx context.Context, db lifecycle.DB, step uuid.UUID, attempt in
 		return fmt.Errorf("renew the lease of step %s: %w", step, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("renew the lease of step %s: %w", step, ErrClaimLost)
+		return fmt.Errorf("renew the lease of step %s: %w", step, ErrLeaseLost)
 	}
 	return nil
 }

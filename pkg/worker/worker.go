@@ -594,10 +594,8 @@ func (w *Worker) stepInput(ctx context.Context, s *stepclaim.Step, tmpl *workflo
 	workflow.StepInput, *workflow.StepTemplate, error) {
 	in := workflow.StepInput{TaskUUID: s.TaskUUID, StepUUID: s.StepUUID, StepName: s.StepName, CorrelationID: s.CorrelationID,
 		Context: s.Context, Dependencies: s.Dependencies, Attempt: s.Attempt, MaxAttempts: s.MaxAttempts}
-	unknown := &workflow.StepError{Message: fmt.Sprintf("this worker has no template step %s in %s/%s/%s",
-		s.StepName, s.Namespace, s.TaskName, s.Version), ErrorType: "UnknownStep", ErrorCode: "UNKNOWN_STEP"}
 	if tmpl == nil {
-		return in, nil, unknown
+		return in, nil, unknownStep(s)
 	}
 	spec := tmpl.Step(s.StepName)
 	if spec == nil {
@@ -607,18 +605,24 @@ func (w *Worker) stepInput(ctx context.Context, s *stepclaim.Step, tmpl *workflo
 		}
 		var bi workflow.BatchWorkerInputs
 		if json.Unmarshal(data.Inputs, &bi) != nil || bi.TemplateStep == "" {
-			return in, nil, unknown
+			return in, nil, unknownStep(s)
 		}
 		if spec = tmpl.Step(bi.TemplateStep); spec == nil {
-			return in, nil, unknown
+			return in, nil, unknownStep(s)
 		}
 		in.Inputs, in.Previous, in.Checkpoint = data.Inputs, data.Previous, data.Checkpoint
 		in.SaveCheckpoint = func(ctx context.Context, cp any) error {
-			return stepclaim.SaveCheckpoint(ctx, w.pool, s.StepUUID, w.cfg.WorkerID, cp)
+			return stepclaim.SaveCheckpoint(ctx, w.pool, s.StepUUID, s.Attempt, w.cfg.WorkerID, cp)
 		}
 	}
 	in.Initialization = spec.Handler.Initialization
 	return in, spec, nil
+}
+
+// unknownStep is the failure of a step this worker has no template step for.
+func unknownStep(s *stepclaim.Step) *workflow.StepError {
+	return &workflow.StepError{Message: fmt.Sprintf("this worker has no template step %s in %s/%s/%s",
+		s.StepName, s.Namespace, s.TaskName, s.Version), ErrorType: "UnknownStep", ErrorCode: "UNKNOWN_STEP"}
 }
 
 // runHandler calls h, turning a panic into a non-retryable failure so that one bad
