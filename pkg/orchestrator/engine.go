@@ -214,7 +214,7 @@ func (o *Orchestrator) retryDue(ctx context.Context) (int, error) {
 		SELECT ws.task_uuid
 		  FROM tasker.unfinished_task_states AS u
 		  JOIN tasker.workflow_steps AS ws ON ws.task_uuid = u.task_uuid
-		 WHERE u.state NOT IN ('complete', 'error', 'cancelled', 'resolved_manually', 'blocked_by_failures')
+		 WHERE u.state <> 'blocked_by_failures' -- unfinished: never a terminal state
 		   AND NOT ws.in_process
 		   AND ws.last_attempted_at + make_interval(secs => coalesce(ws.backoff_request_seconds, 0)) <= clock_timestamp()
 		   AND (SELECT st.to_state FROM tasker.workflow_step_transitions AS st

@@ -119,7 +119,8 @@ func (o *Orchestrator) closeItems(ctx context.Context, items []*resultItem, err 
 }
 
 // finalizeBatch is the batch's transaction: archive, lock, finalize the steps, read the
-// tasks' snapshots, apply their plans. Four round trips, whatever the batch size.
+// tasks' snapshots, apply their plans. Four round trips whatever the batch size, and two
+// more when completed decision or batchable steps create steps.
 func (o *Orchestrator) finalizeBatch(ctx context.Context, tx pgx.Tx, items []*resultItem) error {
 	tasks, steps, err := o.loadBatch(ctx, tx, items)
 	if err != nil {

@@ -214,6 +214,10 @@ type namedTask struct {
 	// outcomeSteps are the decision and batchable steps, whose results create steps, by
 	// named_step_uuid.
 	outcomeSteps map[uuid.UUID]*workflow.StepTemplate
+	// initial are the steps a task starts with, and initialEdges the edges among them:
+	// the same for every task of the template, so worked out once.
+	initial      []*workflow.StepTemplate
+	initialEdges []workflow.Edge
 }
 
 // templateCache keeps parsed templates (and their compiled input schemas) by named task,
@@ -306,8 +310,10 @@ func (o *Orchestrator) namedTask(ctx context.Context, id uuid.UUID, updated time
 	if err := messaging.EnsureQueue(ctx, o.pool, tmpl.QueueName()); err != nil {
 		return nil, err
 	}
+	initial := tmpl.InitialSteps()
 	nt := &namedTask{uuid: id, updatedAt: updated, template: tmpl, stepUUIDs: steps,
-		outcomeSteps: map[uuid.UUID]*workflow.StepTemplate{}}
+		outcomeSteps: map[uuid.UUID]*workflow.StepTemplate{},
+		initial:      initial, initialEdges: tmpl.EdgesAmong(initial, stepNames(initial), "")}
 	for n, u := range steps {
 		if s := tmpl.Step(n); s != nil && (s.Type == workflow.StepDecision || s.Type == workflow.StepBatchable) {
 			nt.outcomeSteps[u] = s
@@ -409,12 +415,11 @@ func newCreation(nt *namedTask, req *api.TaskRequest, corr, parent uuid.UUID, pr
 	c := &creation{task: uuid.Must(uuid.NewV7()), namedTask: nt.uuid, correlationID: corr, req: req, tags: tagsJSON,
 		identity: identity, priority: int32(priority), namespace: tmpl.NamespaceName, key: tmpl.Key(),
 		parent: pgtype.UUID{Bytes: parent, Valid: parent != uuid.Nil}}
-	initial := tmpl.InitialSteps()
-	ids, err := c.addSteps(c.task, nt, initial)
+	ids, err := c.addSteps(c.task, nt, nt.initial)
 	if err != nil {
 		return nil, err
 	}
-	c.edgeFrom, c.edgeTo = edgeUUIDs(tmpl.EdgesAmong(initial, stepNames(initial), ""), ids)
+	c.edgeFrom, c.edgeTo = edgeUUIDs(nt.initialEdges, ids)
 	return c, nil
 }
 
