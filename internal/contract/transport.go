@@ -8,14 +8,12 @@ import (
 	"net/http"
 	"sort"
 	"sync"
+
+	"github.com/tasker-sim/tasker-sim/pkg/api"
 )
 
-// ServiceHeader is the answer header by which tasker-sim's services say who answered
-// (api.ServiceHeader); the Recorder judges each answer by that service's document.
-const ServiceHeader = "X-Tasker-Service"
-
 // Recorder is an http.RoundTripper that checks every answer passing through it against the
-// Document of the service that answered (by ServiceHeader) and keeps what it found. An
+// Document of the service that answered (by api.ServiceHeader) and keeps what it found. An
 // answer from a service without a document is not judged. It never changes an exchange.
 type Recorder struct {
 	Docs map[string]*Document
@@ -39,7 +37,7 @@ func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, fmt.Errorf("contract: read the answer to %s %s: %w", req.Method, req.URL.Path, rerr)
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(body))
-	if doc := r.Docs[resp.Header.Get(ServiceHeader)]; doc != nil {
+	if doc := r.Docs[resp.Header.Get(api.ServiceHeader)]; doc != nil {
 		r.record(doc, req.Method, req.URL.Path, resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	}
 	return resp, nil

@@ -29,9 +29,5 @@ func (c *Client) Bottlenecks(ctx context.Context, limit, minExecutions int) (*ap
 	if minExecutions != 0 {
 		q.Set("min_executions", strconv.Itoa(minExecutions))
 	}
-	path := "/v1/analytics/bottlenecks"
-	if len(q) > 0 {
-		path += "?" + q.Encode()
-	}
-	return call[api.BottleneckAnalysis](ctx, c, http.MethodGet, path, nil)
+	return call[api.BottleneckAnalysis](ctx, c, http.MethodGet, withQuery("/v1/analytics/bottlenecks", q), nil)
 }

@@ -201,11 +201,7 @@ func (c *Client) ListTasks(ctx context.Context, o ListOptions) (*api.TaskList, e
 	if o.PerPage > 0 {
 		q.Set("per_page", strconv.Itoa(o.PerPage))
 	}
-	path := "/v1/tasks"
-	if len(q) > 0 {
-		path += "?" + q.Encode()
-	}
-	return call[api.TaskList](ctx, c, http.MethodGet, path, nil)
+	return call[api.TaskList](ctx, c, http.MethodGet, withQuery("/v1/tasks", q), nil)
 }
 
 // CancelTask cancels a task.

@@ -30,7 +30,7 @@ func (c *Client) ListDlq(ctx context.Context, o DlqListOptions) ([]api.DlqEntry,
 	if o.Offset > 0 {
 		q.Set("offset", strconv.Itoa(o.Offset))
 	}
-	return callList[api.DlqEntry](ctx, c, http.MethodGet, dlqWithQuery("/v1/dlq", q), nil)
+	return callList[api.DlqEntry](ctx, c, http.MethodGet, withQuery("/v1/dlq", q), nil)
 }
 
 // GetDlqEntryForTask fetches a task's most recent DLQ entry (GET /v1/dlq/task/{task_uuid}).
@@ -53,13 +53,13 @@ func (c *Client) DlqStats(ctx context.Context) ([]api.DlqStats, error) {
 // DlqInvestigationQueue lists pending DLQ entries, most urgent first
 // (GET /v1/dlq/investigation-queue); limit 0 takes the server's default (100).
 func (c *Client) DlqInvestigationQueue(ctx context.Context, limit int) ([]api.DlqInvestigationQueueEntry, error) {
-	return callList[api.DlqInvestigationQueueEntry](ctx, c, http.MethodGet, dlqWithQuery("/v1/dlq/investigation-queue", dlqLimitQuery(limit)), nil)
+	return callList[api.DlqInvestigationQueueEntry](ctx, c, http.MethodGet, withQuery("/v1/dlq/investigation-queue", dlqLimitQuery(limit)), nil)
 }
 
 // DlqStaleness lists unfinished tasks in a waiting state with their staleness class,
 // stale first (GET /v1/dlq/staleness); limit 0 takes the server's default (100).
 func (c *Client) DlqStaleness(ctx context.Context, limit int) ([]api.StalenessMonitoring, error) {
-	return callList[api.StalenessMonitoring](ctx, c, http.MethodGet, dlqWithQuery("/v1/dlq/staleness", dlqLimitQuery(limit)), nil)
+	return callList[api.StalenessMonitoring](ctx, c, http.MethodGet, withQuery("/v1/dlq/staleness", dlqLimitQuery(limit)), nil)
 }
 
 func dlqLimitQuery(limit int) url.Values {
@@ -70,7 +70,8 @@ func dlqLimitQuery(limit int) url.Values {
 	return q
 }
 
-func dlqWithQuery(path string, q url.Values) string {
+// withQuery is path with q as its query string (none when q is empty).
+func withQuery(path string, q url.Values) string {
 	if len(q) == 0 {
 		return path
 	}

@@ -11,11 +11,11 @@ import (
 // Templates lists the registered namespaces and templates (GET /v1/templates); a non-empty
 // namespace filters the templates.
 func (c *Client) Templates(ctx context.Context, namespace string) (*api.TemplateList, error) {
-	path := "/v1/templates"
+	q := url.Values{}
 	if namespace != "" {
-		path += "?" + url.Values{"namespace": {namespace}}.Encode()
+		q.Set("namespace", namespace)
 	}
-	return call[api.TemplateList](ctx, c, http.MethodGet, path, nil)
+	return call[api.TemplateList](ctx, c, http.MethodGet, withQuery("/v1/templates", q), nil)
 }
 
 // Template describes one registered template (GET /v1/templates/{namespace}/{name}/{version}).
