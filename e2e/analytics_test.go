@@ -12,7 +12,6 @@ import (
 
 	"github.com/tasker-sim/tasker-sim/pkg/api"
 	"github.com/tasker-sim/tasker-sim/pkg/harness"
-	"github.com/tasker-sim/tasker-sim/pkg/orchestrator"
 )
 
 // analyticsWorkload runs 5 linear tasks (4 steps each, all complete) and 2
@@ -43,13 +42,7 @@ func analyticsWorkload(t *testing.T, env *harness.Env) {
 
 func TestAnalytics(t *testing.T) {
 	t.Parallel()
-	opts := fastOptions()
-	opts.Orchestrator = func(_ int, c *orchestrator.Config) {
-		c.PollInterval = 50 * time.Millisecond
-		c.Backoff.Base = 20 * time.Millisecond
-		c.Backoff.Max = 100 * time.Millisecond
-	}
-	env := harness.New(t, cluster, opts)
+	env := harness.New(t, cluster, fastRetryOptions())
 	ctx := ctxFor(t, 30*time.Second)
 
 	empty, err := env.Client.Performance(ctx, -1)

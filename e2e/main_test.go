@@ -27,6 +27,7 @@ import (
 	"github.com/tasker-sim/tasker-sim/pkg/api"
 	"github.com/tasker-sim/tasker-sim/pkg/harness"
 	"github.com/tasker-sim/tasker-sim/pkg/lifecycle"
+	"github.com/tasker-sim/tasker-sim/pkg/orchestrator"
 	"github.com/tasker-sim/tasker-sim/pkg/pgprovision"
 )
 
@@ -80,6 +81,18 @@ func pgmqMode() migrations.PGMQMode { return migrations.PGMQMode(os.Getenv("TASK
 // are checked against tasker-core's API contract.
 func fastOptions() harness.Options {
 	return harness.Options{PGMQMode: pgmqMode(), HTTPClient: contractClient}
+}
+
+// fastRetryOptions are fastOptions with quick background loops and retry backoffs of tens
+// of milliseconds, for tests whose tasks retry.
+func fastRetryOptions() harness.Options {
+	opts := fastOptions()
+	opts.Orchestrator = func(_ int, c *orchestrator.Config) {
+		c.PollInterval = 50 * time.Millisecond
+		c.Backoff.Base = 20 * time.Millisecond
+		c.Backoff.Max = 100 * time.Millisecond
+	}
+	return opts
 }
 
 // The contract check: every answer the suite's clients get from a route of tasker-core's

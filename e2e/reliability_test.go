@@ -122,13 +122,7 @@ func TestDuplicateDeliveryIsHarmless(t *testing.T) {
 
 func TestRetries(t *testing.T) {
 	t.Parallel()
-	opts := fastOptions()
-	opts.Orchestrator = func(_ int, c *orchestrator.Config) {
-		c.PollInterval = 50 * time.Millisecond
-		c.Backoff.Base = 20 * time.Millisecond
-		c.Backoff.Max = 100 * time.Millisecond
-	}
-	env := harness.New(t, cluster, opts)
+	env := harness.New(t, cluster, fastRetryOptions())
 
 	t.Run("exhausted", func(t *testing.T) {
 		t.Parallel()
@@ -382,23 +376,16 @@ func TestCancel(t *testing.T) {
 // steps_in_process threshold the staleness detector files it in the DLQ and errors it.
 func TestStaleTasksGoToTheDLQ(t *testing.T) {
 	t.Parallel()
-	opts := fastOptions()
-	opts.Worker = func(_ int, c *worker.Config) { c.Namespaces = []string{"rust_e2e_retry"} }
-	opts.Orchestrator = func(_ int, c *orchestrator.Config) {
-		c.PollInterval = 100 * time.Millisecond
-		c.Staleness = orchestrator.StalenessConfig{StepsInProcess: 300 * time.Millisecond}
-	}
-	env := harness.New(t, cluster, opts)
+	env := dlqEnv(t)
 	ctx := ctxFor(t, 30*time.Second)
-	created, done := runTask(ctx, t, env, request("rust_e2e_linear", "mathematical_sequence", map[string]any{"even_number": 2}))
-	require.Equal(t, "error", done.Status)
+	task := dlqStaleTask(t, ctx, env)
 
 	var state, reason, resolution, snapshotTask string
 	require.NoError(t, env.Pool.QueryRow(ctx, `SELECT original_state, dlq_reason, resolution_status, task_snapshot->>'task_uuid'
-		FROM tasker.tasks_dlq WHERE task_uuid = $1`, created.TaskUUID).Scan(&state, &reason, &resolution, &snapshotTask))
-	require.Equal(t, []string{"steps_in_process", "staleness_timeout", "pending", created.TaskUUID},
+		FROM tasker.tasks_dlq WHERE task_uuid = $1`, task).Scan(&state, &reason, &resolution, &snapshotTask))
+	require.Equal(t, []string{"steps_in_process", "staleness_timeout", "pending", task},
 		[]string{state, reason, resolution, snapshotTask})
-	rows := taskTransitions(t, env, created.TaskUUID)
+	rows := taskTransitions(t, env, task)
 	requireWellFormedAudit(t, rows, legalTask)
 	require.Equal(t, "staleness_timeout", rows[len(rows)-1].Metadata["trigger"])
 }

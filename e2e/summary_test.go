@@ -22,13 +22,7 @@ import (
 // and on an unknown and a malformed uuid.
 func TestTaskSummary(t *testing.T) {
 	t.Parallel()
-	opts := fastOptions()
-	opts.Orchestrator = func(_ int, c *orchestrator.Config) {
-		c.PollInterval = 50 * time.Millisecond
-		c.Backoff.Base = 20 * time.Millisecond
-		c.Backoff.Max = 100 * time.Millisecond
-	}
-	env := harness.New(t, cluster, opts)
+	env := harness.New(t, cluster, fastRetryOptions())
 	ctx := ctxFor(t, time.Minute)
 	linear := summaryRun(t, ctx, env, request("rust_e2e_linear", "mathematical_sequence", map[string]any{"even_number": 2}), "complete")
 	summaryLinear(t, ctx, env, linear)
