@@ -364,8 +364,12 @@ func (h *simulated) result(in StepInput, d draw) json.RawMessage {
 		LatencyMS: float64(d.latency.Microseconds()) / 1000, Decision: d.decision, Batch: d.batch}
 	body, _ := json.Marshal(r) // cannot fail: strings and numbers only
 	if pad := h.profile.ResultBytes - len(body); pad > 0 {
-		r.Payload = strings.Repeat("x", pad)
-		body, _ = json.Marshal(r)
+		// Payload is the last field, encoded as "": fill it in place rather than encode
+		// the whole result again.
+		padded := make([]byte, 0, len(body)+pad)
+		padded = append(padded, body[:len(body)-2]...)
+		padded = append(padded, strings.Repeat("x", pad)...)
+		body = append(padded, '"', '}')
 	}
 	return body
 }
