@@ -73,7 +73,7 @@ func TestClaimedStepKeepsItsLeaseWhileItWaits(t *testing.T) {
 	env := harness.New(t, cluster, opts)
 	ctx := ctxFor(t, 60*time.Second)
 
-	const lease, took = 600 * time.Millisecond, 350 * time.Millisecond
+	const lease, took = time.Second, 350 * time.Millisecond
 	var runs atomic.Int32
 	reg := workflow.DefaultRegistry()
 	square := reg["math.square_even_number"]
@@ -94,9 +94,9 @@ func TestClaimedStepKeepsItsLeaseWhileItWaits(t *testing.T) {
 	})
 	require.NoError(t, err)
 
-	// Four first steps, one handler: the last waits three handler runs (over 1 s), well
-	// past its 600 ms lease.
-	const tasks = 4
+	// Five first steps, one handler: the last waits four handler runs (1.4 s), well past
+	// its 1 s lease.
+	const tasks = 5
 	ids := createLinearTasks(ctx, t, env, tasks)
 	requireComplete(ctx, t, env, ids)
 	require.EqualValues(t, tasks, runs.Load(), "first steps run")

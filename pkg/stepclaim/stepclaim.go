@@ -331,33 +331,48 @@ func (c *Claimer) claimLoop(ctx, work context.Context) {
 
 // awaitHandler waits for a handler's permit for a claimed step. While the step waits, its
 // lease is renewed each time half of it has gone, so orchestration does not take back a
-// step that is only queued here. It reports false, leaving the step to lease recovery,
-// when the claim was lost or the worker is stopping hard.
+// step that is only queued here; and a step that waited long enough to use a tenth of its
+// lease has it renewed once more as it starts, so its handler gets (nearly) the whole
+// lease, as one started at its claim does. It reports false, leaving the step to lease
+// recovery, when the claim was lost or the worker is stopping hard.
 func (c *Claimer) awaitHandler(work context.Context, handlers chan struct{}, step *Step) bool {
 	select {
 	case handlers <- struct{}{}:
 		return true // a handler is free: the usual case, no timer
 	default:
 	}
+	lease := c.cfg.VisibilityTimeout
 	for {
-		renew := time.NewTimer(time.Until(step.LeaseUntil) - c.cfg.VisibilityTimeout/2)
+		renew := time.NewTimer(time.Until(step.LeaseUntil) - lease/2)
 		select {
 		case handlers <- struct{}{}:
 			renew.Stop()
+			if time.Until(step.LeaseUntil) < lease*9/10 && !c.renewLease(work, step) {
+				<-handlers
+				return false
+			}
 			return true
 		case <-work.Done():
 			renew.Stop()
 			return false
 		case <-renew.C:
 		}
-		renewed := time.Now()
-		if err := RenewLease(work, c.cfg.Pool, step.StepUUID, step.Attempt, c.cfg.WorkerID, c.cfg.VisibilityTimeout); err != nil {
-			c.log.Warn("claimed step left for lease recovery while it waited for a handler", "step_uuid", step.StepUUID,
-				"task_uuid", step.TaskUUID, "correlation_id", step.CorrelationID, "error", err)
+		if !c.renewLease(work, step) {
 			return false
 		}
-		step.LeaseUntil = renewed.Add(c.cfg.VisibilityTimeout)
 	}
+}
+
+// renewLease renews a waiting step's lease; false when the claim is lost (it is logged).
+func (c *Claimer) renewLease(ctx context.Context, step *Step) bool {
+	renewed := time.Now()
+	if err := RenewLease(ctx, c.cfg.Pool, step.StepUUID, step.Attempt, c.cfg.WorkerID, c.cfg.VisibilityTimeout); err != nil {
+		c.log.Warn("claimed step left for lease recovery while it waited for a handler", "step_uuid", step.StepUUID,
+			"task_uuid", step.TaskUUID, "correlation_id", step.CorrelationID, "error", err)
+		return false
+	}
+	step.LeaseUntil = renewed.Add(c.cfg.VisibilityTimeout)
+	return true
 }
 
 // nextBatch waits for a free slot and a candidate, then gathers what waits behind it
