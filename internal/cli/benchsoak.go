@@ -305,16 +305,17 @@ var historyTables = []historyTable{
 
 // historyUUID7 makes UUIDv7s for a time, like the ids the orchestrator gives tasks and
 // steps, so that copies sort by their times in the primary keys as real rows do.
-// tasker_sim_uuid7_like keeps the rest of a template id, so that a copy's steps keep the
-// order of the template's (their ids are made in one millisecond, in order); the copies
-// are a second apart, so their ids cannot collide.
+// tasker_sim_uuid7_like moves a template id back by the copy's shift and keeps the rest of
+// it, so that a copy's steps keep the order of the template's, also when the template's
+// ids straddle a millisecond; the copies are a second apart, so their ids cannot collide.
 var historyUUID7 = []string{
 	`CREATE FUNCTION pg_temp.tasker_sim_uuid7(ts timestamptz) RETURNS uuid LANGUAGE sql VOLATILE AS $$
 	SELECT (lpad(to_hex((extract(epoch FROM ts) * 1000)::bigint), 12, '0')
 		|| '7' || substr(replace(gen_random_uuid()::text, '-', ''), 14))::uuid
 $$`,
-	`CREATE FUNCTION pg_temp.tasker_sim_uuid7_like(ts timestamptz, template uuid) RETURNS uuid LANGUAGE sql IMMUTABLE AS $$
-	SELECT (lpad(to_hex((extract(epoch FROM ts) * 1000)::bigint), 12, '0')
+	`CREATE FUNCTION pg_temp.tasker_sim_uuid7_like(shift interval, template uuid) RETURNS uuid LANGUAGE sql IMMUTABLE AS $$
+	SELECT (lpad(to_hex(('x' || substr(replace(template::text, '-', ''), 1, 12))::bit(48)::bigint
+	                    - (extract(epoch FROM shift) * 1000)::bigint), 12, '0')
 		|| substr(replace(template::text, '-', ''), 13))::uuid
 $$`,
 }
@@ -463,7 +464,7 @@ func (h *historyFiller) batch(ctx context.Context, lo, hi int64, oldest time.Tim
 		}
 		if _, err := tx.Exec(ctx, `
 			CREATE TEMP TABLE hist_step ON COMMIT DROP AS
-			SELECT c.i, s.workflow_step_uuid AS old_uuid, pg_temp.tasker_sim_uuid7_like(c.born, s.workflow_step_uuid) AS new_uuid
+			SELECT c.i, s.workflow_step_uuid AS old_uuid, pg_temp.tasker_sim_uuid7_like(c.shift, s.workflow_step_uuid) AS new_uuid
 			  FROM hist_clone AS c CROSS JOIN tasker.workflow_steps AS s WHERE s.task_uuid = $1`, h.template); err != nil {
 			return err
 		}
