@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -64,7 +65,12 @@ TASKER_DATABASE_URL; it needs CREATE DATABASE there, and the database's CPU is t
 unknown), a fresh database per run, and the built binaries (run 'make build' first).
 The processes get taskerctl's environment, so the services' variables tune them.
 --compare-scale-out also runs twice the orchestrators and workers on a fresh database
-and reports the ratio (goal: at least 1.0). pgbench comes from PATH or
+and reports the ratio (goal: at least 1.0).
+
+The machine's speed drifts, so one run's ratio can be off by a fifth. --repeat N runs N
+rounds, each a burst (and its scale-out burst) with its pgbench reference right after it,
+and reports every round's ratios and their medians; the details printed are the median
+round's. pgbench comes from PATH or
 /usr/lib/postgresql/*/bin (apt-get install postgresql-client; on Debian and Ubuntu it
 comes with the server package, postgresql).`,
 		Args: cobra.NoArgs,
@@ -77,14 +83,26 @@ comes with the server package, postgresql).`,
 	f.Int("workers", 1, "worker processes")
 	f.Int("reference-seconds", 15, "how long pgbench runs (0 skips the reference)")
 	f.Bool("compare-scale-out", false, "also run twice the orchestrators and workers on a fresh database and compare")
+	f.Int("repeat", 1, "rounds to run; the ratios reported are the rounds' medians")
 	f.String("bin-dir", "", "directory with the orchestrator and worker binaries (default: beside taskerctl, then ./bin)")
 	addOutputFlag(cmd)
 	return cmd
 }
 
-// ThroughputResult is what `taskerctl bench throughput -o json` prints.
+// ThroughputResult is what `taskerctl bench throughput -o json` prints. Its round is the
+// median one (see MedianRound); Rounds lists every round when there were several.
 type ThroughputResult struct {
 	Machine Machine `json:"machine"`
+	ThroughputRound
+	// MedianScaleOutRatio is the median of the rounds' ScaleOutRatio (--compare-scale-out).
+	MedianScaleOutRatio float64 `json:"median_scale_out_ratio,omitempty"`
+	// Rounds are all the rounds, in the order they ran (--repeat above 1).
+	Rounds  []ThroughputRound `json:"rounds,omitempty"`
+	Targets ThroughputGoals   `json:"targets"`
+}
+
+// ThroughputRound is one round: a burst, its scale-out burst, and its reference.
+type ThroughputRound struct {
 	// Run is the burst with --orchestrators and --workers.
 	Run ThroughputRun `json:"run"`
 	// ScaleOut is the burst with twice the processes (--compare-scale-out).
@@ -94,8 +112,46 @@ type ThroughputResult struct {
 	// Reference is the pgbench run (absent with --reference-seconds 0).
 	Reference *PgbenchResult `json:"reference,omitempty"`
 	// StepsPerTPS is Run's steps/s ÷ the reference's TPS.
-	StepsPerTPS float64         `json:"steps_per_second_over_tps,omitempty"`
-	Targets     ThroughputGoals `json:"targets"`
+	StepsPerTPS float64 `json:"steps_per_second_over_tps,omitempty"`
+}
+
+// score is what ranks rounds: the ratio to the reference, or steps/s without one.
+func (r *ThroughputRound) score() float64 {
+	if r.Reference != nil {
+		return r.StepsPerTPS
+	}
+	return r.Run.StepsPerSecond
+}
+
+// MedianRound returns the index of the median round by ratio to the reference (by steps/s
+// when there is none); of an even count, the lower of the middle two, so that the median
+// is always a round that ran. -1 for none.
+func MedianRound(rounds []ThroughputRound) int {
+	if len(rounds) == 0 {
+		return -1
+	}
+	idx := make([]int, len(rounds))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(rounds[a].score(), rounds[b].score()) })
+	return idx[(len(idx)-1)/2]
+}
+
+// medianScaleOut is the median (the lower middle of an even count) of the rounds'
+// scale-out ratios; 0 when no round compared.
+func medianScaleOut(rounds []ThroughputRound) float64 {
+	var ratios []float64
+	for _, r := range rounds {
+		if r.ScaleOut != nil {
+			ratios = append(ratios, r.ScaleOutRatio)
+		}
+	}
+	if len(ratios) == 0 {
+		return 0
+	}
+	slices.Sort(ratios)
+	return ratios[(len(ratios)-1)/2]
 }
 
 // ThroughputGoals are the goals the figures are judged against.
@@ -154,7 +210,7 @@ type PgbenchResult struct {
 type throughputPlan struct {
 	format                         string
 	tasks, clients, orchs, workers int
-	refSeconds                     int
+	refSeconds, repeat             int
 	scaleOut                       bool
 	binDir                         string
 	progress                       io.Writer
@@ -172,7 +228,7 @@ func parseThroughputFlags(cmd *cobra.Command) (*throughputPlan, error) {
 	f := cmd.Flags()
 	p := &throughputPlan{format: format, tasks: flagInt(cmd, "tasks"), clients: flagInt(cmd, "clients"),
 		orchs: flagInt(cmd, "orchestrators"), workers: flagInt(cmd, "workers"), refSeconds: flagInt(cmd, "reference-seconds"),
-		progress: cmd.ErrOrStderr(), logf: stderrLogf(cmd)}
+		repeat: flagInt(cmd, "repeat"), progress: cmd.ErrOrStderr(), logf: stderrLogf(cmd)}
 	p.scaleOut, _ = f.GetBool("compare-scale-out")
 	p.binDir, _ = f.GetString("bin-dir")
 	for _, check := range []struct {
@@ -184,6 +240,7 @@ func parseThroughputFlags(cmd *cobra.Command) (*throughputPlan, error) {
 		{p.orchs < 1 || p.orchs > 16, fmt.Sprintf("--orchestrators %d: must be from 1 to 16", p.orchs)},
 		{p.workers < 1 || p.workers > 64, fmt.Sprintf("--workers %d: must be from 1 to 64", p.workers)},
 		{p.refSeconds < 0 || p.refSeconds > 3600, fmt.Sprintf("--reference-seconds %d: must be from 0 to 3600", p.refSeconds)},
+		{p.repeat < 1 || p.repeat > 50, fmt.Sprintf("--repeat %d: must be from 1 to 50", p.repeat)},
 	} {
 		if check.bad {
 			return nil, errors.New(check.what)
@@ -218,30 +275,51 @@ func runBenchThroughput(cmd *cobra.Command, _ []string) error {
 	defer srv.stop()
 	res := &ThroughputResult{Machine: srv.machine(ctx), Targets: ThroughputGoals{StepsPerTPS: throughputTarget,
 		StepsPerTPSStretch: throughputStretch, ScaleOutRatio: scaleOutGoal}}
-	run, err := p.measure(ctx, srv)
-	if err != nil {
-		return err
-	}
-	res.Run = *run
-	if p.scaleOut {
-		twice := *p
-		twice.orchs, twice.workers = 2*p.orchs, 2*p.workers
-		if res.ScaleOut, err = twice.measure(ctx, srv); err != nil {
+	var rounds []ThroughputRound
+	for i := range p.repeat {
+		if p.repeat > 1 {
+			p.logf("round %d of %d", i+1, p.repeat)
+		}
+		r, err := p.round(ctx, srv)
+		if err != nil {
 			return err
 		}
-		res.ScaleOutRatio = res.ScaleOut.StepsPerSecond / res.Run.StepsPerSecond
+		rounds = append(rounds, *r)
 	}
-	if p.refSeconds > 0 {
-		if res.Reference, err = srv.pgbench(ctx, p.refSeconds, p.logf); err != nil {
-			return fmt.Errorf("reference run: %w", err)
-		}
-		res.StepsPerTPS = res.Run.StepsPerSecond / res.Reference.TPS
+	res.ThroughputRound = rounds[MedianRound(rounds)]
+	res.MedianScaleOutRatio = medianScaleOut(rounds)
+	if len(rounds) > 1 {
+		res.Rounds = rounds
 	}
 	if p.format == "json" {
 		return printJSON(cmd.OutOrStdout(), res)
 	}
 	printThroughput(cmd.OutOrStdout(), res, srv.cpuUnknown)
 	return nil
+}
+
+// round runs one round: the burst, the scale-out burst when asked, then the reference.
+func (p *throughputPlan) round(ctx context.Context, srv *benchServer) (*ThroughputRound, error) {
+	run, err := p.measure(ctx, srv)
+	if err != nil {
+		return nil, err
+	}
+	r := &ThroughputRound{Run: *run}
+	if p.scaleOut {
+		twice := *p
+		twice.orchs, twice.workers = 2*p.orchs, 2*p.workers
+		if r.ScaleOut, err = twice.measure(ctx, srv); err != nil {
+			return nil, err
+		}
+		r.ScaleOutRatio = r.ScaleOut.StepsPerSecond / r.Run.StepsPerSecond
+	}
+	if p.refSeconds > 0 {
+		if r.Reference, err = srv.pgbench(ctx, p.refSeconds, p.logf); err != nil {
+			return nil, fmt.Errorf("reference run: %w", err)
+		}
+		r.StepsPerTPS = r.Run.StepsPerSecond / r.Reference.TPS
+	}
+	return r, nil
 }
 
 // measure starts the plan's stack on a fresh database, runs one burst, and stops it.
@@ -590,6 +668,9 @@ func postmasterPID(ctx context.Context, adminURL string) (int, error) {
 func printThroughput(w io.Writer, r *ThroughputResult, cpuUnknown string) {
 	m := r.Machine
 	fmt.Fprintf(w, "machine: %d CPUs, %s/%s, PostgreSQL %s\n\n", m.CPUs, m.GOOS, m.GOARCH, m.PostgresVersion)
+	if len(r.Rounds) > 1 {
+		printRounds(w, r)
+	}
 	printThroughputRun(w, &r.Run, cpuUnknown)
 	if r.Reference != nil {
 		ref := r.Reference
@@ -608,6 +689,34 @@ func printThroughput(w io.Writer, r *ThroughputResult, cpuUnknown string) {
 			r.ScaleOut.Orchestrators, r.ScaleOut.Workers, r.Run.Orchestrators, r.Run.Workers,
 			r.ScaleOut.StepsPerSecond, r.Run.StepsPerSecond, r.ScaleOutRatio, r.Targets.ScaleOutRatio)
 	}
+}
+
+// printRounds prints one line per round and the medians, ahead of the median round's
+// details.
+func printRounds(w io.Writer, r *ThroughputResult) {
+	for i, rd := range r.Rounds {
+		fmt.Fprintf(w, "round %d: %.1f steps/s", i+1, rd.Run.StepsPerSecond)
+		if rd.Run.DBCPUMSPerStep != nil {
+			fmt.Fprintf(w, " (PostgreSQL CPU %.3f ms/step)", *rd.Run.DBCPUMSPerStep)
+		}
+		if rd.Reference != nil {
+			fmt.Fprintf(w, ", pgbench %.1f TPS, ratio %.2f", rd.Reference.TPS, rd.StepsPerTPS)
+		}
+		if rd.ScaleOut != nil {
+			fmt.Fprintf(w, ", scale-out %.1f steps/s, ratio %.2f", rd.ScaleOut.StepsPerSecond, rd.ScaleOutRatio)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "median of %d rounds:", len(r.Rounds))
+	if r.Reference != nil {
+		fmt.Fprintf(w, " steps/s ÷ TPS %.2f (target >= %.1f)", r.StepsPerTPS, r.Targets.StepsPerTPS)
+	} else {
+		fmt.Fprintf(w, " %.1f steps/s", r.Run.StepsPerSecond)
+	}
+	if r.MedianScaleOutRatio > 0 {
+		fmt.Fprintf(w, "; scale-out %.2f (goal >= %.1f)", r.MedianScaleOutRatio, r.Targets.ScaleOutRatio)
+	}
+	fmt.Fprint(w, "\nthe median round, by ratio to its reference (by steps/s without one):\n\n")
 }
 
 func printThroughputRun(w io.Writer, r *ThroughputRun, cpuUnknown string) {

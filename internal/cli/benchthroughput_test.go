@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"context"
 	"encoding/binary"
+	"io"
 	"strings"
 	"testing"
 
@@ -120,4 +122,58 @@ func TestAuxvValue(t *testing.T) {
 	require.Equal(t, uint64(0), auxvValue(auxv(6, 4096, 0, 0, 17, 250), 17), "nothing after AT_NULL")
 	require.Equal(t, uint64(0), auxvValue(auxv(6, 4096)[:12], 17), "a short vector")
 	require.Greater(t, clockTicks(), 0.0)
+}
+
+func TestMedianRound(t *testing.T) {
+	t.Parallel()
+	withRef := func(steps, tps, scaleOut float64) ThroughputRound {
+		r := ThroughputRound{Run: ThroughputRun{StepsPerSecond: steps}, Reference: &PgbenchResult{TPS: tps},
+			StepsPerTPS: steps / tps}
+		if scaleOut > 0 {
+			r.ScaleOut, r.ScaleOutRatio = &ThroughputRun{StepsPerSecond: steps * scaleOut}, scaleOut
+		}
+		return r
+	}
+	// By ratio, not by steps/s: round 0 is the fastest burst but on the fastest machine.
+	rounds := []ThroughputRound{withRef(1500, 7500, 0.7), withRef(1000, 4000, 0.9), withRef(1200, 5000, 0.8)}
+	require.Equal(t, 2, MedianRound(rounds), "ratios 0.20, 0.25, 0.24: the median is 0.24")
+	require.InDelta(t, 0.8, medianScaleOut(rounds), 1e-9)
+
+	require.Equal(t, 0, MedianRound(rounds[:2]), "an even count: the lower middle, a round that ran")
+	require.InDelta(t, 0.7, medianScaleOut(rounds[:2]), 1e-9)
+	require.Equal(t, 0, MedianRound(rounds[1:2]), "one round")
+	require.Equal(t, -1, MedianRound(nil))
+
+	noRef := []ThroughputRound{{Run: ThroughputRun{StepsPerSecond: 900}}, {Run: ThroughputRun{StepsPerSecond: 700}},
+		{Run: ThroughputRun{StepsPerSecond: 800}}}
+	require.Equal(t, 2, MedianRound(noRef), "without a reference, by steps/s")
+	require.Zero(t, medianScaleOut(noRef), "no round compared scale-out")
+}
+
+func TestBenchThroughputRefusesABadRepeat(t *testing.T) {
+	t.Parallel()
+	for _, n := range []string{"0", "51"} {
+		root := Root()
+		root.SetOut(io.Discard)
+		root.SetErr(io.Discard)
+		root.SetArgs([]string{"bench", "throughput", "--repeat", n})
+		require.ErrorContains(t, root.ExecuteContext(context.Background()), "--repeat "+n+": must be from 1 to 50")
+	}
+}
+
+func TestPrintRounds(t *testing.T) {
+	t.Parallel()
+	db := 1.1
+	rounds := []ThroughputRound{
+		{Run: ThroughputRun{StepsPerSecond: 1000, DBCPUMSPerStep: &db}, Reference: &PgbenchResult{TPS: 5000}, StepsPerTPS: 0.2},
+		{Run: ThroughputRun{StepsPerSecond: 1100}, Reference: &PgbenchResult{TPS: 5000}, StepsPerTPS: 0.22},
+		{Run: ThroughputRun{StepsPerSecond: 1200}, Reference: &PgbenchResult{TPS: 5000}, StepsPerTPS: 0.24},
+	}
+	res := &ThroughputResult{ThroughputRound: rounds[MedianRound(rounds)], Rounds: rounds,
+		Targets: ThroughputGoals{StepsPerTPS: throughputTarget}}
+	var out strings.Builder
+	printThroughput(&out, res, "")
+	require.Contains(t, out.String(), "round 1: 1000.0 steps/s (PostgreSQL CPU 1.100 ms/step), pgbench 5000.0 TPS, ratio 0.20\n")
+	require.Contains(t, out.String(), "median of 3 rounds: steps/s ÷ TPS 0.22 (target >= 0.5)")
+	require.Contains(t, out.String(), "steps/s ÷ TPS = 1100.0 ÷ 5000.0 = 0.22")
 }
