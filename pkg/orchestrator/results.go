@@ -196,13 +196,6 @@ const (
 	   FOR UPDATE OF ws`
 )
 
-// genericPlansSQL makes the batch's statements run their cached generic plans. The lock
-// reads take arrays of keys, and the planner otherwise prefers a custom plan for each
-// call, planning them anew every time: for a batch of one that was most of their cost
-// (0.2 ms of planning to 0.03 ms of execution for lockTasksSQL). Their generic plans are
-// the same index probes.
-const genericPlansSQL = `SET LOCAL plan_cache_mode = force_generic_plan`
-
 // queueLockTasks adds to b the lock of tasks (in uuid order; with skipLocked, tasks another
 // transaction holds are left out) and, in a statement of its own, the read of their
 // states. After the batch runs, locked holds a taskRef per task locked.
@@ -247,7 +240,6 @@ func (o *Orchestrator) loadBatch(ctx context.Context, tx pgx.Tx, items []*result
 	}
 	archived := map[int64]bool{}
 	b := &pgx.Batch{}
-	b.Queue(genericPlansSQL)
 	if err := messaging.ArchiveBatch(b, messaging.QueueStepResults, ids, archived); err != nil {
 		return nil, nil, err
 	}
