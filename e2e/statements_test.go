@@ -16,7 +16,7 @@ import (
 // Statement budgets per step of a linear task run one task at a time, where every batch
 // holds one step: the worst case for batching. Counted by the pgx tracer of both
 // services (tasker_sql_queries_total and tasker_db_transactions_total), API calls
-// included (15.3 statements, most of them pipelined, and 1.23 transactions when this was written). The budgets
+// included (15.35 statements, most of them pipelined, and 1.25 transactions when this was last measured). The budgets
 // keep that from creeping up; wall-clock times are not asserted here: they belong to the
 // benchmarks.
 const (

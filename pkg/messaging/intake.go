@@ -81,6 +81,10 @@ type Intake struct {
 	Logger *slog.Logger
 	// Instruments record listener retries and reads. Default: record nothing.
 	Instruments *telemetry.Instruments
+	// OnConnect, when set, runs after every (re)connect of the listener, before the
+	// fallback poll: notifications sent while it was away are lost, so a consumer that
+	// caches what notifications invalidate drops its cache here.
+	OnConnect func(ctx context.Context)
 
 	floodOnce sync.Once
 	floods    chan int
@@ -133,7 +137,7 @@ func (in *Intake) Run(ctx context.Context) {
 		Channels:   append(slices.Clone(in.Channels), slices.Sorted(maps.Keys(in.Others))...),
 		Logger:     in.Logger,
 		Handle:     in.onNotification,
-		OnConnect:  in.Poll,
+		OnConnect:  in.onConnect,
 		OnRetry:    func(ctx context.Context) { in.Instruments.QueueRetry(ctx, "listen") },
 	}
 	wg.Go(func() { _ = l.Run(ctx) })
@@ -194,6 +198,13 @@ func (in *Intake) onNotification(ctx context.Context, n *pgconn.Notification) {
 		d.Body, d.Headers, d.Read = m.Body, m.Headers, true
 	}
 	in.Out.Send(ctx, d)
+}
+
+func (in *Intake) onConnect(ctx context.Context) {
+	if in.OnConnect != nil {
+		in.OnConnect(ctx)
+	}
+	in.Poll(ctx)
 }
 
 // Poll reads the visible messages of every queue once and delivers them.

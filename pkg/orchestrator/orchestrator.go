@@ -98,8 +98,10 @@ func Start(ctx context.Context, cfg *Config) (*Orchestrator, error) {
 	o.faults = faults.NewCheckedSwitch(c.Faults, checkOrchestratorFaults, o.applyProcessFaults)
 	o.intake = &messaging.Intake{Pool: pool, Queues: []string{messaging.QueueStepResults},
 		Channels: []string{messaging.OrchestrationChannel},
-		Others:   map[string]func(context.Context, *pgconn.Notification){messaging.TaskFinalizedChannel: o.onFinalized},
-		Out:      o.results, Breaker: o.queue, VisibilityTimeout: c.VisibilityTimeout, PollInterval: c.PollInterval,
+		Others: map[string]func(context.Context, *pgconn.Notification){messaging.TaskFinalizedChannel: o.onFinalized,
+			messaging.TemplateRegisteredChannel: func(context.Context, *pgconn.Notification) { o.templates.forgetNames() }},
+		OnConnect: func(context.Context) { o.templates.forgetNames() },
+		Out:       o.results, Breaker: o.queue, VisibilityTimeout: c.VisibilityTimeout, PollInterval: c.PollInterval,
 		PollBatch: pollBatchSize, Logger: o.log, Instruments: c.Telemetry.Instruments,
 		Reader: &messaging.FallbackReader{DB: pool, Instruments: c.Telemetry.Instruments, Faults: o.faults}}
 	if err := o.intake.Check(); err != nil {

@@ -221,15 +221,68 @@ type namedTask struct {
 }
 
 // templateCache keeps parsed templates (and their compiled input schemas) by named task,
-// re-reading one only when its row changed.
+// re-reading one only when its row changed, and which named task a namespace, name and
+// version resolve to, until a template is registered (see forgetNames).
 type templateCache struct {
 	mu     sync.Mutex
 	byTask map[uuid.UUID]*namedTask
+	byName map[templateKey]*namedTask
+	// epoch counts forgetNames calls: a lookup that read the database before the latest
+	// one does not store what it read, which may be the template's older version.
+	epoch uint64
 }
 
-func newTemplateCache() *templateCache { return &templateCache{byTask: map[uuid.UUID]*namedTask{}} }
+// templateKey names a template as a task request does.
+type templateKey struct{ namespace, name, version string }
 
+func newTemplateCache() *templateCache {
+	return &templateCache{byTask: map[uuid.UUID]*namedTask{}, byName: map[templateKey]*namedTask{}}
+}
+
+// forgetNames drops every resolved name, so the next request of each template reads its
+// row again (and re-parses it when it changed). It runs on each template registration's
+// notification and on each reconnect of the listener that hears them.
+func (c *templateCache) forgetNames() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.byName)
+	c.epoch++
+}
+
+// named returns the template a name resolved to, if still known, and the current epoch.
+func (c *templateCache) named(k templateKey) (*namedTask, uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.byName[k], c.epoch
+}
+
+// rememberName stores what k resolved to, unless a registration was heard since epoch.
+func (c *templateCache) rememberName(k templateKey, nt *namedTask, epoch uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.epoch == epoch {
+		c.byName[k] = nt
+	}
+}
+
+// lookupTemplate resolves a task request's template: from the cache while no template
+// has been registered since it was read (no statement at all), else from its row.
 func (o *Orchestrator) lookupTemplate(ctx context.Context, namespace, name, version string) (*namedTask, error) {
+	key := templateKey{namespace, name, version}
+	cached, epoch := o.templates.named(key)
+	if cached != nil {
+		return cached, nil
+	}
+	nt, err := o.readTemplate(ctx, namespace, name, version)
+	if err != nil {
+		return nil, err
+	}
+	o.templates.rememberName(key, nt, epoch)
+	return nt, nil
+}
+
+// readTemplate resolves a template by its row.
+func (o *Orchestrator) readTemplate(ctx context.Context, namespace, name, version string) (*namedTask, error) {
 	var id uuid.UUID
 	var updated time.Time
 	err := o.pool.QueryRow(ctx, `

@@ -1,0 +1,64 @@
+package e2e
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tasker-sim/tasker-sim/pkg/harness"
+	"github.com/tasker-sim/tasker-sim/pkg/messaging"
+	"github.com/tasker-sim/tasker-sim/pkg/workflow"
+)
+
+// The orchestrator resolves a task request's template from its cache, without a
+// statement; a template registered again (here with two of its four steps) reaches the
+// next tasks once its registration's notification is heard, without a restart.
+func TestReregisteredTemplateReachesTheNextTasks(t *testing.T) {
+	t.Parallel()
+	env := harness.New(t, cluster, fastOptions())
+	ctx := ctxFor(t, 60*time.Second)
+	stepsOf := func(task string) int {
+		var n int
+		require.NoError(t, env.Pool.QueryRow(ctx, `SELECT count(*) FROM tasker.workflow_steps WHERE task_uuid = $1`,
+			task).Scan(&n))
+		return n
+	}
+	create := func() string {
+		ids := createLinearTasks(ctx, t, env, 1)
+		return ids[0]
+	}
+	// The orchestrator's listener drops the cache when it connects: wait for its last
+	// LISTEN, so the creates below fill the cache for good (a registration is then the
+	// only thing that can empty it).
+	require.Eventually(t, func() bool {
+		var n int
+		require.NoError(t, env.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND query = $1`,
+			`LISTEN "`+messaging.TemplateRegisteredChannel+`"`).Scan(&n))
+		return n > 0
+	}, 10*time.Second, 10*time.Millisecond, "the orchestrator listens for registrations")
+	first := []string{create(), create()}
+	require.Equal(t, 4, stepsOf(first[1]))
+
+	all, err := workflow.Embedded()
+	require.NoError(t, err)
+	var linear *workflow.Template
+	for _, tmpl := range all {
+		if tmpl.NamespaceName == "rust_e2e_linear" && tmpl.Name == "mathematical_sequence" {
+			linear = tmpl
+		}
+	}
+	require.NotNil(t, linear)
+	shorter := *linear
+	shorter.Steps = linear.Steps[:2] // linear_step_2 depends on linear_step_1 only
+	require.NoError(t, workflow.Register(ctx, env.Pool, []*workflow.Template{&shorter}))
+
+	var later []string
+	require.Eventually(t, func() bool {
+		later = append(later, create())
+		return stepsOf(later[len(later)-1]) == 2
+	}, 10*time.Second, 20*time.Millisecond, "a task created after the registration has the new template's steps")
+	requireComplete(context.WithoutCancel(ctx), t, env, append(first, later...))
+}
