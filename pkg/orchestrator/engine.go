@@ -49,6 +49,18 @@ func (o *Orchestrator) recordCommitted(ctx context.Context, t *taskRef) {
 	}
 }
 
+// hotTx begins the orchestration transactions (result batches, task creation, retries and
+// recovery) with their statements on generic plans, in the BEGIN's own round trip. Their
+// reads take arrays of keys, and for those the planner prefers a custom plan at every
+// call: it planned a result batch's three lock reads anew each time, 0.15-0.23 ms of
+// planning to 0.03 ms of execution for the task lock. A generic plan is made once per
+// connection, maybe while the tables are nearly empty, and then kept; so, as in the
+// hot-path functions, no scan, hash or merge join may enter it: it is the index probes
+// it must be when the tables are large (without this, the step lock read went from 0.14 to
+// 0.88 ms per task).
+var hotTx = pgx.TxOptions{BeginQuery: "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; " +
+	"SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off"}
+
 // lockTask takes the task row for the rest of tx: every orchestration decision about a
 // task happens under this lock, so two orchestrators never decide for one task at once.
 // With skipLocked, a task another transaction holds is skipped (ok=false, err=nil).
@@ -250,7 +262,7 @@ func (o *Orchestrator) forEachTask(ctx context.Context, spanName, query string, 
 		var locked *taskRef
 		n := 0
 		sctx, span := o.tel.Tracer.Start(ctx, spanName, trace.WithAttributes(attribute.String("task_uuid", id.String())))
-		err := pgx.BeginFunc(sctx, o.pool, func(tx pgx.Tx) error {
+		err := pgx.BeginTxFunc(sctx, o.pool, hotTx, func(tx pgx.Tx) error {
 			t, ok, err := lockTask(sctx, tx, id, true)
 			if err != nil || !ok {
 				return err

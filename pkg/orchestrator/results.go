@@ -53,7 +53,7 @@ type stepRow struct {
 // cannot hold back the others.
 func (o *Orchestrator) processResults(ctx context.Context, jobs []messaging.Delivery) {
 	items := o.openItems(ctx, jobs)
-	err := pgx.BeginFunc(ctx, o.pool, func(tx pgx.Tx) error { return o.finalizeBatch(ctx, tx, items) })
+	err := pgx.BeginTxFunc(ctx, o.pool, hotTx, func(tx pgx.Tx) error { return o.finalizeBatch(ctx, tx, items) })
 	if err != nil && len(items) > 1 && ctx.Err() == nil {
 		for _, it := range items {
 			it.span.SetAttributes(attribute.Bool("batch_retried_alone", true))

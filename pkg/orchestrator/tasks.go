@@ -529,7 +529,7 @@ func edgeUUIDs(edges []workflow.Edge, ids map[string]uuid.UUID) (from, to []uuid
 // enqueues its root steps. After the commit one statement reads the new tasks back.
 func (o *Orchestrator) createTasks(ctx context.Context, cs []*creation) ([]created, error) {
 	refs := make([]*taskRef, len(cs))
-	err := pgx.BeginFunc(ctx, o.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginTxFunc(ctx, o.pool, hotTx, func(tx pgx.Tx) error {
 		ids := make([]uuid.UUID, len(cs))
 		for i, c := range cs {
 			ids[i] = c.task
