@@ -259,28 +259,12 @@ func (cfg *Config) templatesWithDefaults() error {
 	return nil
 }
 
-// keyedPlans are the worker connections' planner settings: cached generic plans made of
-// index probes (see connect).
-var keyedPlans = map[string]string{"plan_cache_mode": "force_generic_plan", "enable_seqscan": "off",
-	"enable_hashjoin": "off", "enable_mergejoin": "off"}
-
 // connect opens the pool, with the database metrics' tracer, and waits for a database
 // that is still starting.
 func connect(ctx context.Context, cfg *Config) (*pgxpool.Pool, error) {
 	tracer := telemetry.NewDBTracer(cfg.Telemetry.Instruments, "worker")
 	pool, err := dbwait.Connect(ctx, cfg.DatabaseURL, func(pc *pgxpool.Config) {
 		pc.MaxConns = cfg.MaxConns
-		// Every statement the worker sends reads or writes rows by key (message ids, step
-		// uuids). Left to choose, the planner made a custom plan for every claim: 0.16-0.2
-		// ms of planning to 0.55-0.7 ms of execution for a claim of one. A generic plan is
-		// made once per connection, maybe while the queue is nearly empty, and kept; so, as
-		// in the hot-path functions, it may use no scan, hash or merge join. Settings in
-		// the URL win.
-		for k, v := range keyedPlans {
-			if _, set := pc.ConnConfig.RuntimeParams[k]; !set {
-				pc.ConnConfig.RuntimeParams[k] = v
-			}
-		}
 		pc.ConnConfig.Tracer = tracer
 		pc.BeforeClose = tracer.ForgetConn
 	}, dbwait.Options{Limit: cfg.DatabaseWait, Logger: cfg.Logger.With("component", "worker", "worker_id", cfg.WorkerID),
