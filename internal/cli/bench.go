@@ -16,6 +16,7 @@ import (
 
 	"github.com/tasker-sim/tasker-sim/internal/stack"
 	"github.com/tasker-sim/tasker-sim/pkg/api"
+	"github.com/tasker-sim/tasker-sim/pkg/client"
 )
 
 func contextWithTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
@@ -95,7 +96,10 @@ awaited (long-poll, so the time is not quantised by a polling interval), one at 
 Without --url it starts its own throwaway PostgreSQL, orchestrator and worker (run
 'make build' first). As a reference in the same run it measures the latency of one
 durable single-row commit on the same database and reports the task latency as a
-multiple of it: a linear task needs about 13 commits.`,
+multiple of it: a linear task needs about 13 commits. With the database known it also
+breaks the latency into hops between the tasks' audit rows (a step's enqueue, its claim,
+its result, its completion, the next step's enqueue), each the median over the measured
+tasks, so you can see where a single task's time goes.`,
 		Args: cobra.NoArgs,
 		RunE: runBench,
 	}
@@ -119,68 +123,103 @@ type BenchResult struct {
 	TasksPerSecond    float64 `json:"tasks_per_second"`
 	ReferenceCommitMS float64 `json:"reference_commit_p50_ms,omitempty"`
 	RatioToCommit     float64 `json:"p50_over_commit_p50,omitempty"`
+	// Hops is where the measured tasks' time went (when the database is known).
+	Hops []HopLatency `json:"hops,omitempty"`
+}
+
+// benchPlan is the validated command line of bench.
+type benchPlan struct {
+	format                 string
+	tasks, warmup, even, w int
+}
+
+func parseBenchFlags(cmd *cobra.Command) (*benchPlan, error) {
+	format, err := outputFormat(cmd)
+	if err != nil {
+		return nil, err
+	}
+	p := &benchPlan{format: format, tasks: flagInt(cmd, "tasks"), warmup: flagInt(cmd, "warmup"),
+		even: flagInt(cmd, "even-number"), w: flagInt(cmd, "workers")}
+	switch {
+	case p.tasks < 1:
+		return nil, fmt.Errorf("--tasks %d: must be at least 1", p.tasks)
+	case p.warmup < 0:
+		return nil, fmt.Errorf("--warmup %d: must not be negative", p.warmup)
+	case p.even < 2 || p.even > 100 || p.even%2 != 0:
+		return nil, fmt.Errorf("--even-number %d: must be even, from 2 to 100", p.even)
+	}
+	return p, nil
 }
 
 func runBench(cmd *cobra.Command, _ []string) error {
-	format, err := outputFormat(cmd)
+	p, err := parseBenchFlags(cmd)
 	if err != nil {
 		return err
 	}
-	f := cmd.Flags()
-	n, _ := f.GetInt("tasks")
-	warmup, _ := f.GetInt("warmup")
-	even, _ := f.GetInt("even-number")
-	workers, _ := f.GetInt("workers")
-	if n < 1 {
-		return fmt.Errorf("--tasks %d: must be at least 1", n)
-	}
-	if warmup < 0 {
-		return fmt.Errorf("--warmup %d: must not be negative", warmup)
-	}
-	if even < 2 || even > 100 || even%2 != 0 {
-		return fmt.Errorf("--even-number %d: must be even, from 2 to 100", even)
-	}
-	own, err := startOwnStack(cmd, workers, nil)
+	own, err := startOwnStack(cmd, p.w, nil)
 	if err != nil {
 		return err
 	}
 	defer own.stop()
-	dbURL := own.dbURL
 	c, err := clientFor(own.url)
 	if err != nil {
 		return err
 	}
 	ctx := cmd.Context()
-	runOne := func() (time.Duration, error) {
-		body, _ := json.Marshal(map[string]any{"even_number": even, "_run_id": uuid.NewString()})
+	res, ids, err := p.measure(ctx, c, newBar(cmd.ErrOrStderr(), p.tasks, "mathematical_sequence"))
+	if err != nil {
+		return err
+	}
+	if own.dbURL != "" {
+		ref, err := commitLatency(ctx, own.dbURL, p.tasks)
+		if err != nil {
+			return fmt.Errorf("reference run: %w", err)
+		}
+		res.ReferenceCommitMS = toMS(ref)
+		res.RatioToCommit = res.P50MS / res.ReferenceCommitMS
+		if res.Hops, err = measureHops(ctx, own.dbURL, ids); err != nil {
+			return err
+		}
+	}
+	if p.format == "json" {
+		return printJSON(cmd.OutOrStdout(), res)
+	}
+	printBench(cmd.OutOrStdout(), res, p.warmup)
+	return nil
+}
+
+// measure runs the warm-up tasks, then the measured ones one at a time, and returns the
+// latency figures and the measured tasks' ids.
+func (p *benchPlan) measure(ctx context.Context, c *client.Client, bar *progressbar.ProgressBar) (*BenchResult, []string, error) {
+	runOne := func() (string, time.Duration, error) {
+		body, _ := json.Marshal(map[string]any{"even_number": p.even, "_run_id": uuid.NewString()})
 		start := time.Now()
 		t, err := c.CreateTask(ctx, &api.TaskRequest{Name: "mathematical_sequence", Namespace: "rust_e2e_linear",
 			Version: "1.0.0", Context: body, Initiator: "taskerctl", SourceSystem: "bench", Reason: "latency benchmark"})
 		if err != nil {
-			return 0, err
+			return "", 0, err
 		}
 		if t, err = c.WaitTask(ctx, t.TaskUUID); err != nil {
-			return 0, err
+			return "", 0, err
 		}
 		if t.Status != "complete" {
-			return 0, fmt.Errorf("task %s ended %s", t.TaskUUID, t.Status)
+			return "", 0, fmt.Errorf("task %s ended %s", t.TaskUUID, t.Status)
 		}
-		return time.Since(start), nil
+		return t.TaskUUID, time.Since(start), nil
 	}
-	for range warmup {
-		if _, err := runOne(); err != nil {
-			return err
+	for range p.warmup {
+		if _, _, err := runOne(); err != nil {
+			return nil, nil, err
 		}
 	}
-	bar := newBar(cmd.ErrOrStderr(), n, "mathematical_sequence")
-	lat := make([]time.Duration, 0, n)
+	lat, ids := make([]time.Duration, 0, p.tasks), make([]string, 0, p.tasks)
 	began := time.Now()
-	for range n {
-		d, err := runOne()
+	for range p.tasks {
+		id, d, err := runOne()
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
-		lat = append(lat, d)
+		lat, ids = append(lat, d), append(ids, id)
 		_ = bar.Add(1)
 	}
 	elapsed := time.Since(began)
@@ -190,32 +229,23 @@ func runBench(cmd *cobra.Command, _ []string) error {
 	for _, d := range lat {
 		sum += d
 	}
-	res := BenchResult{Tasks: n, P50MS: toMS(percentile(lat, 50)), P95MS: toMS(percentile(lat, 95)),
-		P99MS: toMS(percentile(lat, 99)), MeanMS: toMS(sum / time.Duration(n)),
-		TasksPerSecond: float64(n) / elapsed.Seconds()}
-	if dbURL != "" {
-		ref, err := commitLatency(ctx, dbURL, n)
-		if err != nil {
-			return fmt.Errorf("reference run: %w", err)
-		}
-		res.ReferenceCommitMS = toMS(ref)
-		res.RatioToCommit = res.P50MS / res.ReferenceCommitMS
-	}
-	if format == "json" {
-		return printJSON(cmd.OutOrStdout(), res)
-	}
-	out := cmd.OutOrStdout()
-	fmt.Fprintf(out, "mathematical_sequence, %d sequential tasks (after %d warm-up), create -> complete:\n", n, warmup)
+	return &BenchResult{Tasks: p.tasks, P50MS: toMS(percentile(lat, 50)), P95MS: toMS(percentile(lat, 95)),
+		P99MS: toMS(percentile(lat, 99)), MeanMS: toMS(sum / time.Duration(p.tasks)),
+		TasksPerSecond: float64(p.tasks) / elapsed.Seconds()}, ids, nil
+}
+
+func printBench(out io.Writer, res *BenchResult, warmup int) {
+	fmt.Fprintf(out, "mathematical_sequence, %d sequential tasks (after %d warm-up), create -> complete:\n", res.Tasks, warmup)
 	fmt.Fprintf(out, "  P50 %.2f ms   P95 %.2f ms   P99 %.2f ms   mean %.2f ms   (%.1f tasks/s)\n",
 		res.P50MS, res.P95MS, res.P99MS, res.MeanMS, res.TasksPerSecond)
-	if dbURL != "" {
+	if res.ReferenceCommitMS > 0 {
 		fmt.Fprintf(out, "  reference: one durable commit P50 %.3f ms; task P50 = %.1f x commit\n",
 			res.ReferenceCommitMS, res.RatioToCommit)
+		printHops(out, res.Hops)
 	} else {
-		fmt.Fprintln(out, "  reference run skipped: set TASKER_DATABASE_URL to the orchestrator's database")
+		fmt.Fprintln(out, "  reference run and breakdown skipped: set TASKER_DATABASE_URL to the orchestrator's database")
 	}
 	fmt.Fprintln(out, "  targets: P50 <= 10 ms, P99 <= 25 ms; tasker-core reports P50 257 ms")
-	return nil
 }
 
 func toMS(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }
