@@ -16,11 +16,12 @@ import (
 // Statement budgets per step of a linear task run one task at a time, where every batch
 // holds one step: the worst case for batching. Counted by the pgx tracer of both
 // services (tasker_sql_queries_total and tasker_db_transactions_total), API calls
-// included (15.35 statements, most of them pipelined, and 1.25 transactions when this was last measured). The budgets
-// keep that from creeping up; wall-clock times are not asserted here: they belong to the
-// benchmarks.
+// included: 15.35 statements, most of them pipelined, and 1.25 transactions when this was
+// last measured, the same in every run. The budgets keep that from creeping up (a task
+// request that read its template's row again, as before the orchestrator cached it,
+// makes 15.6); wall-clock times are not asserted here: they belong to the benchmarks.
 const (
-	statementsPerStepBudget   = 16.0
+	statementsPerStepBudget   = 15.5
 	transactionsPerStepBudget = 1.5
 )
 

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tasker-sim/tasker-sim/pkg/harness"
@@ -29,15 +30,15 @@ func TestReregisteredTemplateReachesTheNextTasks(t *testing.T) {
 		ids := createLinearTasks(ctx, t, env, 1)
 		return ids[0]
 	}
-	// The orchestrator's listener drops the cache when it connects: wait for its last
-	// LISTEN, so the creates below fill the cache for good (a registration is then the
-	// only thing that can empty it).
-	require.Eventually(t, func() bool {
+	// The orchestrator's listener drops the cache when it connects: wait until its last
+	// LISTEN has finished, so the creates below fill the cache for good (a registration's
+	// notification is then the only thing that can empty it within the test).
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		var n int
-		require.NoError(t, env.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND query = $1`,
+		assert.NoError(c, env.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND state = 'idle' AND query = $1`,
 			`LISTEN "`+messaging.TemplateRegisteredChannel+`"`).Scan(&n))
-		return n > 0
+		assert.Positive(c, n)
 	}, 10*time.Second, 10*time.Millisecond, "the orchestrator listens for registrations")
 	first := []string{create(), create()}
 	require.Equal(t, 4, stepsOf(first[1]))
@@ -56,9 +57,17 @@ func TestReregisteredTemplateReachesTheNextTasks(t *testing.T) {
 	require.NoError(t, workflow.Register(ctx, env.Pool, []*workflow.Template{&shorter}))
 
 	var later []string
-	require.Eventually(t, func() bool {
-		later = append(later, create())
-		return stepsOf(later[len(later)-1]) == 2
-	}, 10*time.Second, 20*time.Millisecond, "a task created after the registration has the new template's steps")
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		created, err := env.Client.CreateTask(ctx, request("rust_e2e_linear", "mathematical_sequence",
+			map[string]any{"even_number": 2}))
+		if !assert.NoError(c, err) {
+			return
+		}
+		later = append(later, created.TaskUUID)
+		var n int
+		assert.NoError(c, env.Pool.QueryRow(ctx, `SELECT count(*) FROM tasker.workflow_steps WHERE task_uuid = $1`,
+			created.TaskUUID).Scan(&n))
+		assert.Equal(c, 2, n)
+	}, 5*time.Second, 20*time.Millisecond, "a task created after the registration has the new template's steps (well before templateNameTTL)")
 	requireComplete(context.WithoutCancel(ctx), t, env, append(first, later...))
 }

@@ -9,7 +9,8 @@ import (
 )
 
 // HopLatency is the median time of one hop of a task's way from create to complete, over
-// the measured tasks, as their audit rows timed it.
+// the measured tasks, as their audit rows timed it. Each step counts once: a retried
+// step's hops run from its first claim to its first result sent on for completion.
 type HopLatency struct {
 	// Hop names the two audit events it runs between.
 	Hop string `json:"hop"`
@@ -20,8 +21,9 @@ type HopLatency struct {
 }
 
 // The hops, in a task's order. Each step's transitions are timed by their created_at
-// (the clock when each row was written, so rows of one transaction differ); a step's
-// hop to its successor follows its edge.
+// (the clock when each row was written, so rows of one transaction differ); the task's
+// creation by tasks.created_at, when its creating transaction began. A step's hop to its
+// successor follows its edge.
 var hopNames = []string{
 	"task created -> first step enqueued",
 	"step enqueued -> claimed by a worker (in_progress)",
@@ -113,6 +115,13 @@ func measureHops(ctx context.Context, dbURL string, tasks []string) ([]HopLatenc
 
 // printHops prints the breakdown under the latency figures.
 func printHops(w io.Writer, hops []HopLatency) {
+	if len(hops) == 0 {
+		return
+	}
+	if hops[len(hops)-1].PerTask == 0 {
+		fmt.Fprintln(w, "  breakdown: no audit rows of the measured tasks in that database (is TASKER_DATABASE_URL the orchestrator's?)")
+		return
+	}
 	fmt.Fprintln(w, "  where the time goes (medians over the measured tasks, from their audit rows):")
 	for _, h := range hops {
 		fmt.Fprintf(w, "    %-66s %7.2f ms  x %.2f per task\n", h.Hop, h.MedianMS, h.PerTask)

@@ -40,8 +40,9 @@ const OrchestrationChannel = ChannelPrefix + "orchestration"
 // TaskFinalizedChannel carries the uuid of each task that reached a terminal state.
 const TaskFinalizedChannel = "tasker_task_finalized"
 
-// TemplateRegisteredChannel carries the named_task_uuid of each template (re)registered,
-// so that a process caching templates drops what it holds.
+// TemplateRegisteredChannel carries the named_task_uuid of each template (re)registered
+// (a trigger on tasker.named_tasks sends it, migration 013), so that a process caching
+// templates drops what it holds.
 const TemplateRegisteredChannel = "tasker_template_registered"
 
 // Channel returns the LISTEN channel for a namespace's queue.

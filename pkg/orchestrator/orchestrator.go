@@ -65,6 +65,36 @@ func Run(ctx context.Context, cfg *Config) error {
 	return o.Stop()
 }
 
+// connect opens the pool, with the database metrics' tracer, and waits for a database
+// that is still starting.
+func connect(ctx context.Context, c *Config) (*pgxpool.Pool, error) {
+	tracer := telemetry.NewDBTracer(c.Telemetry.Instruments, "orchestrator")
+	pool, err := dbwait.Connect(ctx, c.DatabaseURL, func(pc *pgxpool.Config) {
+		pc.MaxConns = c.MaxConns
+		pc.ConnConfig.Tracer = tracer
+		pc.BeforeClose = tracer.ForgetConn
+	}, dbwait.Options{Limit: c.DatabaseWait, Logger: c.Logger.With("component", "orchestrator"),
+		Hint: "TASKER_DATABASE_WAIT sets how long to wait"})
+	if err != nil {
+		return nil, fmt.Errorf("orchestrator: %w", err)
+	}
+	return pool, nil
+}
+
+// newIntake is the step results' intake, which also hears task finalizations and
+// template registrations.
+func (o *Orchestrator) newIntake() *messaging.Intake {
+	c := o.cfg
+	return &messaging.Intake{Pool: o.pool, Queues: []string{messaging.QueueStepResults},
+		Channels: []string{messaging.OrchestrationChannel},
+		Others: map[string]func(context.Context, *pgconn.Notification){messaging.TaskFinalizedChannel: o.onFinalized,
+			messaging.TemplateRegisteredChannel: o.onTemplateRegistered},
+		OnConnect: func(context.Context) { o.templates.forget(uuid.Nil) },
+		Out:       o.results, Breaker: o.queue, VisibilityTimeout: c.VisibilityTimeout, PollInterval: c.PollInterval,
+		PollBatch: pollBatchSize, Logger: o.log, Instruments: c.Telemetry.Instruments,
+		Reader: &messaging.FallbackReader{DB: o.pool, Instruments: c.Telemetry.Instruments, Faults: o.faults}}
+}
+
 // Start connects, migrates, creates the orchestration queues and starts the API and the
 // background loops. It returns once the API is listening.
 func Start(ctx context.Context, cfg *Config) (*Orchestrator, error) {
@@ -75,15 +105,9 @@ func Start(ctx context.Context, cfg *Config) (*Orchestrator, error) {
 	if err := checkOrchestratorFaults(c.Faults); err != nil {
 		return nil, fmt.Errorf("orchestrator: TASKER_FAULTS: %w", err)
 	}
-	tracer := telemetry.NewDBTracer(c.Telemetry.Instruments, "orchestrator")
-	pool, err := dbwait.Connect(ctx, c.DatabaseURL, func(pc *pgxpool.Config) {
-		pc.MaxConns = c.MaxConns
-		pc.ConnConfig.Tracer = tracer
-		pc.BeforeClose = tracer.ForgetConn
-	}, dbwait.Options{Limit: c.DatabaseWait, Logger: c.Logger.With("component", "orchestrator"),
-		Hint: "TASKER_DATABASE_WAIT sets how long to wait"})
+	pool, err := connect(ctx, c)
 	if err != nil {
-		return nil, fmt.Errorf("orchestrator: %w", err)
+		return nil, err
 	}
 	o := &Orchestrator{
 		tel: c.Telemetry,
@@ -96,14 +120,7 @@ func Start(ctx context.Context, cfg *Config) (*Orchestrator, error) {
 	o.readiness = resilience.NewBreaker(resilience.TaskReadiness, c.ReadinessBreaker, o.log)
 	o.queue = resilience.NewBreaker(resilience.PGMQ, c.PGMQBreaker, o.log)
 	o.faults = faults.NewCheckedSwitch(c.Faults, checkOrchestratorFaults, o.applyProcessFaults)
-	o.intake = &messaging.Intake{Pool: pool, Queues: []string{messaging.QueueStepResults},
-		Channels: []string{messaging.OrchestrationChannel},
-		Others: map[string]func(context.Context, *pgconn.Notification){messaging.TaskFinalizedChannel: o.onFinalized,
-			messaging.TemplateRegisteredChannel: func(context.Context, *pgconn.Notification) { o.templates.forgetNames() }},
-		OnConnect: func(context.Context) { o.templates.forgetNames() },
-		Out:       o.results, Breaker: o.queue, VisibilityTimeout: c.VisibilityTimeout, PollInterval: c.PollInterval,
-		PollBatch: pollBatchSize, Logger: o.log, Instruments: c.Telemetry.Instruments,
-		Reader: &messaging.FallbackReader{DB: pool, Instruments: c.Telemetry.Instruments, Faults: o.faults}}
+	o.intake = o.newIntake()
 	if err := o.intake.Check(); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("orchestrator: %w", err)
@@ -200,6 +217,16 @@ func (o *Orchestrator) onFinalized(_ context.Context, n *pgconn.Notification) {
 	if id, err := uuid.Parse(n.Payload); err == nil {
 		o.finalized.append(id)
 	}
+}
+
+// onTemplateRegistered drops the cached template a registration names (and every
+// resolved name).
+func (o *Orchestrator) onTemplateRegistered(_ context.Context, n *pgconn.Notification) {
+	id, err := uuid.Parse(n.Payload)
+	if err != nil {
+		id = uuid.Nil // unreadable: forget them all
+	}
+	o.templates.forget(id)
 }
 
 // resultWorker processes step results in batches: whatever is waiting when it is free, up

@@ -258,7 +258,7 @@ func parseCompletionData(raw json.RawMessage) (*api.ManualCompletionData, error)
 func (o *Orchestrator) StepAction(ctx context.Context, task, step uuid.UUID, act *api.StepManualAction) (*api.StepResponse, error) {
 	start := time.Now()
 	var locked *taskRef
-	err := pgx.BeginFunc(ctx, o.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginTxFunc(ctx, o.pool, hotTx, func(tx pgx.Tx) error {
 		t, ok, err := lockTask(ctx, tx, task, false)
 		if err != nil {
 			return err

@@ -221,39 +221,61 @@ type namedTask struct {
 }
 
 // templateCache keeps parsed templates (and their compiled input schemas) by named task,
-// re-reading one only when its row changed, and which named task a namespace, name and
-// version resolve to, until a template is registered (see forgetNames).
+// each as of its row's updated_at, and which named task a namespace, name and version
+// resolve to. A registration's notification drops both for what it names (see forget);
+// a resolved name is also read again after templateNameTTL, in case its notification was
+// lost (a listener that is down).
 type templateCache struct {
 	mu     sync.Mutex
 	byTask map[uuid.UUID]*namedTask
-	byName map[templateKey]*namedTask
-	// epoch counts forgetNames calls: a lookup that read the database before the latest
-	// one does not store what it read, which may be the template's older version.
+	byName map[templateKey]resolvedName
+	// epoch counts forget calls: a lookup that read the database before the latest one
+	// does not store what it read, which may be the template's older version.
 	epoch uint64
+	now   func() time.Time
 }
+
+// templateNameTTL bounds how long a resolved name is used without reading its row again.
+const templateNameTTL = 10 * time.Second
 
 // templateKey names a template as a task request does.
 type templateKey struct{ namespace, name, version string }
 
-func newTemplateCache() *templateCache {
-	return &templateCache{byTask: map[uuid.UUID]*namedTask{}, byName: map[templateKey]*namedTask{}}
+// resolvedName is what a templateKey resolved to, and when.
+type resolvedName struct {
+	nt *namedTask
+	at time.Time
 }
 
-// forgetNames drops every resolved name, so the next request of each template reads its
-// row again (and re-parses it when it changed). It runs on each template registration's
-// notification and on each reconnect of the listener that hears them.
-func (c *templateCache) forgetNames() {
+func newTemplateCache() *templateCache {
+	return &templateCache{byTask: map[uuid.UUID]*namedTask{}, byName: map[templateKey]resolvedName{}, now: time.Now}
+}
+
+// forget drops every resolved name and the parsed template of named task id (all of them
+// for uuid.Nil), so the next request reads the rows again. It runs on each template
+// registration's notification (id is its named task) and on each (re)connect of the
+// listener that hears them (uuid.Nil: what it missed is unknown).
+func (c *templateCache) forget(id uuid.UUID) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	clear(c.byName)
+	if id == uuid.Nil {
+		clear(c.byTask)
+	} else {
+		delete(c.byTask, id)
+	}
 	c.epoch++
 }
 
-// named returns the template a name resolved to, if still known, and the current epoch.
+// named returns the template a name resolved to, if known and fresh, and the epoch.
 func (c *templateCache) named(k templateKey) (*namedTask, uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.byName[k], c.epoch
+	r, ok := c.byName[k]
+	if !ok || c.now().Sub(r.at) >= templateNameTTL {
+		return nil, c.epoch
+	}
+	return r.nt, c.epoch
 }
 
 // rememberName stores what k resolved to, unless a registration was heard since epoch.
@@ -261,8 +283,20 @@ func (c *templateCache) rememberName(k templateKey, nt *namedTask, epoch uint64)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.epoch == epoch {
-		c.byName[k] = nt
+		c.byName[k] = resolvedName{nt: nt, at: c.now()}
 	}
+}
+
+// keep stores a parsed template unless the cache holds a later version of it, and
+// returns the latest of the two.
+func (c *templateCache) keep(nt *namedTask) *namedTask {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cur := c.byTask[nt.uuid]; cur != nil && cur.updatedAt.After(nt.updatedAt) {
+		return cur
+	}
+	c.byTask[nt.uuid] = nt
+	return nt
 }
 
 // lookupTemplate resolves a task request's template: from the cache while no template
@@ -329,8 +363,10 @@ func (o *Orchestrator) namedTask(ctx context.Context, id uuid.UUID, updated time
 		return cached, nil
 	}
 	var config []byte
-	if err := o.pool.QueryRow(ctx, `SELECT configuration FROM tasker.named_tasks WHERE named_task_uuid = $1`,
-		id).Scan(&config); err != nil {
+	// The version stored is the one this configuration belongs to (a registration may
+	// have come since updated was read).
+	if err := o.pool.QueryRow(ctx, `SELECT configuration, updated_at FROM tasker.named_tasks WHERE named_task_uuid = $1`,
+		id).Scan(&config, &updated); err != nil {
 		return nil, err
 	}
 	tmpl, err := workflow.Parse(config)
@@ -372,10 +408,7 @@ func (o *Orchestrator) namedTask(ctx context.Context, id uuid.UUID, updated time
 			nt.outcomeSteps[u] = s
 		}
 	}
-	c.mu.Lock()
-	c.byTask[id] = nt
-	c.mu.Unlock()
-	return nt, nil
+	return c.keep(nt), nil
 }
 
 // CreateTask validates a request and, in one transaction, creates the task, its steps,
@@ -771,7 +804,7 @@ func (o *Orchestrator) ListTasks(ctx context.Context, f ListFilter) (*api.TaskLi
 func (o *Orchestrator) CancelTask(ctx context.Context, id uuid.UUID) error {
 	start := time.Now()
 	var cancelled *taskRef
-	err := pgx.BeginFunc(ctx, o.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginTxFunc(ctx, o.pool, hotTx, func(tx pgx.Tx) error {
 		t, ok, err := lockTask(ctx, tx, id, false)
 		if err != nil {
 			return err

@@ -2,7 +2,9 @@ package orchestrator
 
 import (
 	"testing"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 )
 
@@ -16,7 +18,7 @@ func TestTemplateCacheForgetsAcrossARegistration(t *testing.T) {
 
 	got, epoch := c.named(k)
 	require.Nil(t, got)
-	c.forgetNames() // a registration is heard while the lookup reads the row
+	c.forget(uuid.New()) // a registration is heard while the lookup reads the row
 	c.rememberName(k, old, epoch)
 	got, epoch = c.named(k)
 	require.Nil(t, got, "what was read before the registration is not kept")
@@ -25,7 +27,47 @@ func TestTemplateCacheForgetsAcrossARegistration(t *testing.T) {
 	got, _ = c.named(k)
 	require.Same(t, fresh, got)
 
-	c.forgetNames()
+	c.forget(uuid.New())
 	got, _ = c.named(k)
 	require.Nil(t, got, "a registration drops every resolved name")
+}
+
+// Without any notification (a listener that is down), a resolved name is read again
+// after templateNameTTL.
+func TestTemplateCacheNamesExpire(t *testing.T) {
+	t.Parallel()
+	c := newTemplateCache()
+	now := time.Unix(1000, 0)
+	c.now = func() time.Time { return now }
+	k := templateKey{"ns", "name", "1.0.0"}
+	nt := &namedTask{}
+	_, epoch := c.named(k)
+	c.rememberName(k, nt, epoch)
+	now = now.Add(templateNameTTL - time.Millisecond)
+	got, _ := c.named(k)
+	require.Same(t, nt, got)
+	now = now.Add(time.Millisecond)
+	got, _ = c.named(k)
+	require.Nil(t, got, "expired")
+}
+
+// A slow reader of an older version does not replace a newer one; a registration's
+// notification drops its template, a reconnect drops them all.
+func TestTemplateCacheKeepsTheLatestVersion(t *testing.T) {
+	t.Parallel()
+	c := newTemplateCache()
+	id, other := uuid.New(), uuid.New()
+	at := time.Unix(1000, 0)
+	newer := &namedTask{uuid: id, updatedAt: at.Add(time.Second)}
+	older := &namedTask{uuid: id, updatedAt: at}
+	require.Same(t, newer, c.keep(newer))
+	require.Same(t, newer, c.keep(older), "the older version read late is not kept")
+	require.Same(t, newer, c.byTask[id])
+	c.keep(&namedTask{uuid: other, updatedAt: at})
+
+	c.forget(id)
+	require.Nil(t, c.byTask[id])
+	require.NotNil(t, c.byTask[other], "only the registered template is dropped")
+	c.forget(uuid.Nil)
+	require.Empty(t, c.byTask, "a reconnect drops every template")
 }

@@ -8,15 +8,14 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/tasker-sim/tasker-sim/pkg/messaging"
 )
 
 // Register upserts the templates' namespaces, named tasks and named steps in one
 // transaction, so orchestration can create tasks of these shapes. Registering the same
-// template again (another worker, a restart) updates it in place. Each template's
-// named_task_uuid is notified on messaging.TemplateRegisteredChannel as the transaction
-// commits, so an orchestrator's template cache drops it.
+// template again (another worker, a restart) updates it in place. A trigger on
+// tasker.named_tasks notifies each template's named_task_uuid on
+// messaging.TemplateRegisteredChannel as the transaction commits, so an orchestrator's
+// template cache drops it.
 func Register(ctx context.Context, pool *pgxpool.Pool, templates []*Template) error {
 	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		for _, t := range templates {
@@ -46,9 +45,6 @@ func registerOne(ctx context.Context, tx pgx.Tx, t *Template) error {
 		ON CONFLICT (task_namespace_uuid, name, version) DO UPDATE
 		   SET description = EXCLUDED.description, configuration = EXCLUDED.configuration, updated_at = now()
 		RETURNING named_task_uuid`, nsUUID, t.Name, t.Version, t.Description, config).Scan(&taskUUID); err != nil {
-		return err
-	}
-	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2::text)`, messaging.TemplateRegisteredChannel, taskUUID); err != nil {
 		return err
 	}
 	names := make([]string, len(t.Steps))
