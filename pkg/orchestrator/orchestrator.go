@@ -68,12 +68,7 @@ func Run(ctx context.Context, cfg *Config) error {
 // connect opens the pool, with the database metrics' tracer, and waits for a database
 // that is still starting.
 func connect(ctx context.Context, c *Config) (*pgxpool.Pool, error) {
-	tracer := telemetry.NewDBTracer(c.Telemetry.Instruments, "orchestrator")
-	pool, err := dbwait.Connect(ctx, c.DatabaseURL, func(pc *pgxpool.Config) {
-		pc.MaxConns = c.MaxConns
-		pc.ConnConfig.Tracer = tracer
-		pc.BeforeClose = tracer.ForgetConn
-	}, dbwait.Options{Limit: c.DatabaseWait, Logger: c.Logger.With("component", "orchestrator"),
+	pool, err := dbwait.Connect(ctx, c.DatabaseURL, telemetry.PoolConfig(c.Telemetry.Instruments, "orchestrator", c.MaxConns), dbwait.Options{Limit: c.DatabaseWait, Logger: c.Logger.With("component", "orchestrator"),
 		Hint: "TASKER_DATABASE_WAIT sets how long to wait"})
 	if err != nil {
 		return nil, fmt.Errorf("orchestrator: %w", err)

@@ -134,3 +134,14 @@ func (t *DBTracer) TraceAcquireEnd(ctx context.Context, _ *pgxpool.Pool, _ pgxpo
 
 // ForgetConn drops what the tracer keeps about a closed connection.
 func (t *DBTracer) ForgetConn(conn *pgx.Conn) { t.txStart.Delete(conn) }
+
+// PoolConfig returns a pool configuration hook that traces the pool's connections with a
+// new DBTracer named pool, and caps the pool at maxConns.
+func PoolConfig(in *Instruments, pool string, maxConns int32) func(*pgxpool.Config) {
+	t := NewDBTracer(in, pool)
+	return func(pc *pgxpool.Config) {
+		pc.MaxConns = maxConns
+		pc.ConnConfig.Tracer = t
+		pc.BeforeClose = t.ForgetConn
+	}
+}

@@ -262,12 +262,7 @@ func (cfg *Config) templatesWithDefaults() error {
 // connect opens the pool, with the database metrics' tracer, and waits for a database
 // that is still starting.
 func connect(ctx context.Context, cfg *Config) (*pgxpool.Pool, error) {
-	tracer := telemetry.NewDBTracer(cfg.Telemetry.Instruments, "worker")
-	pool, err := dbwait.Connect(ctx, cfg.DatabaseURL, func(pc *pgxpool.Config) {
-		pc.MaxConns = cfg.MaxConns
-		pc.ConnConfig.Tracer = tracer
-		pc.BeforeClose = tracer.ForgetConn
-	}, dbwait.Options{Limit: cfg.DatabaseWait, Logger: cfg.Logger.With("component", "worker", "worker_id", cfg.WorkerID),
+	pool, err := dbwait.Connect(ctx, cfg.DatabaseURL, telemetry.PoolConfig(cfg.Telemetry.Instruments, "worker", cfg.MaxConns), dbwait.Options{Limit: cfg.DatabaseWait, Logger: cfg.Logger.With("component", "worker", "worker_id", cfg.WorkerID),
 		Hint: "TASKER_DATABASE_WAIT sets how long to wait"})
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
