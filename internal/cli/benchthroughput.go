@@ -685,7 +685,11 @@ func printThroughput(w io.Writer, r *ThroughputResult, cpuUnknown string) {
 	if r.ScaleOut != nil {
 		fmt.Fprintln(w)
 		printThroughputRun(w, r.ScaleOut, cpuUnknown)
-		fmt.Fprintf(w, "\nscale-out: %d+%d ÷ %d+%d steps/s = %.1f ÷ %.1f = %.2f   (goal >= %.1f)\n",
+		which := ""
+		if len(r.Rounds) > 1 {
+			which = " in this round (the median over the rounds is above)"
+		}
+		fmt.Fprintf(w, "\nscale-out%s: %d+%d ÷ %d+%d steps/s = %.1f ÷ %.1f = %.2f   (goal >= %.1f)\n", which,
 			r.ScaleOut.Orchestrators, r.ScaleOut.Workers, r.Run.Orchestrators, r.Run.Workers,
 			r.ScaleOut.StepsPerSecond, r.Run.StepsPerSecond, r.ScaleOutRatio, r.Targets.ScaleOutRatio)
 	}
