@@ -128,6 +128,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, cfg *Config) (*Result, err
 		fileMigration("011_hot_step_claims"),
 		fileMigration("012_sql_uuid_v7"),
 		fileMigration("013_template_notify"),
+		fileMigration("014_flip_arrays"),
 	}
 	for _, m := range steps {
 		applied, err := applyOnce(ctx, conn.Conn(), m, provider)

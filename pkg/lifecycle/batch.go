@@ -237,6 +237,10 @@ type TaskPlan struct {
 	Messages [][]byte
 	Queue    string
 	Headers  []byte
+	// NoneWaitingRetry says no step of the task waits for retry (its snapshot counted
+	// none), so none of Ready moves back from waiting_for_retry first. When every plan of
+	// a call says so, that flip is skipped.
+	NoneWaitingRetry bool
 }
 
 // End is the state the plan leaves the task in.
@@ -261,6 +265,7 @@ type planArgs struct {
 	terminalComplete []bool
 	blocked          []uuid.UUID // tasks that settle blocked_by_failures: notified, not completed
 	enqueueChecked   bool
+	mayRetry         bool // some plan's ready steps may wait for retry
 }
 
 // add checks a plan's edges and appends it to the arguments.
@@ -268,6 +273,7 @@ func (a *planArgs) add(p *TaskPlan) error {
 	if len(p.Messages) != len(p.Ready) {
 		return fmt.Errorf("task %s: %d ready steps but %d messages", p.Task, len(p.Ready), len(p.Messages))
 	}
+	a.mayRetry = a.mayRetry || (len(p.Ready) > 0 && !p.NoneWaitingRetry)
 	meta, err := encodeMetadata(p.Metadata)
 	if err != nil {
 		return err
@@ -368,11 +374,16 @@ func ApplyPlans(ctx context.Context, db BatchDB, processor uuid.UUID, plans []*T
 		return nil, nil
 	}
 	var enqueued []uuid.UUID
+	var retryState *string // NULL: no ready step waits for retry
+	if a.mayRetry {
+		s := string(EnqueueEdges[0][0])
+		retryState = &s
+	}
 	b := &pgx.Batch{}
-	b.Queue(`SELECT tasker.apply_plans($1, $2, $3, $4, $5::jsonb[], $6, $7, $8, $9, $10, $11, $12)`,
+	b.Queue(`SELECT tasker.apply_plans($1, $2, $3, $4, $5::jsonb[], $6, $7, $8, $9, $10::text, $11, $12)`,
 		a.tasks, a.from, a.moveTasks, a.moveTo, a.moveMeta,
 		a.ready, a.terminal, a.terminalComplete, processor,
-		string(EnqueueEdges[0][0]), string(EnqueueEdges[0][1]), string(EnqueueEdges[1][1])).Query(func(rows pgx.Rows) error {
+		retryState, string(EnqueueEdges[0][1]), string(EnqueueEdges[1][1])).Query(func(rows pgx.Rows) error {
 		var err error
 		enqueued, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
 		return err
