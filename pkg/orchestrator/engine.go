@@ -181,7 +181,7 @@ func (o *Orchestrator) planFor(p planned, trigger string) (*lifecycle.TaskPlan, 
 		return nil, nil
 	}
 	plan := &lifecycle.TaskPlan{Task: t.uuid, From: t.state, Moves: moves,
-		Metadata: map[string]any{"trigger": trigger, "execution_status": snap.status},
+		Metadata:         map[string]any{"trigger": trigger, "execution_status": snap.status},
 		NoneWaitingRetry: snap.waitingRetry == 0}
 	if !slices.ContainsFunc(moves, func(m lifecycle.Move) bool { return m.EnqueueFirst }) {
 		return plan, nil
