@@ -4,8 +4,10 @@
 -- fewer per flip. In a single task's path each such wrapper cost about 0.07-0.14 ms
 -- (pg_stat_statements, track = all), against 0.15 ms for the flip itself. apply_plans also
 -- skips the waiting_for_retry -> pending flip when the caller says (a NULL p_retry_state)
--- that no ready step waits for retry; it found nothing to move on nearly every call.
--- The functions are those of migrations 005 and 009 otherwise, line for line.
+-- that no ready step waits for retry; it found nothing to move on nearly every call. For
+-- the same reason set_config and chain_task_transitions are assignments, not PERFORMs (a
+-- PERFORM is a query of its own). The functions are those of migrations 005 and 009
+-- otherwise, line for line.
 
 -- Compare-and-set for many steps, each with its own edge and audit metadata: every step
 -- whose current state is its p_from moves to its p_to. Returns the steps that moved ('{}'
@@ -66,12 +68,13 @@ DECLARE
     existing uuid[];
     claim_ids bigint[];
     moved    uuid[];
+    setting  text;
 BEGIN
     -- Asynchronous commit is safe, by WAL order: anything that acts on this claim (the
     -- result, orchestration's durable commit) is written later, so flushing it flushes
     -- this too; a crash that loses the claim loses everything after it as well, and the
     -- step is simply enqueued again with its message.
-    PERFORM set_config('synchronous_commit', 'off', true);
+    setting := set_config('synchronous_commit', 'off', true);
     archived := coalesce(p_archived, '{}');
     -- Lock order everywhere: workflow_steps rows (in uuid order) before their transitions.
     existing := ARRAY(
@@ -136,13 +139,14 @@ RETURNS TABLE (step_uuid uuid, msg_id bigint)
 LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off SET jit = off AS $$
 #variable_conflict use_column
 DECLARE
-    held  uuid[];
-    moved uuid[];
-    sent  bigint[];
+    held    uuid[];
+    moved   uuid[];
+    sent    bigint[];
+    setting text;
 BEGIN
     -- Asynchronous commit, as for the claim: orchestration's durable commit of the outcome
     -- flushes this; if a crash loses it, the lease runs out and the step runs again.
-    PERFORM set_config('synchronous_commit', 'off', true);
+    setting := set_config('synchronous_commit', 'off', true);
     held := ARRAY(
         SELECT ws.workflow_step_uuid
           FROM tasker.workflow_steps AS ws
@@ -221,6 +225,7 @@ DECLARE
     enqueued  uuid[] := '{}';
     retried   uuid[];
     n         integer;
+    chained   integer;
 BEGIN
     IF coalesce(cardinality(p_ready), 0) > 0 THEN
         n := cardinality(p_ready);
@@ -236,7 +241,7 @@ BEGIN
                 cardinality(enqueued), cardinality(p_ready) USING ERRCODE = 'TS001';
         END IF;
     END IF;
-    PERFORM tasker.chain_task_transitions(p_tasks, p_from, p_move_tasks, p_move_to, p_move_meta, p_processor);
+    chained := tasker.chain_task_transitions(p_tasks, p_from, p_move_tasks, p_move_to, p_move_meta, p_processor);
     IF coalesce(cardinality(p_terminal), 0) > 0 THEN
         UPDATE tasker.tasks AS t SET complete = f.complete, completed_at = now(), updated_at = now()
           FROM unnest(p_terminal, p_terminal_complete) AS f(id, complete)
