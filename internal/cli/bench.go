@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -108,6 +109,7 @@ tasks, so you can see where a single task's time goes.`,
 	f.Int("warmup", 10, "tasks run first and not measured")
 	f.Int("even-number", 6, "the even_number input")
 	f.Int("workers", 1, "workers to start when running its own stack")
+	f.Int("repeat", 1, "rounds to run, each --tasks tasks and its own commit reference; the figures reported are the median round's")
 	f.String("bin-dir", "", "directory with the orchestrator and worker binaries (default: beside taskerctl, then ./bin)")
 	addOutputFlag(cmd)
 	return cmd
@@ -123,14 +125,46 @@ type BenchResult struct {
 	TasksPerSecond    float64 `json:"tasks_per_second"`
 	ReferenceCommitMS float64 `json:"reference_commit_p50_ms,omitempty"`
 	RatioToCommit     float64 `json:"p50_over_commit_p50,omitempty"`
-	// Hops is where the measured tasks' time went (when the database is known).
+	// Hops is where the measured tasks' time went (when the database is known), over
+	// every round.
 	Hops []HopLatency `json:"hops,omitempty"`
+	// Rounds are every round's figures, in the order they ran (--repeat above 1); the
+	// fields above are the median round's.
+	Rounds []BenchRound `json:"rounds,omitempty"`
+}
+
+// BenchRound is one round of bench: its latency and its own commit reference.
+type BenchRound struct {
+	P50MS             float64 `json:"p50_ms"`
+	P99MS             float64 `json:"p99_ms"`
+	ReferenceCommitMS float64 `json:"reference_commit_p50_ms,omitempty"`
+	RatioToCommit     float64 `json:"p50_over_commit_p50,omitempty"`
+}
+
+// medianBenchRound is the index of the median round: by P50 ÷ commit when every round
+// has its reference, else by P50; of an even count, the lower middle.
+func medianBenchRound(rounds []BenchRound) int {
+	if len(rounds) == 0 {
+		return -1
+	}
+	key := func(r BenchRound) float64 {
+		if r.RatioToCommit > 0 {
+			return r.RatioToCommit
+		}
+		return r.P50MS
+	}
+	idx := make([]int, len(rounds))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(key(rounds[a]), key(rounds[b])) })
+	return idx[(len(idx)-1)/2]
 }
 
 // benchPlan is the validated command line of bench.
 type benchPlan struct {
-	format                 string
-	tasks, warmup, even, w int
+	format                         string
+	tasks, warmup, even, w, repeat int
 }
 
 func parseBenchFlags(cmd *cobra.Command) (*benchPlan, error) {
@@ -139,7 +173,7 @@ func parseBenchFlags(cmd *cobra.Command) (*benchPlan, error) {
 		return nil, err
 	}
 	p := &benchPlan{format: format, tasks: flagInt(cmd, "tasks"), warmup: flagInt(cmd, "warmup"),
-		even: flagInt(cmd, "even-number"), w: flagInt(cmd, "workers")}
+		even: flagInt(cmd, "even-number"), w: flagInt(cmd, "workers"), repeat: flagInt(cmd, "repeat")}
 	switch {
 	case p.tasks < 1:
 		return nil, fmt.Errorf("--tasks %d: must be at least 1", p.tasks)
@@ -147,6 +181,8 @@ func parseBenchFlags(cmd *cobra.Command) (*benchPlan, error) {
 		return nil, fmt.Errorf("--warmup %d: must not be negative", p.warmup)
 	case p.even < 2 || p.even > 100 || p.even%2 != 0:
 		return nil, fmt.Errorf("--even-number %d: must be even, from 2 to 100", p.even)
+	case p.repeat < 1 || p.repeat > 50:
+		return nil, fmt.Errorf("--repeat %d: must be from 1 to 50", p.repeat)
 	}
 	return p, nil
 }
@@ -166,17 +202,11 @@ func runBench(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	ctx := cmd.Context()
-	res, ids, err := p.measure(ctx, c, newBar(cmd.ErrOrStderr(), p.tasks, "mathematical_sequence"))
+	res, ids, err := p.rounds(ctx, c, own.dbURL, cmd.ErrOrStderr())
 	if err != nil {
 		return err
 	}
 	if own.dbURL != "" {
-		ref, err := commitLatency(ctx, own.dbURL, p.tasks)
-		if err != nil {
-			return fmt.Errorf("reference run: %w", err)
-		}
-		res.ReferenceCommitMS = toMS(ref)
-		res.RatioToCommit = res.P50MS / res.ReferenceCommitMS
 		if res.Hops, err = measureHops(ctx, own.dbURL, ids); err != nil {
 			fmt.Fprintf(cmd.ErrOrStderr(), "· the latency breakdown failed (the figures above stand): %v\n", err)
 		}
@@ -188,9 +218,44 @@ func runBench(cmd *cobra.Command, _ []string) error {
 	return nil
 }
 
-// measure runs the warm-up tasks, then the measured ones one at a time, and returns the
+// rounds runs the plan's rounds, each its tasks and then, when the database is known, its
+// commit reference, and returns the median round's result (with every round in Rounds
+// when there were several) and the ids of every measured task.
+func (p *benchPlan) rounds(ctx context.Context, c *client.Client, dbURL string, progress io.Writer) (*BenchResult, []string, error) {
+	var results []*BenchResult
+	var rounds []BenchRound
+	var ids []string
+	for i := range p.repeat {
+		warmup := p.warmup
+		if i > 0 {
+			warmup = 0 // the stack is warm
+		}
+		res, got, err := p.measure(ctx, c, warmup, newBar(progress, p.tasks, fmt.Sprintf("round %d of %d", i+1, p.repeat)))
+		if err != nil {
+			return nil, nil, err
+		}
+		if dbURL != "" {
+			ref, err := commitLatency(ctx, dbURL, p.tasks)
+			if err != nil {
+				return nil, nil, fmt.Errorf("reference run: %w", err)
+			}
+			res.ReferenceCommitMS = toMS(ref)
+			res.RatioToCommit = res.P50MS / res.ReferenceCommitMS
+		}
+		results, ids = append(results, res), append(ids, got...)
+		rounds = append(rounds, BenchRound{P50MS: res.P50MS, P99MS: res.P99MS,
+			ReferenceCommitMS: res.ReferenceCommitMS, RatioToCommit: res.RatioToCommit})
+	}
+	res := results[medianBenchRound(rounds)]
+	if len(rounds) > 1 {
+		res.Rounds = rounds
+	}
+	return res, ids, nil
+}
+
+// measure runs warmup tasks, then the plan's measured ones one at a time, and returns the
 // latency figures and the measured tasks' ids.
-func (p *benchPlan) measure(ctx context.Context, c *client.Client, bar *progressbar.ProgressBar) (*BenchResult, []string, error) {
+func (p *benchPlan) measure(ctx context.Context, c *client.Client, warmup int, bar *progressbar.ProgressBar) (*BenchResult, []string, error) {
 	runOne := func() (string, time.Duration, error) {
 		body, _ := json.Marshal(map[string]any{"even_number": p.even, "_run_id": uuid.NewString()})
 		start := time.Now()
@@ -207,7 +272,7 @@ func (p *benchPlan) measure(ctx context.Context, c *client.Client, bar *progress
 		}
 		return t.TaskUUID, time.Since(start), nil
 	}
-	for range p.warmup {
+	for range warmup {
 		if _, _, err := runOne(); err != nil {
 			return nil, nil, err
 		}
@@ -235,6 +300,16 @@ func (p *benchPlan) measure(ctx context.Context, c *client.Client, bar *progress
 }
 
 func printBench(out io.Writer, res *BenchResult, warmup int) {
+	for i, r := range res.Rounds {
+		fmt.Fprintf(out, "round %d: P50 %.2f ms, P99 %.2f ms", i+1, r.P50MS, r.P99MS)
+		if r.ReferenceCommitMS > 0 {
+			fmt.Fprintf(out, ", commit P50 %.3f ms, P50 = %.1f x commit", r.ReferenceCommitMS, r.RatioToCommit)
+		}
+		fmt.Fprintln(out)
+	}
+	if len(res.Rounds) > 1 {
+		fmt.Fprintf(out, "the median round of %d (by P50 over commit, or by P50 without a reference):\n", len(res.Rounds))
+	}
 	fmt.Fprintf(out, "mathematical_sequence, %d sequential tasks (after %d warm-up), create -> complete:\n", res.Tasks, warmup)
 	fmt.Fprintf(out, "  P50 %.2f ms   P95 %.2f ms   P99 %.2f ms   mean %.2f ms   (%.1f tasks/s)\n",
 		res.P50MS, res.P95MS, res.P99MS, res.MeanMS, res.TasksPerSecond)

@@ -1,0 +1,45 @@
+package cli
+
+import (
+	"context"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestMedianBenchRound(t *testing.T) {
+	t.Parallel()
+	// By P50 over the commit reference: round 0 has the lowest P50 but on the fastest
+	// machine.
+	rounds := []BenchRound{{P50MS: 18, ReferenceCommitMS: 0.06, RatioToCommit: 300},
+		{P50MS: 22, ReferenceCommitMS: 0.11, RatioToCommit: 200}, {P50MS: 25, ReferenceCommitMS: 0.1, RatioToCommit: 250}}
+	require.Equal(t, 2, medianBenchRound(rounds))
+	require.Equal(t, 1, medianBenchRound(rounds[:2]), "an even count: the lower middle")
+	require.Equal(t, 0, medianBenchRound([]BenchRound{{P50MS: 30}, {P50MS: 20}, {P50MS: 40}}), "without a reference, by P50: 30 ms")
+	require.Equal(t, -1, medianBenchRound(nil))
+}
+
+func TestBenchRefusesABadRepeat(t *testing.T) {
+	t.Parallel()
+	for _, n := range []string{"0", "51"} {
+		root := Root()
+		root.SetOut(io.Discard)
+		root.SetErr(io.Discard)
+		root.SetArgs([]string{"bench", "--repeat", n})
+		require.ErrorContains(t, root.ExecuteContext(context.Background()), "--repeat "+n+": must be from 1 to 50")
+	}
+}
+
+func TestPrintBenchRounds(t *testing.T) {
+	t.Parallel()
+	rounds := []BenchRound{{P50MS: 22.04, P99MS: 60.03, ReferenceCommitMS: 0.106, RatioToCommit: 208.3},
+		{P50MS: 23.19, P99MS: 46.05, ReferenceCommitMS: 0.117, RatioToCommit: 198.6}}
+	res := &BenchResult{Tasks: 100, P50MS: 22.04, ReferenceCommitMS: 0.106, RatioToCommit: 208.3, Rounds: rounds}
+	var out strings.Builder
+	printBench(&out, res, 10)
+	require.Contains(t, out.String(), "round 1: P50 22.04 ms, P99 60.03 ms, commit P50 0.106 ms, P50 = 208.3 x commit\n")
+	require.Contains(t, out.String(), "the median round of 2")
+	require.Contains(t, out.String(), "task P50 = 208.3 x commit")
+}
