@@ -43,7 +43,9 @@ type ownStack struct {
 	workers, ffiWorkers []string
 	// metrics are the /metrics addresses of every process, when known.
 	metrics []string
-	stop    func()
+	// processes are the processes this command started (none for the user's own stack).
+	processes []stack.Process
+	stop      func()
 }
 
 // startOwnStack starts a throwaway stack unless the user named an orchestrator.
@@ -67,7 +69,7 @@ func startOwnStackWithFFI(cmd *cobra.Command, workers, ffiWorkers int, env []str
 		return nil, err
 	}
 	own := &ownStack{url: s.URL, dbURL: s.DatabaseURL, stop: s.Stop, metrics: []string{s.URL + "/metrics"},
-		workers: s.WorkerURLs, ffiWorkers: s.FFIWorkerURLs}
+		workers: s.WorkerURLs, ffiWorkers: s.FFIWorkerURLs, processes: s.Processes()}
 	for _, w := range s.WorkerURLs {
 		own.metrics = append(own.metrics, w+"/metrics")
 	}
@@ -128,17 +130,29 @@ type BenchResult struct {
 	// Hops is where the measured tasks' time went (when the database is known), over
 	// every round.
 	Hops []HopLatency `json:"hops,omitempty"`
+	// CPU is what the processes used per measured task, when this command started them.
+	CPU *TaskCPU `json:"cpu_per_task,omitempty"`
 	// Rounds are every round's figures, in the order they ran (--repeat above 1); the
 	// fields above are the median round's.
 	Rounds []BenchRound `json:"rounds,omitempty"`
 }
 
+// TaskCPU is the CPU (user + system) the stack's processes used per measured task: a
+// figure that moves less with the machine's speed than the latency does.
+type TaskCPU struct {
+	// PostgresMS is the whole server's (postmaster and every child); null when unknown.
+	PostgresMS *float64 `json:"postgres_ms"`
+	// ServicesMS is the orchestrators' and workers' together.
+	ServicesMS float64 `json:"services_ms"`
+}
+
 // BenchRound is one round of bench: its latency and its own commit reference.
 type BenchRound struct {
-	P50MS             float64 `json:"p50_ms"`
-	P99MS             float64 `json:"p99_ms"`
-	ReferenceCommitMS float64 `json:"reference_commit_p50_ms,omitempty"`
-	RatioToCommit     float64 `json:"p50_over_commit_p50,omitempty"`
+	P50MS             float64  `json:"p50_ms"`
+	P99MS             float64  `json:"p99_ms"`
+	ReferenceCommitMS float64  `json:"reference_commit_p50_ms,omitempty"`
+	RatioToCommit     float64  `json:"p50_over_commit_p50,omitempty"`
+	CPU               *TaskCPU `json:"cpu_per_task,omitempty"`
 }
 
 // medianBenchRound is the index of the median round: by P50 ÷ commit when every round
@@ -202,7 +216,7 @@ func runBench(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	ctx := cmd.Context()
-	res, ids, err := p.rounds(ctx, c, own.dbURL, cmd.ErrOrStderr())
+	res, ids, err := p.rounds(ctx, c, own.dbURL, benchMeter(ctx, own), cmd.ErrOrStderr())
 	if err != nil {
 		return err
 	}
@@ -221,7 +235,7 @@ func runBench(cmd *cobra.Command, _ []string) error {
 // rounds runs the plan's rounds, each its tasks and then, when the database is known, its
 // commit reference, and returns the median round's result (with every round in Rounds
 // when there were several) and the ids of every measured task.
-func (p *benchPlan) rounds(ctx context.Context, c *client.Client, dbURL string, progress io.Writer) (*BenchResult, []string, error) {
+func (p *benchPlan) rounds(ctx context.Context, c *client.Client, dbURL string, m *cpuMeter, progress io.Writer) (*BenchResult, []string, error) {
 	var results []*BenchResult
 	var rounds []BenchRound
 	var ids []string
@@ -230,7 +244,7 @@ func (p *benchPlan) rounds(ctx context.Context, c *client.Client, dbURL string, 
 		if i > 0 {
 			warmup = 0 // the stack is warm
 		}
-		res, got, err := p.measure(ctx, c, warmup, newBar(progress, p.tasks, fmt.Sprintf("round %d of %d", i+1, p.repeat)))
+		res, got, err := p.measure(ctx, c, warmup, m, newBar(progress, p.tasks, fmt.Sprintf("round %d of %d", i+1, p.repeat)))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -244,7 +258,7 @@ func (p *benchPlan) rounds(ctx context.Context, c *client.Client, dbURL string, 
 		}
 		results, ids = append(results, res), append(ids, got...)
 		rounds = append(rounds, BenchRound{P50MS: res.P50MS, P99MS: res.P99MS,
-			ReferenceCommitMS: res.ReferenceCommitMS, RatioToCommit: res.RatioToCommit})
+			ReferenceCommitMS: res.ReferenceCommitMS, RatioToCommit: res.RatioToCommit, CPU: res.CPU})
 	}
 	res := results[medianBenchRound(rounds)]
 	if len(rounds) > 1 {
@@ -255,7 +269,8 @@ func (p *benchPlan) rounds(ctx context.Context, c *client.Client, dbURL string, 
 
 // measure runs warmup tasks, then the plan's measured ones one at a time, and returns the
 // latency figures and the measured tasks' ids.
-func (p *benchPlan) measure(ctx context.Context, c *client.Client, warmup int, bar *progressbar.ProgressBar) (*BenchResult, []string, error) {
+func (p *benchPlan) measure(ctx context.Context, c *client.Client, warmup int, m *cpuMeter,
+	bar *progressbar.ProgressBar) (*BenchResult, []string, error) {
 	runOne := func() (string, time.Duration, error) {
 		body, _ := json.Marshal(map[string]any{"even_number": p.even, "_run_id": uuid.NewString()})
 		start := time.Now()
@@ -278,6 +293,10 @@ func (p *benchPlan) measure(ctx context.Context, c *client.Client, warmup int, b
 		}
 	}
 	lat, ids := make([]time.Duration, 0, p.tasks), make([]string, 0, p.tasks)
+	var before cpuReading
+	if m != nil {
+		before = m.read()
+	}
 	began := time.Now()
 	for range p.tasks {
 		id, d, err := runOne()
@@ -288,6 +307,10 @@ func (p *benchPlan) measure(ctx context.Context, c *client.Client, warmup int, b
 		_ = bar.Add(1)
 	}
 	elapsed := time.Since(began)
+	var cpu *TaskCPU
+	if m != nil {
+		cpu = m.read().perTask(before, p.tasks)
+	}
 	_ = bar.Finish()
 	slices.Sort(lat)
 	var sum time.Duration
@@ -296,7 +319,42 @@ func (p *benchPlan) measure(ctx context.Context, c *client.Client, warmup int, b
 	}
 	return &BenchResult{Tasks: p.tasks, P50MS: toMS(percentile(lat, 50)), P95MS: toMS(percentile(lat, 95)),
 		P99MS: toMS(percentile(lat, 99)), MeanMS: toMS(sum / time.Duration(p.tasks)),
-		TasksPerSecond: float64(p.tasks) / elapsed.Seconds()}, ids, nil
+		TasksPerSecond: float64(p.tasks) / elapsed.Seconds(), CPU: cpu}, ids, nil
+}
+
+// benchMeter reads the CPU of the stack this command started (nil for the user's own):
+// its processes, and PostgreSQL when the server's data directory is readable here.
+func benchMeter(ctx context.Context, own *ownStack) *cpuMeter {
+	if len(own.processes) == 0 {
+		return nil
+	}
+	m := &cpuMeter{procs: own.processes}
+	if pid, err := postmasterPID(ctx, own.dbURL); err == nil {
+		m.postmaster = pid
+	}
+	return m
+}
+
+// String is the figures as bench prints them.
+func (c *TaskCPU) String() string {
+	db := "PostgreSQL unknown"
+	if c.PostgresMS != nil {
+		db = fmt.Sprintf("PostgreSQL %.2f ms", *c.PostgresMS)
+	}
+	return fmt.Sprintf("%s, orchestrator and worker %.2f ms", db, c.ServicesMS)
+}
+
+// perTask is the CPU used since before, per task of n.
+func (r cpuReading) perTask(before cpuReading, n int) *TaskCPU {
+	out := &TaskCPU{}
+	for i := range r.procs {
+		out.ServicesMS += float64((r.procs[i] - before.procs[i]).Microseconds()) / 1000 / float64(n)
+	}
+	if r.dbKnown && before.dbKnown {
+		db := float64((r.db - before.db).Microseconds()) / 1000 / float64(n)
+		out.PostgresMS = &db
+	}
+	return out
 }
 
 func printBench(out io.Writer, res *BenchResult, warmup int) {
@@ -304,6 +362,9 @@ func printBench(out io.Writer, res *BenchResult, warmup int) {
 		fmt.Fprintf(out, "round %d: P50 %.2f ms, P99 %.2f ms", i+1, r.P50MS, r.P99MS)
 		if r.ReferenceCommitMS > 0 {
 			fmt.Fprintf(out, ", commit P50 %.3f ms, P50 = %.1f x commit", r.ReferenceCommitMS, r.RatioToCommit)
+		}
+		if r.CPU != nil {
+			fmt.Fprintf(out, ", CPU per task %s", r.CPU)
 		}
 		fmt.Fprintln(out)
 	}
@@ -313,6 +374,9 @@ func printBench(out io.Writer, res *BenchResult, warmup int) {
 	fmt.Fprintf(out, "mathematical_sequence, %d sequential tasks (after %d warm-up), create -> complete:\n", res.Tasks, warmup)
 	fmt.Fprintf(out, "  P50 %.2f ms   P95 %.2f ms   P99 %.2f ms   mean %.2f ms   (%.1f tasks/s)\n",
 		res.P50MS, res.P95MS, res.P99MS, res.MeanMS, res.TasksPerSecond)
+	if res.CPU != nil {
+		fmt.Fprintf(out, "  CPU per task: %s\n", res.CPU)
+	}
 	if res.ReferenceCommitMS > 0 {
 		fmt.Fprintf(out, "  reference: one durable commit P50 %.3f ms; task P50 = %.1f x commit\n",
 			res.ReferenceCommitMS, res.RatioToCommit)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -42,4 +43,20 @@ func TestPrintBenchRounds(t *testing.T) {
 	require.Contains(t, out.String(), "round 1: P50 22.04 ms, P99 60.03 ms, commit P50 0.106 ms, P50 = 208.3 x commit\n")
 	require.Contains(t, out.String(), "the median round of 2")
 	require.Contains(t, out.String(), "task P50 = 208.3 x commit")
+}
+
+func TestTaskCPU(t *testing.T) {
+	t.Parallel()
+	before := cpuReading{procs: []time.Duration{time.Second, 2 * time.Second}, db: 10 * time.Second, dbKnown: true}
+	after := cpuReading{procs: []time.Duration{1200 * time.Millisecond, 2300 * time.Millisecond}, db: 12 * time.Second, dbKnown: true}
+	cpu := after.perTask(before, 100)
+	require.InDelta(t, 5.0, cpu.ServicesMS, 1e-9, "(200 + 300) ms over 100 tasks")
+	require.NotNil(t, cpu.PostgresMS)
+	require.InDelta(t, 20.0, *cpu.PostgresMS, 1e-9)
+	require.Equal(t, "PostgreSQL 20.00 ms, orchestrator and worker 5.00 ms", cpu.String())
+
+	after.dbKnown = false
+	cpu = after.perTask(before, 100)
+	require.Nil(t, cpu.PostgresMS, "a server whose CPU this machine cannot read")
+	require.Equal(t, "PostgreSQL unknown, orchestrator and worker 5.00 ms", cpu.String())
 }
