@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"context"
-	"io"
 	"strings"
 	"testing"
 	"time"
@@ -20,17 +18,6 @@ func TestMedianBenchRound(t *testing.T) {
 	require.Equal(t, 1, medianBenchRound(rounds[:2]), "an even count: the lower middle")
 	require.Equal(t, 0, medianBenchRound([]BenchRound{{P50MS: 30}, {P50MS: 20}, {P50MS: 40}}), "without a reference, by P50: 30 ms")
 	require.Equal(t, -1, medianBenchRound(nil))
-}
-
-func TestBenchRefusesABadRepeat(t *testing.T) {
-	t.Parallel()
-	for _, n := range []string{"0", "51"} {
-		root := Root()
-		root.SetOut(io.Discard)
-		root.SetErr(io.Discard)
-		root.SetArgs([]string{"bench", "--repeat", n})
-		require.ErrorContains(t, root.ExecuteContext(context.Background()), "--repeat "+n+": must be from 1 to 50")
-	}
 }
 
 func TestPrintBenchRounds(t *testing.T) {

@@ -150,14 +150,17 @@ func TestMedianRound(t *testing.T) {
 	require.Zero(t, medianScaleOut(noRef), "no round compared scale-out")
 }
 
-func TestBenchThroughputRefusesABadRepeat(t *testing.T) {
+// Both benchmarks take --repeat from 1 to 50.
+func TestBenchmarksRefuseABadRepeat(t *testing.T) {
 	t.Parallel()
-	for _, n := range []string{"0", "51"} {
-		root := Root()
-		root.SetOut(io.Discard)
-		root.SetErr(io.Discard)
-		root.SetArgs([]string{"bench", "throughput", "--repeat", n})
-		require.ErrorContains(t, root.ExecuteContext(context.Background()), "--repeat "+n+": must be from 1 to 50")
+	for _, cmd := range [][]string{{"bench"}, {"bench", "throughput"}} {
+		for _, n := range []string{"0", "51"} {
+			root := Root()
+			root.SetOut(io.Discard)
+			root.SetErr(io.Discard)
+			root.SetArgs(append(cmd, "--repeat", n))
+			require.ErrorContains(t, root.ExecuteContext(context.Background()), "--repeat "+n+": must be from 1 to 50", cmd)
+		}
 	}
 }
 
