@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -158,21 +157,12 @@ type BenchRound struct {
 // medianBenchRound is the index of the median round: by P50 ÷ commit when every round
 // has its reference, else by P50; of an even count, the lower middle.
 func medianBenchRound(rounds []BenchRound) int {
-	if len(rounds) == 0 {
-		return -1
-	}
-	key := func(r BenchRound) float64 {
-		if r.RatioToCommit > 0 {
+	return medianIndex(len(rounds), func(i int) float64 {
+		if r := rounds[i]; r.RatioToCommit > 0 {
 			return r.RatioToCommit
 		}
-		return r.P50MS
-	}
-	idx := make([]int, len(rounds))
-	for i := range idx {
-		idx[i] = i
-	}
-	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(key(rounds[a]), key(rounds[b])) })
-	return idx[(len(idx)-1)/2]
+		return rounds[i].P50MS
+	})
 }
 
 // benchPlan is the validated command line of bench.

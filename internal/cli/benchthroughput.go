@@ -127,15 +127,21 @@ func (r *ThroughputRound) score() float64 {
 // when there is none); of an even count, the lower of the middle two, so that the median
 // is always a round that ran. -1 for none.
 func MedianRound(rounds []ThroughputRound) int {
-	if len(rounds) == 0 {
+	return medianIndex(len(rounds), func(i int) float64 { return rounds[i].score() })
+}
+
+// medianIndex is the index, among n items, of the one with the median key; of an even
+// count, the lower of the middle two, so the median is always an item. -1 for none.
+func medianIndex(n int, key func(i int) float64) int {
+	if n == 0 {
 		return -1
 	}
-	idx := make([]int, len(rounds))
+	idx := make([]int, n)
 	for i := range idx {
 		idx[i] = i
 	}
-	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(rounds[a].score(), rounds[b].score()) })
-	return idx[(len(idx)-1)/2]
+	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(key(a), key(b)) })
+	return idx[(n-1)/2]
 }
 
 // medianScaleOut is the median (the lower middle of an even count) of the rounds'
@@ -147,11 +153,10 @@ func medianScaleOut(rounds []ThroughputRound) float64 {
 			ratios = append(ratios, r.ScaleOutRatio)
 		}
 	}
-	if len(ratios) == 0 {
-		return 0
+	if i := medianIndex(len(ratios), func(i int) float64 { return ratios[i] }); i >= 0 {
+		return ratios[i]
 	}
-	slices.Sort(ratios)
-	return ratios[(len(ratios)-1)/2]
+	return 0
 }
 
 // ThroughputGoals are the goals the figures are judged against.
