@@ -17,6 +17,7 @@ import (
 	"github.com/tasker-sim/tasker-sim/internal/stack"
 	"github.com/tasker-sim/tasker-sim/pkg/api"
 	"github.com/tasker-sim/tasker-sim/pkg/client"
+	"github.com/tasker-sim/tasker-sim/pkg/pgprovision"
 )
 
 func contextWithTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
@@ -42,8 +43,10 @@ type ownStack struct {
 	workers, ffiWorkers []string
 	// metrics are the /metrics addresses of every process, when known.
 	metrics []string
-	// processes are the processes this command started (none for the user's own stack).
+	// processes are the processes this command started (none for the user's own stack),
+	// and cluster the server it created their database on (nil when not).
 	processes []stack.Process
+	cluster   *pgprovision.Cluster
 	stop      func()
 }
 
@@ -68,7 +71,7 @@ func startOwnStackWithFFI(cmd *cobra.Command, workers, ffiWorkers int, env []str
 		return nil, err
 	}
 	own := &ownStack{url: s.URL, dbURL: s.DatabaseURL, stop: s.Stop, metrics: []string{s.URL + "/metrics"},
-		workers: s.WorkerURLs, ffiWorkers: s.FFIWorkerURLs, processes: s.Processes()}
+		workers: s.WorkerURLs, ffiWorkers: s.FFIWorkerURLs, processes: s.Processes(), cluster: s.Cluster()}
 	for _, w := range s.WorkerURLs {
 		own.metrics = append(own.metrics, w+"/metrics")
 	}
@@ -165,6 +168,16 @@ func medianBenchRound(rounds []BenchRound) int {
 	})
 }
 
+// flagRepeat reads and checks --repeat, which both benchmarks take.
+func flagRepeat(cmd *cobra.Command) (int, error) {
+	const most = 50
+	n := flagInt(cmd, "repeat")
+	if n < 1 || n > most {
+		return 0, fmt.Errorf("--repeat %d: must be from 1 to %d", n, most)
+	}
+	return n, nil
+}
+
 // benchPlan is the validated command line of bench.
 type benchPlan struct {
 	format                         string
@@ -177,7 +190,10 @@ func parseBenchFlags(cmd *cobra.Command) (*benchPlan, error) {
 		return nil, err
 	}
 	p := &benchPlan{format: format, tasks: flagInt(cmd, "tasks"), warmup: flagInt(cmd, "warmup"),
-		even: flagInt(cmd, "even-number"), w: flagInt(cmd, "workers"), repeat: flagInt(cmd, "repeat")}
+		even: flagInt(cmd, "even-number"), w: flagInt(cmd, "workers")}
+	if p.repeat, err = flagRepeat(cmd); err != nil {
+		return nil, err
+	}
 	switch {
 	case p.tasks < 1:
 		return nil, fmt.Errorf("--tasks %d: must be at least 1", p.tasks)
@@ -185,8 +201,6 @@ func parseBenchFlags(cmd *cobra.Command) (*benchPlan, error) {
 		return nil, fmt.Errorf("--warmup %d: must not be negative", p.warmup)
 	case p.even < 2 || p.even > 100 || p.even%2 != 0:
 		return nil, fmt.Errorf("--even-number %d: must be even, from 2 to 100", p.even)
-	case p.repeat < 1 || p.repeat > 50:
-		return nil, fmt.Errorf("--repeat %d: must be from 1 to 50", p.repeat)
 	}
 	return p, nil
 }
@@ -299,7 +313,7 @@ func (p *benchPlan) measure(ctx context.Context, c *client.Client, warmup int, m
 	elapsed := time.Since(began)
 	var cpu *TaskCPU
 	if m != nil {
-		cpu = m.read().perTask(before, p.tasks)
+		cpu = m.read().perTask(before, m, p.tasks)
 	}
 	_ = bar.Finish()
 	slices.Sort(lat)
@@ -313,15 +327,13 @@ func (p *benchPlan) measure(ctx context.Context, c *client.Client, warmup int, m
 }
 
 // benchMeter reads the CPU of the stack this command started (nil for the user's own):
-// its processes, and PostgreSQL when the server's data directory is readable here.
+// its processes, and PostgreSQL when it is a local cluster this command runs.
 func benchMeter(ctx context.Context, own *ownStack) *cpuMeter {
 	if len(own.processes) == 0 {
 		return nil
 	}
 	m := &cpuMeter{procs: own.processes}
-	if pid, err := postmasterPID(ctx, own.dbURL); err == nil {
-		m.postmaster = pid
-	}
+	m.postmaster, _ = localPostmaster(ctx, own.cluster)
 	return m
 }
 
@@ -334,14 +346,14 @@ func (c *TaskCPU) String() string {
 	return fmt.Sprintf("%s, orchestrator and worker %.2f ms", db, c.ServicesMS)
 }
 
-// perTask is the CPU used since before, per task of n.
-func (r cpuReading) perTask(before cpuReading, n int) *TaskCPU {
+// perTask is the CPU of m's processes and of PostgreSQL since before, per task of n.
+func (r cpuReading) perTask(before cpuReading, m *cpuMeter, n int) *TaskCPU {
 	out := &TaskCPU{}
-	for i := range r.procs {
-		out.ServicesMS += float64((r.procs[i] - before.procs[i]).Microseconds()) / 1000 / float64(n)
+	for _, p := range r.since(before, m) {
+		out.ServicesMS += 1000 * p.CPUSeconds / float64(n)
 	}
-	if r.dbKnown && before.dbKnown {
-		db := float64((r.db - before.db).Microseconds()) / 1000 / float64(n)
+	if d, ok := r.dbSince(before); ok {
+		db := float64(d.Microseconds()) / 1000 / float64(n)
 		out.PostgresMS = &db
 	}
 	return out

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/tasker-sim/tasker-sim/internal/stack"
 )
 
 func TestMedianBenchRound(t *testing.T) {
@@ -34,16 +36,17 @@ func TestPrintBenchRounds(t *testing.T) {
 
 func TestTaskCPU(t *testing.T) {
 	t.Parallel()
+	m := &cpuMeter{procs: []stack.Process{{Name: "orchestrator"}, {Name: "worker-1"}}}
 	before := cpuReading{procs: []time.Duration{time.Second, 2 * time.Second}, db: 10 * time.Second, dbKnown: true}
 	after := cpuReading{procs: []time.Duration{1200 * time.Millisecond, 2300 * time.Millisecond}, db: 12 * time.Second, dbKnown: true}
-	cpu := after.perTask(before, 100)
+	cpu := after.perTask(before, m, 100)
 	require.InDelta(t, 5.0, cpu.ServicesMS, 1e-9, "(200 + 300) ms over 100 tasks")
 	require.NotNil(t, cpu.PostgresMS)
 	require.InDelta(t, 20.0, *cpu.PostgresMS, 1e-9)
 	require.Equal(t, "PostgreSQL 20.00 ms, orchestrator and worker 5.00 ms", cpu.String())
 
 	after.dbKnown = false
-	cpu = after.perTask(before, 100)
+	cpu = after.perTask(before, m, 100)
 	require.Nil(t, cpu.PostgresMS, "a server whose CPU this machine cannot read")
 	require.Equal(t, "PostgreSQL unknown, orchestrator and worker 5.00 ms", cpu.String())
 }

@@ -153,10 +153,11 @@ func medianScaleOut(rounds []ThroughputRound) float64 {
 			ratios = append(ratios, r.ScaleOutRatio)
 		}
 	}
-	if i := medianIndex(len(ratios), func(i int) float64 { return ratios[i] }); i >= 0 {
-		return ratios[i]
+	if len(ratios) == 0 {
+		return 0
 	}
-	return 0
+	slices.Sort(ratios)
+	return ratios[(len(ratios)-1)/2]
 }
 
 // ThroughputGoals are the goals the figures are judged against.
@@ -233,7 +234,10 @@ func parseThroughputFlags(cmd *cobra.Command) (*throughputPlan, error) {
 	f := cmd.Flags()
 	p := &throughputPlan{format: format, tasks: flagInt(cmd, "tasks"), clients: flagInt(cmd, "clients"),
 		orchs: flagInt(cmd, "orchestrators"), workers: flagInt(cmd, "workers"), refSeconds: flagInt(cmd, "reference-seconds"),
-		repeat: flagInt(cmd, "repeat"), progress: cmd.ErrOrStderr(), logf: stderrLogf(cmd)}
+		progress: cmd.ErrOrStderr(), logf: stderrLogf(cmd)}
+	if p.repeat, err = flagRepeat(cmd); err != nil {
+		return nil, err
+	}
 	p.scaleOut, _ = f.GetBool("compare-scale-out")
 	p.binDir, _ = f.GetString("bin-dir")
 	for _, check := range []struct {
@@ -245,7 +249,6 @@ func parseThroughputFlags(cmd *cobra.Command) (*throughputPlan, error) {
 		{p.orchs < 1 || p.orchs > 16, fmt.Sprintf("--orchestrators %d: must be from 1 to 16", p.orchs)},
 		{p.workers < 1 || p.workers > 64, fmt.Sprintf("--workers %d: must be from 1 to 64", p.workers)},
 		{p.refSeconds < 0 || p.refSeconds > 3600, fmt.Sprintf("--reference-seconds %d: must be from 0 to 3600", p.refSeconds)},
-		{p.repeat < 1 || p.repeat > 50, fmt.Sprintf("--repeat %d: must be from 1 to 50", p.repeat)},
 	} {
 		if check.bad {
 			return nil, errors.New(check.what)
@@ -388,8 +391,8 @@ func measureBurst(ctx context.Context, m *cpuMeter, clients []*client.Client, ta
 			run.Failed += n
 		}
 	}
-	if after.dbKnown && before.dbKnown {
-		db := roundMS((after.db - before.db).Seconds())
+	if d, ok := after.dbSince(before); ok {
+		db := roundMS(d.Seconds())
 		perStep := roundMS(1000 * db / float64(run.Steps))
 		run.DBCPUSeconds, run.DBCPUMSPerStep = &db, &perStep
 	}
@@ -624,14 +627,24 @@ func startBenchServer(ctx context.Context, logf func(string, ...any)) (*benchSer
 		return nil, err
 	}
 	srv := &benchServer{cluster: c}
-	if c.Source() != pgprovision.SourceLocal {
-		srv.cpuUnknown = fmt.Sprintf("the server is not a local cluster this command runs (source %s)", c.Source())
-		return srv, nil
-	}
-	if srv.postmaster, err = postmasterPID(ctx, c.AdminURL()); err != nil {
-		srv.cpuUnknown = err.Error()
-	}
+	srv.postmaster, srv.cpuUnknown = localPostmaster(ctx, c)
 	return srv, nil
+}
+
+// localPostmaster is the postmaster pid of cluster, or 0 and why its CPU cannot be read
+// here: only a local cluster this command runs has its processes on this machine.
+func localPostmaster(ctx context.Context, c *pgprovision.Cluster) (int, string) {
+	if c == nil {
+		return 0, "the server is not one this command started"
+	}
+	if c.Source() != pgprovision.SourceLocal {
+		return 0, fmt.Sprintf("the server is not a local cluster this command runs (source %s)", c.Source())
+	}
+	pid, err := postmasterPID(ctx, c.AdminURL())
+	if err != nil {
+		return 0, err.Error()
+	}
+	return pid, ""
 }
 
 func (b *benchServer) stop() {
@@ -908,6 +921,14 @@ func (m *cpuMeter) read() cpuReading {
 }
 
 // since is each process's CPU between before and r.
+// dbSince is PostgreSQL's CPU since before, when both readings know it.
+func (r cpuReading) dbSince(before cpuReading) (time.Duration, bool) {
+	if !r.dbKnown || !before.dbKnown {
+		return 0, false
+	}
+	return r.db - before.db, true
+}
+
 func (r cpuReading) since(before cpuReading, m *cpuMeter) []ProcessCPU {
 	out := make([]ProcessCPU, len(m.procs))
 	for i, p := range m.procs {
@@ -952,8 +973,8 @@ func (b *benchServer) pgbench(ctx context.Context, seconds int, logf func(string
 	if res.TPS, err = parsePgbenchTPS(out); err != nil {
 		return nil, err
 	}
-	if before.dbKnown && after.dbKnown && res.TPS > 0 {
-		perTx := 1000 * (after.db - before.db).Seconds() / (res.TPS * float64(seconds))
+	if d, ok := after.dbSince(before); ok && res.TPS > 0 {
+		perTx := 1000 * d.Seconds() / (res.TPS * float64(seconds))
 		res.DBCPUMSPerTransaction = &perTx
 	}
 	return res, nil

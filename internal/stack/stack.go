@@ -139,6 +139,10 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	return s, nil
 }
 
+// Cluster is the server the stack's database is on, when Start made that database (nil
+// when it was given a DatabaseURL).
+func (s *Stack) Cluster() *pgprovision.Cluster { return s.cluster }
+
 // createDatabase makes the stack's fresh database on cluster, or on a throwaway cluster
 // of its own when cluster is nil.
 func (s *Stack) createDatabase(ctx context.Context, cluster *pgprovision.Cluster) error {
