@@ -121,19 +121,15 @@ tasks, so you can see where a single task's time goes.`,
 
 // BenchResult is what `taskerctl bench -o json` prints.
 type BenchResult struct {
-	Tasks             int     `json:"tasks"`
-	P50MS             float64 `json:"p50_ms"`
-	P95MS             float64 `json:"p95_ms"`
-	P99MS             float64 `json:"p99_ms"`
-	MeanMS            float64 `json:"mean_ms"`
-	TasksPerSecond    float64 `json:"tasks_per_second"`
-	ReferenceCommitMS float64 `json:"reference_commit_p50_ms,omitempty"`
-	RatioToCommit     float64 `json:"p50_over_commit_p50,omitempty"`
+	Tasks int `json:"tasks"`
+	// BenchRound holds P50, P99, the commit reference and the CPU per task.
+	BenchRound
+	P95MS          float64 `json:"p95_ms"`
+	MeanMS         float64 `json:"mean_ms"`
+	TasksPerSecond float64 `json:"tasks_per_second"`
 	// Hops is where the measured tasks' time went (when the database is known), over
 	// every round.
 	Hops []HopLatency `json:"hops,omitempty"`
-	// CPU is what the processes used per measured task, when this command started them.
-	CPU *TaskCPU `json:"cpu_per_task,omitempty"`
 	// Rounds are every round's figures, in the order they ran (--repeat above 1); the
 	// fields above are the median round's.
 	Rounds []BenchRound `json:"rounds,omitempty"`
@@ -150,11 +146,12 @@ type TaskCPU struct {
 
 // BenchRound is one round of bench: its latency and its own commit reference.
 type BenchRound struct {
-	P50MS             float64  `json:"p50_ms"`
-	P99MS             float64  `json:"p99_ms"`
-	ReferenceCommitMS float64  `json:"reference_commit_p50_ms,omitempty"`
-	RatioToCommit     float64  `json:"p50_over_commit_p50,omitempty"`
-	CPU               *TaskCPU `json:"cpu_per_task,omitempty"`
+	P50MS             float64 `json:"p50_ms"`
+	P99MS             float64 `json:"p99_ms"`
+	ReferenceCommitMS float64 `json:"reference_commit_p50_ms,omitempty"`
+	RatioToCommit     float64 `json:"p50_over_commit_p50,omitempty"`
+	// CPU is what the processes used per measured task, when this command started them.
+	CPU *TaskCPU `json:"cpu_per_task,omitempty"`
 }
 
 // medianBenchRound is the index of the median round: by P50 ÷ commit when every round
@@ -241,7 +238,6 @@ func runBench(cmd *cobra.Command, _ []string) error {
 // when there were several) and the ids of every measured task.
 func (p *benchPlan) rounds(ctx context.Context, c *client.Client, dbURL string, m *cpuMeter, progress io.Writer) (*BenchResult, []string, error) {
 	var results []*BenchResult
-	var rounds []BenchRound
 	var ids []string
 	for i := range p.repeat {
 		warmup := p.warmup
@@ -261,8 +257,10 @@ func (p *benchPlan) rounds(ctx context.Context, c *client.Client, dbURL string, 
 			res.RatioToCommit = res.P50MS / res.ReferenceCommitMS
 		}
 		results, ids = append(results, res), append(ids, got...)
-		rounds = append(rounds, BenchRound{P50MS: res.P50MS, P99MS: res.P99MS,
-			ReferenceCommitMS: res.ReferenceCommitMS, RatioToCommit: res.RatioToCommit, CPU: res.CPU})
+	}
+	rounds := make([]BenchRound, len(results))
+	for i, r := range results {
+		rounds[i] = r.BenchRound
 	}
 	res := results[medianBenchRound(rounds)]
 	if len(rounds) > 1 {
@@ -321,9 +319,9 @@ func (p *benchPlan) measure(ctx context.Context, c *client.Client, warmup int, m
 	for _, d := range lat {
 		sum += d
 	}
-	return &BenchResult{Tasks: p.tasks, P50MS: toMS(percentile(lat, 50)), P95MS: toMS(percentile(lat, 95)),
-		P99MS: toMS(percentile(lat, 99)), MeanMS: toMS(sum / time.Duration(p.tasks)),
-		TasksPerSecond: float64(p.tasks) / elapsed.Seconds(), CPU: cpu}, ids, nil
+	return &BenchResult{Tasks: p.tasks, P95MS: toMS(percentile(lat, 95)), MeanMS: toMS(sum / time.Duration(p.tasks)),
+		TasksPerSecond: float64(p.tasks) / elapsed.Seconds(),
+		BenchRound:     BenchRound{P50MS: toMS(percentile(lat, 50)), P99MS: toMS(percentile(lat, 99)), CPU: cpu}}, ids, nil
 }
 
 // benchMeter reads the CPU of the stack this command started (nil for the user's own):

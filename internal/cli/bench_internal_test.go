@@ -26,7 +26,7 @@ func TestPrintBenchRounds(t *testing.T) {
 	t.Parallel()
 	rounds := []BenchRound{{P50MS: 22.04, P99MS: 60.03, ReferenceCommitMS: 0.106, RatioToCommit: 208.3},
 		{P50MS: 23.19, P99MS: 46.05, ReferenceCommitMS: 0.117, RatioToCommit: 198.6}}
-	res := &BenchResult{Tasks: 100, P50MS: 22.04, ReferenceCommitMS: 0.106, RatioToCommit: 208.3, Rounds: rounds}
+	res := &BenchResult{Tasks: 100, BenchRound: rounds[0], Rounds: rounds}
 	var out strings.Builder
 	printBench(&out, res, 10)
 	require.Contains(t, out.String(), "round 1: P50 22.04 ms, P99 60.03 ms, commit P50 0.106 ms, P50 = 208.3 x commit\n")
