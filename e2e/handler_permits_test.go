@@ -104,25 +104,3 @@ func TestClaimedStepKeepsItsLeaseWhileItWaits(t *testing.T) {
 	require.NoError(t, env.Pool.QueryRow(ctx, `SELECT max(attempts) FROM tasker.workflow_steps`).Scan(&attempts))
 	require.Equal(t, 1, attempts, "a step taken back and run again")
 }
-
-// createLinearTasks creates n mathematical_sequence tasks and returns their uuids.
-func createLinearTasks(ctx context.Context, t *testing.T, env *harness.Env, n int) []string {
-	t.Helper()
-	ids := make([]string, n)
-	for i := range ids {
-		created, err := env.Client.CreateTask(ctx, request("rust_e2e_linear", "mathematical_sequence", map[string]any{"even_number": 2}))
-		require.NoError(t, err)
-		ids[i] = created.TaskUUID
-	}
-	return ids
-}
-
-// requireComplete waits for each task and requires it complete.
-func requireComplete(ctx context.Context, t *testing.T, env *harness.Env, ids []string) {
-	t.Helper()
-	for _, id := range ids {
-		done, err := env.Client.WaitTask(ctx, id)
-		require.NoError(t, err)
-		require.Equal(t, "complete", done.Status)
-	}
-}

@@ -152,6 +152,28 @@ func request(namespace, name string, context map[string]any) *api.TaskRequest {
 }
 
 // runTask creates a task and waits until it settles; it returns the task as created and
+// createLinearTasks creates n mathematical_sequence tasks and returns their uuids.
+func createLinearTasks(ctx context.Context, t *testing.T, env *harness.Env, n int) []string {
+	t.Helper()
+	ids := make([]string, n)
+	for i := range ids {
+		created, err := env.Client.CreateTask(ctx, request("rust_e2e_linear", "mathematical_sequence", map[string]any{"even_number": 2}))
+		require.NoError(t, err)
+		ids[i] = created.TaskUUID
+	}
+	return ids
+}
+
+// requireComplete waits for each task and requires it complete.
+func requireComplete(ctx context.Context, t *testing.T, env *harness.Env, ids []string) {
+	t.Helper()
+	for _, id := range ids {
+		done, err := env.Client.WaitTask(ctx, id)
+		require.NoError(t, err)
+		require.Equal(t, "complete", done.Status)
+	}
+}
+
 // as it settled.
 func runTask(ctx context.Context, t *testing.T, env *harness.Env, req *api.TaskRequest) (created, done *api.TaskResponse) {
 	t.Helper()

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -20,16 +19,6 @@ func TestReregisteredTemplateReachesTheNextTasks(t *testing.T) {
 	t.Parallel()
 	env := harness.New(t, cluster, fastOptions())
 	ctx := ctxFor(t, 60*time.Second)
-	stepsOf := func(task string) int {
-		var n int
-		require.NoError(t, env.Pool.QueryRow(ctx, `SELECT count(*) FROM tasker.workflow_steps WHERE task_uuid = $1`,
-			task).Scan(&n))
-		return n
-	}
-	create := func() string {
-		ids := createLinearTasks(ctx, t, env, 1)
-		return ids[0]
-	}
 	// The orchestrator's listener drops the cache when it connects: wait until its last
 	// LISTEN has finished, so the creates below fill the cache for good (a registration's
 	// notification is then the only thing that can empty it within the test).
@@ -40,8 +29,11 @@ func TestReregisteredTemplateReachesTheNextTasks(t *testing.T) {
 			`LISTEN "`+messaging.TemplateRegisteredChannel+`"`).Scan(&n))
 		assert.Positive(c, n)
 	}, 10*time.Second, 10*time.Millisecond, "the orchestrator listens for registrations")
-	first := []string{create(), create()}
-	require.Equal(t, 4, stepsOf(first[1]))
+	first := createLinearTasks(ctx, t, env, 2)
+	var steps int
+	require.NoError(t, env.Pool.QueryRow(ctx, `SELECT count(*) FROM tasker.workflow_steps WHERE task_uuid = $1`,
+		first[1]).Scan(&steps))
+	require.Equal(t, 4, steps)
 
 	all, err := workflow.Embedded()
 	require.NoError(t, err)
@@ -69,5 +61,5 @@ func TestReregisteredTemplateReachesTheNextTasks(t *testing.T) {
 			created.TaskUUID).Scan(&n))
 		assert.Equal(c, 2, n)
 	}, 5*time.Second, 20*time.Millisecond, "a task created after the registration has the new template's steps (well before templateNameTTL)")
-	requireComplete(context.WithoutCancel(ctx), t, env, append(first, later...))
+	requireComplete(ctx, t, env, append(first, later...))
 }

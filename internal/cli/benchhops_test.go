@@ -1,11 +1,9 @@
 package cli_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -19,8 +17,7 @@ import (
 func TestLatencyHopsOfLinearTasks(t *testing.T) {
 	t.Parallel()
 	env := harness.New(t, cluster, harness.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	ctx := ctxFor(t)
 	var ids []string
 	for i := range 3 {
 		created, err := env.Client.CreateTask(ctx, &api.TaskRequest{Namespace: "rust_e2e_linear",
