@@ -2,16 +2,12 @@ package migrations_test
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
-
-	"github.com/tasker-sim/tasker-sim/migrations"
 )
 
 // A transition flips its predecessor's most_recent, and a claim sets and clears a step's
@@ -21,7 +17,7 @@ import (
 func TestHotPathUpdatesStayHeapOnly(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
-	pool := migratedPool(t)
+	pool, _, _ := migratedDB(t)
 
 	rows, err := pool.Query(ctx, `
 		SELECT c.relname || '.' || i.relname || ': ' || pg_get_indexdef(x.indexrelid)
@@ -69,7 +65,7 @@ func TestHotPathUpdatesStayHeapOnly(t *testing.T) {
 	states := []string{"pending", "enqueued", "in_progress", "enqueued_for_orchestration", "complete"}
 	for i := range 4 {
 		var moved int
-		require.NoError(t, tx.QueryRow(ctx, `SELECT count(*) FROM tasker.transition_step_states_each($1, $2, $3, $4)`,
+		require.NoError(t, tx.QueryRow(ctx, `SELECT cardinality(tasker.flip_step_states($1, $2, $3, $4))`,
 			[]uuid.UUID{ws}, []string{states[i]}, []string{states[i+1]}, []string{"{}"}).Scan(&moved))
 		require.Equal(t, 1, moved, "%s -> %s", states[i], states[i+1])
 	}
@@ -89,7 +85,7 @@ func TestHotPathUpdatesStayHeapOnly(t *testing.T) {
 func TestAuditIDsAreUUIDv7(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
-	pool := migratedPool(t)
+	pool, _, _ := migratedDB(t)
 	before := time.Now().UnixMilli()
 	rows, err := pool.Query(ctx, `SELECT tasker.uuid_v7() FROM generate_series(1, 1000)`)
 	require.NoError(t, err)
@@ -106,14 +102,4 @@ func TestAuditIDsAreUUIDv7(t *testing.T) {
 		require.False(t, seen[id], "a repeated id")
 		seen[id] = true
 	}
-}
-
-// migratedPool opens a pool on a fresh database of this test's own, migrated with the
-// pgmq provider TASKER_TEST_PGMQ_MODE asks for.
-func migratedPool(t *testing.T) *pgxpool.Pool {
-	t.Helper()
-	pool := newPool(t, newDatabase(t))
-	_, err := migrations.Migrate(testContext(t), pool, &migrations.Config{PGMQ: migrations.PGMQMode(os.Getenv("TASKER_TEST_PGMQ_MODE"))})
-	require.NoError(t, err)
-	return pool
 }

@@ -23,10 +23,11 @@ BEGIN
         UPDATE tasker.workflow_step_transitions AS t SET most_recent = false
          WHERE t.workflow_step_uuid = ANY (p_step_uuids) AND t.most_recent
            AND t.to_state = p_from[array_position(p_step_uuids, t.workflow_step_uuid)]
-        RETURNING t.workflow_step_uuid, t.sort_key, array_position(p_step_uuids, t.workflow_step_uuid) AS i),
+        RETURNING t.workflow_step_uuid, t.sort_key, t.to_state AS from_state,
+                  array_position(p_step_uuids, t.workflow_step_uuid) AS i),
     ins AS (
         INSERT INTO tasker.workflow_step_transitions AS n (workflow_step_uuid, from_state, to_state, metadata, sort_key, most_recent)
-        SELECT prev.workflow_step_uuid, p_from[prev.i], p_to[prev.i], coalesce(p_metadata[prev.i], '{}'), prev.sort_key + 1, true
+        SELECT prev.workflow_step_uuid, prev.from_state, p_to[prev.i], coalesce(p_metadata[prev.i], '{}'), prev.sort_key + 1, true
           FROM prev
         RETURNING n.workflow_step_uuid)
     SELECT coalesce(array_agg(ins.workflow_step_uuid), '{}') INTO moved FROM ins;
@@ -34,10 +35,11 @@ BEGIN
 END
 $$;
 
--- The set-returning form stays for callers built before; its flip is flip_step_states'.
+-- The set-returning form stays for callers built before; its flip is flip_step_states',
+-- which brings its own planner settings, so this wrapper sets none.
 CREATE OR REPLACE FUNCTION tasker.transition_step_states_each(
     p_step_uuids uuid[], p_from text[], p_to text[], p_metadata jsonb[])
-RETURNS SETOF uuid LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off SET jit = off AS $$
+RETURNS SETOF uuid LANGUAGE plpgsql AS $$
 BEGIN
     RETURN QUERY SELECT unnest(tasker.flip_step_states(p_step_uuids, p_from, p_to, p_metadata));
 END
