@@ -287,15 +287,25 @@ func (c *templateCache) rememberName(k templateKey, nt *namedTask, epoch uint64)
 	}
 }
 
-// keep stores a parsed template unless the cache holds a later version of it, and
-// returns the latest of the two.
-func (c *templateCache) keep(nt *namedTask) *namedTask {
+// task returns the parsed template of named task id, if cached, and the current epoch.
+func (c *templateCache) task(id uuid.UUID) (*namedTask, uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.byTask[id], c.epoch
+}
+
+// keep stores a parsed template read at epoch, unless a registration was heard since
+// (it may be the older version) or the cache holds a later version; it returns the
+// latest of the two.
+func (c *templateCache) keep(nt *namedTask, epoch uint64) *namedTask {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if cur := c.byTask[nt.uuid]; cur != nil && cur.updatedAt.After(nt.updatedAt) {
 		return cur
 	}
-	c.byTask[nt.uuid] = nt
+	if c.epoch == epoch {
+		c.byTask[nt.uuid] = nt
+	}
 	return nt
 }
 
@@ -337,37 +347,31 @@ func (o *Orchestrator) readTemplate(ctx context.Context, namespace, name, versio
 // templateByID returns the template of a named task (as a task's named_task_uuid names
 // it), from the cache when it holds it.
 func (o *Orchestrator) templateByID(ctx context.Context, id uuid.UUID) (*namedTask, error) {
-	c := o.templates
-	c.mu.Lock()
-	cached := c.byTask[id]
-	c.mu.Unlock()
+	cached, epoch := o.templates.task(id)
 	if cached != nil {
 		return cached, nil
 	}
-	var updated time.Time
-	if err := o.pool.QueryRow(ctx, `SELECT updated_at FROM tasker.named_tasks WHERE named_task_uuid = $1`,
-		id).Scan(&updated); err != nil {
-		return nil, fmt.Errorf("named task %s: %w", id, err)
-	}
-	return o.namedTask(ctx, id, updated)
+	return o.loadNamedTask(ctx, id, epoch)
 }
 
 // namedTask returns the template of named task id as of its row's updated_at: the cached
 // one when it is that version, else the stored one, parsed (and its queue ensured).
 func (o *Orchestrator) namedTask(ctx context.Context, id uuid.UUID, updated time.Time) (*namedTask, error) {
-	c := o.templates
-	c.mu.Lock()
-	cached := c.byTask[id]
-	c.mu.Unlock()
+	cached, epoch := o.templates.task(id)
 	if cached != nil && cached.updatedAt.Equal(updated) {
 		return cached, nil
 	}
+	return o.loadNamedTask(ctx, id, epoch)
+}
+
+// loadNamedTask reads, parses and caches (see templateCache.keep) the template of named
+// task id as its row is now; epoch is the cache's as of before the read.
+func (o *Orchestrator) loadNamedTask(ctx context.Context, id uuid.UUID, epoch uint64) (*namedTask, error) {
 	var config []byte
-	// The version stored is the one this configuration belongs to (a registration may
-	// have come since updated was read).
+	var updated time.Time
 	if err := o.pool.QueryRow(ctx, `SELECT configuration, updated_at FROM tasker.named_tasks WHERE named_task_uuid = $1`,
 		id).Scan(&config, &updated); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("named task %s: %w", id, err)
 	}
 	tmpl, err := workflow.Parse(config)
 	if err != nil {
@@ -408,7 +412,7 @@ func (o *Orchestrator) namedTask(ctx context.Context, id uuid.UUID, updated time
 			nt.outcomeSteps[u] = s
 		}
 	}
-	return c.keep(nt), nil
+	return o.templates.keep(nt, epoch), nil
 }
 
 // CreateTask validates a request and, in one transaction, creates the task, its steps,

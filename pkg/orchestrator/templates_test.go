@@ -60,14 +60,21 @@ func TestTemplateCacheKeepsTheLatestVersion(t *testing.T) {
 	at := time.Unix(1000, 0)
 	newer := &namedTask{uuid: id, updatedAt: at.Add(time.Second)}
 	older := &namedTask{uuid: id, updatedAt: at}
-	require.Same(t, newer, c.keep(newer))
-	require.Same(t, newer, c.keep(older), "the older version read late is not kept")
+	_, epoch := c.task(id)
+	require.Same(t, newer, c.keep(newer, epoch))
+	require.Same(t, newer, c.keep(older, epoch), "the older version read late is not kept")
 	require.Same(t, newer, c.byTask[id])
-	c.keep(&namedTask{uuid: other, updatedAt: at})
+	c.keep(&namedTask{uuid: other, updatedAt: at}, epoch)
 
 	c.forget(id)
 	require.Nil(t, c.byTask[id])
 	require.NotNil(t, c.byTask[other], "only the registered template is dropped")
 	c.forget(uuid.Nil)
 	require.Empty(t, c.byTask, "a reconnect drops every template")
+
+	_, stale := c.task(id)
+	c.forget(id) // a registration is heard while the template is read
+	read := &namedTask{uuid: id, updatedAt: at.Add(2 * time.Second)}
+	require.Same(t, read, c.keep(read, stale), "returned to its caller")
+	require.Nil(t, c.byTask[id], "but not cached: it may be the older version")
 }
