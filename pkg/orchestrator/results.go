@@ -248,11 +248,10 @@ func (o *Orchestrator) loadBatch(ctx context.Context, tx pgx.Tx, items []*result
 	}
 	// A message twice in the batch (its notification and a poll) was archived once: only
 	// its first listing consumed it.
-	listed := map[int64]bool{}
 	var taskIDs, stepIDs []uuid.UUID
 	for _, it := range items {
-		it.archived = archived[it.job.MsgID] && !listed[it.job.MsgID]
-		listed[it.job.MsgID] = true
+		it.archived = archived[it.job.MsgID]
+		delete(archived, it.job.MsgID)
 		if it.archived && it.decodeErr == nil {
 			taskIDs, stepIDs = append(taskIDs, it.msg.TaskUUID), append(stepIDs, it.msg.StepUUID)
 		}
