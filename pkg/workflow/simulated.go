@@ -366,10 +366,13 @@ func (h *simulated) result(in StepInput, d draw) json.RawMessage {
 	if pad := h.profile.ResultBytes - len(body); pad > 0 {
 		// Payload is the last field, encoded as "": fill it in place rather than encode
 		// the whole result again.
-		padded := make([]byte, 0, len(body)+pad)
-		padded = append(padded, body[:len(body)-2]...)
-		padded = append(padded, strings.Repeat("x", pad)...)
-		body = append(padded, '"', '}')
+		padded := make([]byte, len(body)+pad)
+		n := copy(padded, body[:len(body)-2])
+		for i := n; i < n+pad; i++ {
+			padded[i] = 'x'
+		}
+		copy(padded[n+pad:], `"}`)
+		body = padded
 	}
 	return body
 }
