@@ -89,7 +89,7 @@ Required: TASKER_DATABASE_URL.`,
 			}
 			defer pool.Close()
 			if err := dbwait.Wait(cmd.Context(), pool.Ping, dbwait.Options{URL: url, Limit: limit, Logger: log,
-				Hint: "TASKER_DATABASE_WAIT sets how long to wait"}); err != nil {
+				Hint: dbwait.WaitHint}); err != nil {
 				return err
 			}
 			mode := migrations.PGMQMode(os.Getenv(envconfig.PGMQMode))

@@ -33,6 +33,9 @@ const (
 	TryTimeoutDefault = 5 * time.Second
 )
 
+// WaitHint is the services' Hint: the variable that sets how long they wait.
+const WaitHint = "TASKER_DATABASE_WAIT sets how long to wait"
+
 // Options configures Wait. Zero fields take the defaults above.
 type Options struct {
 	// URL is the database's URL, shown redacted in logs and in the final error.
@@ -48,7 +51,8 @@ type Options struct {
 	// Logger receives one warning per failed try and a line when the database answers
 	// after some; default slog.Default().
 	Logger *slog.Logger
-	// Hint is added to the final error, e.g. which variable raises the limit.
+	// Hint is added to the final error, e.g. which variable raises the limit (the
+	// services' is WaitHint).
 	Hint string
 }
 

@@ -69,7 +69,7 @@ func Run(ctx context.Context, cfg *Config) error {
 // that is still starting.
 func connect(ctx context.Context, c *Config) (*pgxpool.Pool, error) {
 	pool, err := dbwait.Connect(ctx, c.DatabaseURL, telemetry.PoolConfig(c.Telemetry.Instruments, "orchestrator", c.MaxConns), dbwait.Options{Limit: c.DatabaseWait, Logger: c.Logger.With("component", "orchestrator"),
-		Hint: "TASKER_DATABASE_WAIT sets how long to wait"})
+		Hint: dbwait.WaitHint})
 	if err != nil {
 		return nil, fmt.Errorf("orchestrator: %w", err)
 	}

@@ -263,7 +263,7 @@ func (cfg *Config) templatesWithDefaults() error {
 // that is still starting.
 func connect(ctx context.Context, cfg *Config) (*pgxpool.Pool, error) {
 	pool, err := dbwait.Connect(ctx, cfg.DatabaseURL, telemetry.PoolConfig(cfg.Telemetry.Instruments, "worker", cfg.MaxConns), dbwait.Options{Limit: cfg.DatabaseWait, Logger: cfg.Logger.With("component", "worker", "worker_id", cfg.WorkerID),
-		Hint: "TASKER_DATABASE_WAIT sets how long to wait"})
+		Hint: dbwait.WaitHint})
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
