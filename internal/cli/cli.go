@@ -41,7 +41,7 @@ unless given --url.`,
 	}
 	root.PersistentFlags().String("url", "", "orchestration API URL (default $TASKER_ORCHESTRATION_URL or "+client.DefaultURL+")")
 	bench := benchCommand()
-	bench.AddCommand(benchThroughputCommand(), benchSoakCommand())
+	bench.AddCommand(benchThroughputCommand(), benchSoakCommand(), benchFloorCommand())
 	root.AddCommand(taskCommand(), bench, demoCommand(), verifyCommand(), faultCommand(), loadCommand(), healthCommand(),
 		dlqCommand(), templatesCommand())
 	return root
