@@ -5,7 +5,7 @@ GOLANGCI_VERSION := v2.15.0
 GOBIN ?= $(shell $(GO) env GOPATH)/bin
 GOLANGCI := $(GOBIN)/golangci-lint
 
-.PHONY: help build test test-race lint fmt vet demo bench bench-throughput bench-soak bench-telemetry docs clean
+.PHONY: help build test test-race lint fmt vet demo bench bench-throughput bench-floor bench-soak bench-telemetry docs clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ bench: build ## mathematical_sequence latency, create -> complete, over 200 sequ
 
 bench-throughput: build ## steps/s of a 2000-task burst against pgbench TPS on the same server (goal: ratio >= 0.5); ARGS adds flags
 	bin/taskerctl bench throughput $(ARGS)
+
+bench-floor: build ## steps/s and one task's time when pgbench writes a task's rows with no engine: what the goals can reach here; ARGS adds flags
+	bin/taskerctl bench floor $(ARGS)
 
 bench-soak: build ## database CPU per step at 1k and 100k finished tasks (goal: x <= 1.5), RSS growth over 10 min of load (goal: <= 20 %); ARGS adds flags
 	bin/taskerctl bench soak $(ARGS)
