@@ -187,7 +187,11 @@ func (p *floorPlan) measureBatch(ctx context.Context, batch int) (*FloorBatch, e
 		return nil, err
 	}
 	fb := &FloorBatch{TasksPerBatch: batch, StepsPerSecond: tps * float64(batch*stepsPerTask)}
-	if steps := fb.StepsPerSecond * float64(p.seconds); cpu != nil && steps > 0 {
+	runs, err := parsePgbenchProcessed(out)
+	if err != nil {
+		return nil, err
+	}
+	if steps := float64(runs * batch * stepsPerTask); cpu != nil && steps > 0 {
 		ms := 1000 * cpu.Seconds() / steps
 		fb.DBCPUMSPerStep = &ms
 	}
@@ -338,6 +342,18 @@ func PrepareFloor(ctx context.Context, db *pgxpool.Pool) (FloorIDs, error) {
 
 // pgbenchLatency matches pgbench's "latency average = 1.234 ms".
 var pgbenchLatency = regexp.MustCompile(`(?m)^latency average = ([0-9]+(?:\.[0-9]+)?) ms`)
+
+// pgbenchProcessed matches pgbench's count of script runs that completed.
+var pgbenchProcessed = regexp.MustCompile(`(?m)^number of transactions actually processed: ([0-9]+)`)
+
+// parsePgbenchProcessed reads how many times the script ran to its end.
+func parsePgbenchProcessed(out string) (int, error) {
+	m := pgbenchProcessed.FindStringSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("pgbench printed no \"number of transactions actually processed\" line:\n%s", out)
+	}
+	return strconv.Atoi(m[1])
+}
 
 // parsePgbenchLatency reads the average latency of one script run from pgbench's output.
 func parsePgbenchLatency(out string) (float64, error) {

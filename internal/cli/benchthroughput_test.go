@@ -202,13 +202,18 @@ func TestBenchFloorRefusesBadFlags(t *testing.T) {
 	}
 }
 
-func TestParsePgbenchLatency(t *testing.T) {
+func TestParsePgbenchLatencyAndRuns(t *testing.T) {
 	t.Parallel()
 	got, err := parsePgbenchLatency("number of failed transactions: 0 (0.000%)\nlatency average = 11.311 ms\ntps = 88.4 (without initial connection time)\n")
 	require.NoError(t, err)
 	require.InDelta(t, 11.311, got, 1e-9)
 	_, err = parsePgbenchLatency("tps = 88.4 (without initial connection time)\n")
 	require.ErrorContains(t, err, "printed no \"latency average")
+	runs, err := parsePgbenchProcessed("number of transactions actually processed: 885\nnumber of failed transactions: 0 (0.000%)\n")
+	require.NoError(t, err)
+	require.Equal(t, 885, runs)
+	_, err = parsePgbenchProcessed("latency average = 11.311 ms\n")
+	require.ErrorContains(t, err, "actually processed")
 }
 
 func TestPrintFloor(t *testing.T) {
