@@ -80,6 +80,9 @@ type FloorResult struct {
 	Batches []FloorBatch `json:"batches"`
 	// OneTaskMS is the average time one client took to write one task, in a row.
 	OneTaskMS float64 `json:"one_task_ms"`
+	// OneTaskDBCPUMS is PostgreSQL's CPU per task then (compare with bench's CPU per
+	// task); null when unknown.
+	OneTaskDBCPUMS *float64 `json:"one_task_db_cpu_ms"`
 	// Reference is the TPC-B run (absent with --reference-seconds 0).
 	Reference *PgbenchResult `json:"reference,omitempty"`
 }
@@ -157,7 +160,7 @@ func runBenchFloor(cmd *cobra.Command, _ []string) error {
 		}
 		res.Batches = append(res.Batches, *fb)
 	}
-	if res.OneTaskMS, err = p.measureOneTask(ctx); err != nil {
+	if res.OneTaskMS, res.OneTaskDBCPUMS, err = p.measureOneTask(ctx); err != nil {
 		return err
 	}
 	if p.refSeconds > 0 {
@@ -198,14 +201,24 @@ func (p *floorPlan) measureBatch(ctx context.Context, batch int) (*FloorBatch, e
 	return fb, nil
 }
 
-// measureOneTask runs one client writing one task at a time and returns its average.
-func (p *floorPlan) measureOneTask(ctx context.Context) (float64, error) {
+// measureOneTask runs one client writing one task at a time and returns its average time
+// and PostgreSQL's CPU per task (nil when unknown).
+func (p *floorPlan) measureOneTask(ctx context.Context) (float64, *float64, error) {
 	p.logf("floor: one task at a time, 1 client, %d s", p.seconds)
-	out, _, err := p.run(ctx, 1, "-c", "1", "-j", "1")
+	out, cpu, err := p.run(ctx, 1, "-c", "1", "-j", "1")
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	return parsePgbenchLatency(out)
+	ms, err := parsePgbenchLatency(out)
+	if err != nil {
+		return 0, nil, err
+	}
+	tasks, err := parsePgbenchProcessed(out)
+	if err != nil || cpu == nil || tasks == 0 {
+		return ms, nil, err
+	}
+	perTask := 1000 * cpu.Seconds() / float64(tasks)
+	return ms, &perTask, nil
 }
 
 // run writes the script for batch, runs pgbench with it on a fresh database, and returns
@@ -382,8 +395,12 @@ func printFloor(w io.Writer, r *FloorResult, p *floorPlan) {
 		fmt.Fprintf(tw, "  %d\t%.1f\t%s\t%s\t\n", b.TasksPerBatch, b.StepsPerSecond, ratio, cpu)
 	}
 	_ = tw.Flush()
-	fmt.Fprintf(w, "one task at a time (1 client): %.2f ms a task, the least a create -> complete can take here (P1 target %d ms)\n",
-		r.OneTaskMS, p1TargetP50MS)
+	cpu := ""
+	if r.OneTaskDBCPUMS != nil {
+		cpu = fmt.Sprintf(", PostgreSQL CPU %.2f ms a task", *r.OneTaskDBCPUMS)
+	}
+	fmt.Fprintf(w, "one task at a time (1 client): %.2f ms a task%s: the least a create -> complete can take here (P1 target %d ms)\n",
+		r.OneTaskMS, cpu, p1TargetP50MS)
 	if r.Reference != nil {
 		fmt.Fprintf(w, "reference: pgbench TPC-B-like, scale %d, %d clients, %d threads, %d s, prepared: %.1f TPS (throughput target: steps/s ÷ TPS >= %.1f)\n",
 			r.Reference.Scale, r.Reference.Clients, r.Reference.Threads, r.Reference.Seconds, r.Reference.TPS, throughputTarget)

@@ -221,12 +221,12 @@ func TestPrintFloor(t *testing.T) {
 	cpu := 0.5391
 	res := &FloorResult{Batches: []FloorBatch{{TasksPerBatch: 1, StepsPerSecond: 700, StepsPerTPS: 0.14},
 		{TasksPerBatch: 16, StepsPerSecond: 3483.3, StepsPerTPS: 0.73, DBCPUMSPerStep: &cpu}},
-		OneTaskMS: 9.28, Reference: &PgbenchResult{Scale: 10, Clients: 8, Threads: 2, Seconds: 10, TPS: 4742.1}}
+		OneTaskMS: 9.28, OneTaskDBCPUMS: &cpu, Reference: &PgbenchResult{Scale: 10, Clients: 8, Threads: 2, Seconds: 10, TPS: 4742.1}}
 	var out strings.Builder
 	printFloor(&out, res, &floorPlan{seconds: 10, srv: &benchServer{cpuUnknown: "not local"}})
 	require.Regexp(t, `(?m)^  16 +3483\.3 +0\.73 +0\.539 *$`, out.String())
 	require.Regexp(t, `(?m)^  1 +700\.0 +0\.14 +unknown *$`, out.String())
-	require.Contains(t, out.String(), "one task at a time (1 client): 9.28 ms a task")
+	require.Contains(t, out.String(), "one task at a time (1 client): 9.28 ms a task, PostgreSQL CPU 0.54 ms a task: the least")
 	require.Contains(t, out.String(), "4742.1 TPS")
 	require.Contains(t, out.String(), "database CPU unknown: not local")
 }
