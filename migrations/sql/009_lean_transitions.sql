@@ -1,16 +1,13 @@
 -- Cheaper statements on the hot path.
 --
--- JIT is off in the hot-path functions (task_execution_contexts gets it where 010
--- redefines it). Their plans are generic and made once per
+-- JIT is off in the hot-path functions. Their plans are generic and made once per
 -- session, some with sequential scans disabled; a plan whose estimate crosses
 -- jit_above_cost (a disabled scan is enough) was compiled at every call, for about a
 -- millisecond each time, on statements that run in well under one.
 --
 -- chain_task_transitions: the chain of moves is computed once (MATERIALIZED) and joined to
--- the flipped rows by task. Before, the planner inlined it into a nested loop that re-ran
--- its window functions and sort once per task, so a batch of n tasks cost n². The flipped
--- row's own state is its from state (the WHERE clause checked it), not a second search of
--- p_tasks.
+-- the flipped rows by position. Before, the planner inlined it into a nested loop that
+-- re-ran its window functions and sort once per task, so a batch of n tasks cost n².
 CREATE OR REPLACE FUNCTION tasker.chain_task_transitions(
     p_tasks uuid[], p_from text[], p_move_tasks uuid[], p_move_to text[], p_move_meta jsonb[], p_processor uuid)
 RETURNS integer LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off SET jit = off AS $$
@@ -22,11 +19,11 @@ BEGIN
     IF want = 0 THEN
         RETURN 0;
     END IF;
-    WITH prev AS (
+    WITH prev AS MATERIALIZED (
         UPDATE tasker.task_transitions AS t SET most_recent = false
          WHERE t.task_uuid = ANY (p_move_tasks) AND t.most_recent
            AND t.to_state = p_from[array_position(p_tasks, t.task_uuid)]
-        RETURNING t.task_uuid, t.sort_key, t.to_state AS from_state),
+        RETURNING t.task_uuid, t.sort_key, p_from[array_position(p_tasks, t.task_uuid)] AS from_state),
     chain AS MATERIALIZED (
         SELECT m.task, m.to_state, m.meta, m.ord,
                row_number() OVER w AS k,
@@ -50,11 +47,13 @@ BEGIN
 END
 $$;
 
+ALTER FUNCTION tasker.task_execution_contexts(uuid[]) SET jit = off;
 ALTER FUNCTION tasker.task_snapshots(uuid[]) SET jit = off;
 ALTER FUNCTION tasker.transition_step_states_each(uuid[], text[], text[], jsonb[]) SET jit = off;
 ALTER FUNCTION tasker.finalize_steps SET jit = off;
 ALTER FUNCTION tasker.claim_archived_steps SET jit = off;
 ALTER FUNCTION tasker.submit_step_results SET jit = off;
+ALTER FUNCTION tasker.apply_task_plans SET jit = off;
 
 -- apply_plans: apply_task_plans with each task's moves made in one chain, after the
 -- enqueue of its ready steps. apply_task_plans chained the moves before the enqueue and

@@ -69,6 +69,7 @@ LANGUAGE sql STABLE ROWS 20 AS $$
     -- transition, which is cheap on the empty tables a session may first plan on.
     WITH steps AS MATERIALIZED (
         SELECT ws.workflow_step_uuid, ws.task_uuid, ws.named_step_uuid,
+               (SELECT ns.name::text FROM tasker.named_steps AS ns WHERE ns.named_step_uuid = ws.named_step_uuid) AS name,
                coalesce((SELECT st.to_state FROM tasker.workflow_step_transitions AS st
                           WHERE st.workflow_step_uuid = ws.workflow_step_uuid
                           ORDER BY st.sort_key DESC LIMIT 1), 'pending')::text AS current_state,
@@ -98,11 +99,7 @@ LANGUAGE sql STABLE ROWS 20 AS $$
                                              IN ('complete', 'resolved_manually')))::integer AS done
                 FROM tasker.workflow_step_edges AS e
                WHERE e.to_step_uuid = s.workflow_step_uuid) AS p)
-    -- The name last, outside the materialized steps: callers that do not read it (the
-    -- task-level summary) do not look it up.
-    SELECT j.workflow_step_uuid, j.task_uuid, j.named_step_uuid,
-           (SELECT ns.name::text FROM tasker.named_steps AS ns WHERE ns.named_step_uuid = j.named_step_uuid),
-           j.current_state,
+    SELECT j.workflow_step_uuid, j.task_uuid, j.named_step_uuid, j.name, j.current_state,
            j.deps_ok, j.retry_ok,
            (j.current_state IN ('pending', 'waiting_for_retry')
                AND NOT j.processed AND NOT j.in_process AND j.deps_ok AND j.retry_ok
