@@ -151,7 +151,6 @@ func request(namespace, name string, context map[string]any) *api.TaskRequest {
 		Initiator: "e2e", SourceSystem: "go-test", Reason: "end-to-end test"}
 }
 
-// runTask creates a task and waits until it settles; it returns the task as created and
 // createLinearTasks creates n mathematical_sequence tasks and returns their uuids.
 func createLinearTasks(ctx context.Context, t *testing.T, env *harness.Env, n int) []string {
 	t.Helper()
@@ -174,6 +173,7 @@ func requireComplete(ctx context.Context, t *testing.T, env *harness.Env, ids []
 	}
 }
 
+// runTask creates a task and waits until it settles; it returns the task as created and
 // as it settled.
 func runTask(ctx context.Context, t *testing.T, env *harness.Env, req *api.TaskRequest) (created, done *api.TaskResponse) {
 	t.Helper()
