@@ -25,7 +25,7 @@ var cluster *pgprovision.Cluster
 
 // allMigrations is what Migrate applies to a fresh database, in order.
 var allMigrations = []string{"000_pgmq", "001_tasker_schema", "002_tasker_functions", "003_pgmq_api_1_5_1",
-	"004_trace_context", "005_batch_hot_path", "006_batch_checkpoints", "007_dlq_api", "008_global_notify", "009_lean_transitions", "010_hot_transitions", "011_hot_step_claims", "012_sql_uuid_v7", "013_template_notify", "014_flip_arrays", "015_readiness_names"}
+	"004_trace_context", "005_batch_hot_path", "006_batch_checkpoints", "007_dlq_api", "008_global_notify", "009_lean_transitions", "010_hot_transitions", "011_hot_step_claims", "012_sql_uuid_v7", "013_template_notify", "014_flip_arrays", "015_redefined_functions"}
 
 func TestMain(m *testing.M) {
 	os.Exit(pgprovision.RunTestMain(m, "migrations tests", func(c *pgprovision.Cluster) { cluster = c }))

@@ -129,7 +129,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, cfg *Config) (*Result, err
 		fileMigration("012_sql_uuid_v7"),
 		fileMigration("013_template_notify"),
 		fileMigration("014_flip_arrays"),
-		fileMigration("015_readiness_names"),
+		fileMigration("015_redefined_functions"),
 	}
 	for _, m := range steps {
 		applied, err := applyOnce(ctx, conn.Conn(), m, provider)

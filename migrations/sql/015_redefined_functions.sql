@@ -1,5 +1,5 @@
--- Two hot-path functions of migrations 009 and 010, redefined here rather than in those
--- files, which databases already carry.
+-- Functions of earlier migrations, redefined here rather than in those files, which
+-- databases already carry.
 --
 -- chain_task_transitions: the flipped row's own state is the move's from state (the
 -- WHERE clause checked it), so it is read from the row instead of a second search of
@@ -114,4 +114,21 @@ LANGUAGE sql STABLE ROWS 20 AS $$
            j.last_failure_at, j.next_retry_at, j.total_parents, j.completed_parents,
            j.attempts, j.max_attempts, j.backoff_request_seconds, j.last_attempted_at
       FROM judged AS j;
+$$;
+
+-- transition_step_states (one from and to state for all the steps: cancellations and an
+-- operator's step actions) becomes a call of flip_step_states, so the step flip is written
+-- once.
+CREATE OR REPLACE FUNCTION tasker.transition_step_states(
+    p_step_uuids uuid[], p_from text, p_to text, p_metadata jsonb)
+RETURNS SETOF uuid LANGUAGE plpgsql AS $$
+DECLARE
+    n integer := coalesce(cardinality(p_step_uuids), 0);
+BEGIN
+    IF n = 0 THEN
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT unnest(tasker.flip_step_states(p_step_uuids, array_fill(p_from, ARRAY[n]),
+                                   array_fill(p_to, ARRAY[n]), array_fill(p_metadata, ARRAY[n])));
+END
 $$;
