@@ -2,22 +2,18 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"slices"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/tasker-sim/tasker-sim/internal/stack"
-	"github.com/tasker-sim/tasker-sim/pkg/api"
 	"github.com/tasker-sim/tasker-sim/pkg/client"
-	"github.com/tasker-sim/tasker-sim/pkg/pgprovision"
 )
 
 func contextWithTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
@@ -43,11 +39,10 @@ type ownStack struct {
 	workers, ffiWorkers []string
 	// metrics are the /metrics addresses of every process, when known.
 	metrics []string
-	// processes are the processes this command started (none for the user's own stack),
-	// and cluster the server it created their database on (nil when not).
-	processes []stack.Process
-	cluster   *pgprovision.Cluster
-	stop      func()
+	// meter reads the CPU of the processes this command started, and of PostgreSQL when
+	// it is a local cluster this command runs (nil for the user's own stack).
+	meter *cpuMeter
+	stop  func()
 }
 
 // startOwnStack starts a throwaway stack unless the user named an orchestrator.
@@ -71,7 +66,8 @@ func startOwnStackWithFFI(cmd *cobra.Command, workers, ffiWorkers int, env []str
 		return nil, err
 	}
 	own := &ownStack{url: s.URL, dbURL: s.DatabaseURL, stop: s.Stop, metrics: []string{s.URL + "/metrics"},
-		workers: s.WorkerURLs, ffiWorkers: s.FFIWorkerURLs, processes: s.Processes(), cluster: s.Cluster()}
+		workers: s.WorkerURLs, ffiWorkers: s.FFIWorkerURLs, meter: &cpuMeter{procs: s.Processes()}}
+	own.meter.postmaster, _ = localPostmaster(cmd.Context(), s.Cluster())
 	for _, w := range s.WorkerURLs {
 		own.metrics = append(own.metrics, w+"/metrics")
 	}
@@ -163,9 +159,10 @@ type BenchRound struct {
 // medianBenchRound is the index of the median round: by P50 ÷ commit when every round
 // has its reference, else by P50; of an even count, the lower middle.
 func medianBenchRound(rounds []BenchRound) int {
+	byRatio := !slices.ContainsFunc(rounds, func(r BenchRound) bool { return r.RatioToCommit <= 0 })
 	return medianIndex(len(rounds), func(i int) float64 {
-		if r := rounds[i]; r.RatioToCommit > 0 {
-			return r.RatioToCommit
+		if byRatio {
+			return rounds[i].RatioToCommit
 		}
 		return rounds[i].P50MS
 	})
@@ -223,7 +220,7 @@ func runBench(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	ctx := cmd.Context()
-	res, ids, err := p.rounds(ctx, c, own.dbURL, benchMeter(ctx, own), cmd.ErrOrStderr())
+	res, ids, err := p.rounds(ctx, c, own.dbURL, own.meter, cmd.ErrOrStderr())
 	if err != nil {
 		return err
 	}
@@ -280,10 +277,8 @@ func (p *benchPlan) rounds(ctx context.Context, c *client.Client, dbURL string, 
 func (p *benchPlan) measure(ctx context.Context, c *client.Client, warmup int, m *cpuMeter,
 	bar *progressbar.ProgressBar) (*BenchResult, []string, error) {
 	runOne := func() (string, time.Duration, error) {
-		body, _ := json.Marshal(map[string]any{"even_number": p.even, "_run_id": uuid.NewString()})
 		start := time.Now()
-		t, err := c.CreateTask(ctx, &api.TaskRequest{Name: "mathematical_sequence", Namespace: "rust_e2e_linear",
-			Version: "1.0.0", Context: body, Initiator: "taskerctl", SourceSystem: "bench", Reason: "latency benchmark"})
+		t, err := c.CreateTask(ctx, benchTaskRequest(p.even, "latency benchmark"))
 		if err != nil {
 			return "", 0, err
 		}
@@ -328,17 +323,6 @@ func (p *benchPlan) measure(ctx context.Context, c *client.Client, warmup int, m
 	return &BenchResult{Tasks: p.tasks, P95MS: toMS(percentile(lat, 95)), MeanMS: toMS(sum / time.Duration(p.tasks)),
 		TasksPerSecond: float64(p.tasks) / elapsed.Seconds(),
 		BenchRound:     BenchRound{P50MS: toMS(percentile(lat, 50)), P99MS: toMS(percentile(lat, 99)), CPU: cpu}}, ids, nil
-}
-
-// benchMeter reads the CPU of the stack this command started (nil for the user's own):
-// its processes, and PostgreSQL when it is a local cluster this command runs.
-func benchMeter(ctx context.Context, own *ownStack) *cpuMeter {
-	if len(own.processes) == 0 {
-		return nil
-	}
-	m := &cpuMeter{procs: own.processes}
-	m.postmaster, _ = localPostmaster(ctx, own.cluster)
-	return m
 }
 
 // String is the figures as bench prints them.

@@ -7,12 +7,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
@@ -22,14 +20,10 @@ import (
 	"github.com/tasker-sim/tasker-sim/pkg/workflow"
 )
 
-// The floor's task: the template whose rows it writes, as the burst's tasks are.
+// The floor's helpers (an id generator and a batch counter) live in floorSchema;
+// floorProcessor and floorWorker stand in for the processes in the audit metadata.
 const (
-	floorNamespace = "rust_e2e_linear"
-	floorTask      = "mathematical_sequence"
-	floorVersion   = "1.0.0"
-	// floorSchema holds the floor's helpers (an id generator and a batch counter).
-	floorSchema = "tasker_sim_floor"
-	// floorProcessor and floorWorker stand in for the processes in the audit metadata.
+	floorSchema    = "tasker_sim_floor"
 	floorProcessor = "0192a3b4-0000-7000-8000-000000000001"
 	floorWorker    = "worker-floor"
 )
@@ -76,6 +70,8 @@ unknown) and a fresh, migrated database for each measurement. pgbench comes from
 // FloorResult is what `taskerctl bench floor -o json` prints.
 type FloorResult struct {
 	Machine Machine `json:"machine"`
+	// Seconds is how long each measurement ran.
+	Seconds int `json:"seconds"`
 	// Batches are the 8-client measurements, one per --batches size.
 	Batches []FloorBatch `json:"batches"`
 	// OneTaskMS is the average time one client took to write one task, in a row.
@@ -98,13 +94,12 @@ type FloorBatch struct {
 	DBCPUMSPerStep *float64 `json:"db_cpu_ms_per_step"`
 }
 
+// floorPlan is the validated command line.
 type floorPlan struct {
 	format              string
 	batches             []int
 	seconds, refSeconds int
 	logf                func(string, ...any)
-	srv                 *benchServer
-	pgbench, scriptDir  string
 }
 
 func parseFloorFlags(cmd *cobra.Command) (*floorPlan, error) {
@@ -118,19 +113,22 @@ func parseFloorFlags(cmd *cobra.Command) (*floorPlan, error) {
 	batches, _ := cmd.Flags().GetIntSlice("batches")
 	p := &floorPlan{format: format, batches: batches, seconds: flagInt(cmd, "seconds"),
 		refSeconds: flagInt(cmd, "reference-seconds"), logf: stderrLogf(cmd)}
-	if len(batches) == 0 {
-		return nil, errors.New("--batches: list at least one size")
-	}
 	for _, b := range batches {
 		if b < 1 || b > 256 {
 			return nil, fmt.Errorf("--batches %d: each size must be from 1 to 256", b)
 		}
 	}
-	if p.seconds < 1 || p.seconds > 3600 {
-		return nil, fmt.Errorf("--seconds %d: must be from 1 to 3600", p.seconds)
-	}
-	if p.refSeconds < 0 || p.refSeconds > 3600 {
-		return nil, fmt.Errorf("--reference-seconds %d: must be from 0 to 3600", p.refSeconds)
+	for _, check := range []struct {
+		bad  bool
+		what string
+	}{
+		{len(batches) == 0, "--batches: list at least one size, each from 1 to 256"},
+		{p.seconds < 1 || p.seconds > 3600, fmt.Sprintf("--seconds %d: must be from 1 to 3600", p.seconds)},
+		{p.refSeconds < 0 || p.refSeconds > 3600, fmt.Sprintf("--reference-seconds %d: must be from 0 to 3600", p.refSeconds)},
+	} {
+		if check.bad {
+			return nil, errors.New(check.what)
+		}
 	}
 	return p, nil
 }
@@ -140,31 +138,31 @@ func runBenchFloor(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
-	if p.pgbench, err = findPgbench(); err != nil {
-		return err
-	}
-	if p.scriptDir, err = os.MkdirTemp("", "tasker-sim-floor-"); err != nil {
-		return err
-	}
-	defer func() { _ = os.RemoveAll(p.scriptDir) }()
 	ctx := cmd.Context()
-	if p.srv, err = startBenchServer(ctx, p.logf); err != nil {
+	f, err := newFloorRunner(ctx, p.logf)
+	if err != nil {
 		return err
 	}
-	defer p.srv.stop()
-	res := &FloorResult{Machine: p.srv.machine(ctx)}
+	defer f.close()
+	res := &FloorResult{Machine: f.srv.machine(ctx), Seconds: p.seconds}
 	for _, b := range p.batches {
-		fb, err := p.measureBatch(ctx, b)
+		p.logf("floor: %d task(s) a batch, %d clients, %d s", b, pgbenchClients, p.seconds)
+		run, err := f.measure(ctx, b, pgbenchClients, pgbenchThreads, p.seconds)
 		if err != nil {
 			return err
 		}
-		res.Batches = append(res.Batches, *fb)
+		steps := b * stepsPerTask
+		res.Batches = append(res.Batches, FloorBatch{TasksPerBatch: b, StepsPerSecond: run.tps * float64(steps),
+			DBCPUMSPerStep: perRun(run, steps)})
 	}
-	if res.OneTaskMS, res.OneTaskDBCPUMS, err = p.measureOneTask(ctx); err != nil {
+	p.logf("floor: one task at a time, 1 client, %d s", p.seconds)
+	one, err := f.measure(ctx, 1, 1, 1, p.seconds)
+	if err != nil {
 		return err
 	}
+	res.OneTaskMS, res.OneTaskDBCPUMS = one.latencyMS, perRun(one, 1)
 	if p.refSeconds > 0 {
-		if res.Reference, err = p.srv.pgbench(ctx, p.refSeconds, p.logf); err != nil {
+		if res.Reference, err = f.srv.pgbench(ctx, p.refSeconds, p.logf); err != nil {
 			return fmt.Errorf("reference run: %w", err)
 		}
 		for i := range res.Batches {
@@ -174,150 +172,92 @@ func runBenchFloor(cmd *cobra.Command, _ []string) error {
 	if p.format == "json" {
 		return printJSON(cmd.OutOrStdout(), res)
 	}
-	printFloor(cmd.OutOrStdout(), res, p)
+	printFloor(cmd.OutOrStdout(), res, f.srv.cpuUnknown)
 	return nil
 }
 
-// measureBatch runs 8 clients writing tasks batch at a time on a fresh database.
-func (p *floorPlan) measureBatch(ctx context.Context, batch int) (*FloorBatch, error) {
-	p.logf("floor: %d task(s) a batch, %d clients, %d s", batch, pgbenchClients, p.seconds)
-	out, cpu, err := p.run(ctx, batch, "-c", strconv.Itoa(pgbenchClients), "-j", strconv.Itoa(pgbenchThreads))
-	if err != nil {
-		return nil, err
+// perRun is PostgreSQL's CPU in ms per unit of a pgbench run of units per script run;
+// nil when unknown.
+func perRun(run *pgbenchRun, units int) *float64 {
+	if run.dbCPU == nil || run.runs == 0 {
+		return nil
 	}
-	tps, err := parsePgbenchTPS(out)
-	if err != nil {
-		return nil, err
-	}
-	fb := &FloorBatch{TasksPerBatch: batch, StepsPerSecond: tps * float64(batch*stepsPerTask)}
-	runs, err := parsePgbenchProcessed(out)
-	if err != nil {
-		return nil, err
-	}
-	if steps := float64(runs * batch * stepsPerTask); cpu != nil && steps > 0 {
-		ms := 1000 * cpu.Seconds() / steps
-		fb.DBCPUMSPerStep = &ms
-	}
-	return fb, nil
+	ms := 1000 * run.dbCPU.Seconds() / float64(run.runs*units)
+	return &ms
 }
 
-// measureOneTask runs one client writing one task at a time and returns its average time
-// and PostgreSQL's CPU per task (nil when unknown).
-func (p *floorPlan) measureOneTask(ctx context.Context) (float64, *float64, error) {
-	p.logf("floor: one task at a time, 1 client, %d s", p.seconds)
-	out, cpu, err := p.run(ctx, 1, "-c", "1", "-j", "1")
-	if err != nil {
-		return 0, nil, err
-	}
-	ms, err := parsePgbenchLatency(out)
-	if err != nil {
-		return 0, nil, err
-	}
-	tasks, err := parsePgbenchProcessed(out)
-	if err != nil || cpu == nil || tasks == 0 {
-		return ms, nil, err
-	}
-	perTask := 1000 * cpu.Seconds() / float64(tasks)
-	return ms, &perTask, nil
+// floorRunner runs the floor's measurements on a server, each on a fresh database.
+type floorRunner struct {
+	srv       *benchServer
+	pgbench   string
+	scriptDir string
 }
 
-// run writes the script for batch, runs pgbench with it on a fresh database, and returns
-// pgbench's output and PostgreSQL's CPU over the run (nil when unknown).
-func (p *floorPlan) run(ctx context.Context, batch int, clients ...string) (string, *time.Duration, error) {
-	name := fmt.Sprintf("tasker_sim_floor_%d", time.Now().UnixNano())
-	url, err := p.srv.cluster.CreateDatabase(ctx, name, "")
-	if err != nil {
-		return "", nil, err
-	}
-	defer func() { _ = p.srv.cluster.DropDatabase(context.WithoutCancel(ctx), name) }()
-	path, err := writeFloorScript(ctx, p.scriptDir, url, batch)
-	if err != nil {
-		return "", nil, err
-	}
-	m := &cpuMeter{postmaster: p.srv.postmaster}
-	before := m.read()
-	args := append(append([]string{"-n"}, clients...), "-T", strconv.Itoa(p.seconds), "-M", "prepared", "-f", path, url)
-	out, err := runPgbenchCmd(ctx, p.pgbench, args...)
-	if err != nil {
-		return "", nil, err
-	}
-	if d, ok := m.read().dbSince(before); ok {
-		return out, &d, nil
-	}
-	return out, nil, nil
-}
-
-// WriteFloorTasks writes times batches of batch floor tasks into url's database, one
-// client, after preparing it (PrepareFloor): what a measurement does, counted instead of
-// timed.
-func WriteFloorTasks(ctx context.Context, url string, batch, times int) error {
+func newFloorRunner(ctx context.Context, logf func(string, ...any)) (*floorRunner, error) {
 	bin, err := findPgbench()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "tasker-sim-floor-")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer func() { _ = os.RemoveAll(dir) }()
-	path, err := writeFloorScript(ctx, dir, url, batch)
+	srv, err := startBenchServer(ctx, logf)
 	if err != nil {
-		return err
+		_ = os.RemoveAll(dir)
+		return nil, err
 	}
-	_, err = runPgbenchCmd(ctx, bin, "-n", "-c", "1", "-j", "1", "-t", strconv.Itoa(times), "-M", "prepared", "-f", path, url)
-	return err
+	return &floorRunner{srv: srv, pgbench: bin, scriptDir: dir}, nil
+}
+
+func (f *floorRunner) close() {
+	f.srv.stop()
+	_ = os.RemoveAll(f.scriptDir)
+}
+
+// measure writes batch tasks a script run from clients for seconds, on a fresh database.
+func (f *floorRunner) measure(ctx context.Context, batch, clients, threads, seconds int) (*pgbenchRun, error) {
+	url, drop, err := f.srv.scratchDatabase(ctx, "tasker_sim_floor")
+	if err != nil {
+		return nil, err
+	}
+	defer drop()
+	path, err := writeFloorScript(ctx, f.scriptDir, url, batch)
+	if err != nil {
+		return nil, err
+	}
+	return f.srv.meteredPgbench(ctx, f.pgbench, "-n", "-c", strconv.Itoa(clients), "-j", strconv.Itoa(threads),
+		"-T", strconv.Itoa(seconds), "-M", "prepared", "-f", path, url)
 }
 
 // writeFloorScript prepares url's database and writes the script for batch into dir.
 func writeFloorScript(ctx context.Context, dir, url string, batch int) (string, error) {
-	script, err := prepareFloorDatabase(ctx, url, batch)
-	if err != nil {
-		return "", err
-	}
-	path := filepath.Join(dir, fmt.Sprintf("floor-%d.sql", batch))
-	return path, os.WriteFile(path, []byte(script), 0o600)
-}
-
-// prepareFloorDatabase migrates url, registers the templates and creates the queues as
-// the services do, adds the floor's helpers, and returns the script for batch.
-func prepareFloorDatabase(ctx context.Context, url string, batch int) (string, error) {
 	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
 		return "", err
 	}
 	defer pool.Close()
-	ids, err := PrepareFloor(ctx, pool)
+	ids, err := prepareFloor(ctx, pool)
 	if err != nil {
 		return "", err
 	}
-	return FloorScript(batch, ids), nil
+	path := filepath.Join(dir, fmt.Sprintf("floor-%d.sql", batch))
+	return path, os.WriteFile(path, []byte(floorScript(batch, ids)), 0o600)
 }
 
-// FloorIDs are the template rows the floor's tasks point at.
-type FloorIDs struct {
-	NamedTask  string
-	NamedSteps []string // in the template's order
+// floorIDs are the template rows the floor's tasks point at.
+type floorIDs struct {
+	namedTask  string
+	namedSteps []string // by name
 }
 
-// PrepareFloor makes db ready for the floor's script: the schema, the templates and the
-// queues the services would set up, and the floor's helpers. It returns the ids of the
+// prepareFloor makes db ready for the floor's script: the schema, the templates and the
+// queues, as the services set them up, and the floor's helpers. It returns the ids of the
 // template the script's tasks use.
-func PrepareFloor(ctx context.Context, db *pgxpool.Pool) (FloorIDs, error) {
-	var ids FloorIDs
-	if _, err := migrations.Migrate(ctx, db, &migrations.Config{}); err != nil {
+func prepareFloor(ctx context.Context, db *pgxpool.Pool) (floorIDs, error) {
+	var ids floorIDs
+	if err := setUpAsTheServices(ctx, db); err != nil {
 		return ids, err
-	}
-	templates, err := workflow.Embedded()
-	if err != nil {
-		return ids, err
-	}
-	if err := workflow.Register(ctx, db, templates); err != nil {
-		return ids, err
-	}
-	for _, q := range []string{workflow.WorkerQueue(floorNamespace), messaging.QueueStepResults} {
-		if err := messaging.EnsureQueue(ctx, db, q); err != nil {
-			return ids, err
-		}
 	}
 	// One helper: a task's or step's id from its batch number, its kind and its index,
 	// ordered by batch like the services' UUIDv7 ids. Inlined by the planner.
@@ -336,52 +276,54 @@ func PrepareFloor(ctx context.Context, db *pgxpool.Pool) (FloorIDs, error) {
 		END $$`); err != nil {
 		return ids, fmt.Errorf("floor helpers: %w", err)
 	}
-	err = db.QueryRow(ctx, `
+	err := db.QueryRow(ctx, `
 		SELECT nt.named_task_uuid::text, array_agg(ns.named_step_uuid::text ORDER BY ns.name)
 		  FROM tasker.named_tasks AS nt
 		  JOIN tasker.task_namespaces AS tn ON tn.task_namespace_uuid = nt.task_namespace_uuid
 		  JOIN tasker.named_tasks_named_steps AS x ON x.named_task_uuid = nt.named_task_uuid
 		  JOIN tasker.named_steps AS ns ON ns.named_step_uuid = x.named_step_uuid
 		 WHERE tn.name = $1 AND nt.name = $2 AND nt.version = $3
-		 GROUP BY nt.named_task_uuid`, floorNamespace, floorTask, floorVersion).Scan(&ids.NamedTask, &ids.NamedSteps)
+		 GROUP BY nt.named_task_uuid`, benchNamespace, benchTask, benchVersion).Scan(&ids.namedTask, &ids.namedSteps)
 	if err != nil {
-		return ids, fmt.Errorf("floor: template %s/%s %s: %w", floorNamespace, floorTask, floorVersion, err)
+		return ids, fmt.Errorf("floor: template %s/%s %s: %w", benchNamespace, benchTask, benchVersion, err)
 	}
-	if len(ids.NamedSteps) != stepsPerTask {
-		return ids, fmt.Errorf("floor: template %s has %d steps; the script writes %d", floorTask, len(ids.NamedSteps), stepsPerTask)
+	if len(ids.namedSteps) != stepsPerTask {
+		return ids, fmt.Errorf("floor: template %s has %d steps; the script writes %d", benchTask, len(ids.namedSteps), stepsPerTask)
 	}
 	return ids, nil
 }
 
-// pgbenchLatency matches pgbench's "latency average = 1.234 ms".
-var pgbenchLatency = regexp.MustCompile(`(?m)^latency average = ([0-9]+(?:\.[0-9]+)?) ms`)
-
-// pgbenchProcessed matches pgbench's count of script runs that completed.
-var pgbenchProcessed = regexp.MustCompile(`(?m)^number of transactions actually processed: ([0-9]+)`)
-
-// parsePgbenchProcessed reads how many times the script ran to its end.
-func parsePgbenchProcessed(out string) (int, error) {
-	m := pgbenchProcessed.FindStringSubmatch(out)
-	if m == nil {
-		return 0, fmt.Errorf("pgbench printed no \"number of transactions actually processed\" line:\n%s", out)
+// setUpAsTheServices migrates db, registers the embedded templates and creates the
+// queues, as a worker (its namespaces' queues) and an orchestrator (its own) do at start.
+func setUpAsTheServices(ctx context.Context, db *pgxpool.Pool) error {
+	if _, err := migrations.Migrate(ctx, db, &migrations.Config{}); err != nil {
+		return err
 	}
-	return strconv.Atoi(m[1])
+	templates, err := workflow.Embedded()
+	if err != nil {
+		return err
+	}
+	if err := workflow.Register(ctx, db, templates); err != nil {
+		return err
+	}
+	queues := slices.Clone(messaging.OrchestrationQueues)
+	for _, t := range templates {
+		queues = append(queues, t.QueueName())
+	}
+	slices.Sort(queues)
+	for _, q := range slices.Compact(queues) {
+		if err := messaging.EnsureQueue(ctx, db, q); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// parsePgbenchLatency reads the average latency of one script run from pgbench's output.
-func parsePgbenchLatency(out string) (float64, error) {
-	m := pgbenchLatency.FindStringSubmatch(out)
-	if m == nil {
-		return 0, fmt.Errorf("pgbench printed no \"latency average = N ms\" line:\n%s", out)
-	}
-	return strconv.ParseFloat(m[1], 64)
-}
-
-func printFloor(w io.Writer, r *FloorResult, p *floorPlan) {
+func printFloor(w io.Writer, r *FloorResult, cpuUnknown string) {
 	fmt.Fprintf(w, "machine: %d CPUs, %s/%s, PostgreSQL %s\n\n", r.Machine.CPUs, r.Machine.GOOS, r.Machine.GOARCH,
 		r.Machine.PostgresVersion)
 	fmt.Fprintf(w, "floor: the rows of %s tasks (%d steps each) written set-based by pgbench, no engine; %d clients, %d s each\n",
-		floorTask, stepsPerTask, pgbenchClients, p.seconds)
+		benchTask, stepsPerTask, pgbenchClients, r.Seconds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  TASKS/BATCH\tSTEPS/S\tSTEPS/S ÷ TPS\tDB CPU ms/step\t")
 	for _, b := range r.Batches {
@@ -405,18 +347,18 @@ func printFloor(w io.Writer, r *FloorResult, p *floorPlan) {
 		fmt.Fprintf(w, "reference: pgbench TPC-B-like, scale %d, %d clients, %d threads, %d s, prepared: %.1f TPS (throughput target: steps/s ÷ TPS >= %.1f)\n",
 			r.Reference.Scale, r.Reference.Clients, r.Reference.Threads, r.Reference.Seconds, r.Reference.TPS, throughputTarget)
 	}
-	if slices.ContainsFunc(r.Batches, func(b FloorBatch) bool { return b.DBCPUMSPerStep == nil }) {
-		fmt.Fprintf(w, "database CPU unknown: %s\n", p.srv.cpuUnknown)
+	if r.OneTaskDBCPUMS == nil || slices.ContainsFunc(r.Batches, func(b FloorBatch) bool { return b.DBCPUMSPerStep == nil }) {
+		fmt.Fprintf(w, "database CPU unknown: %s\n", cpuUnknown)
 	}
 }
 
-// FloorScript is the pgbench script that writes batch tasks' rows through their whole
+// floorScript is the pgbench script that writes batch tasks' rows through their whole
 // life, in the transactions the processes make: create and enqueue the first steps; then
 // per step a claim (the worker), a result (the worker) and the result's handling with the
 // next enqueue or the task's completion (the orchestrator). Every step statement carries
 // one step of each task in the batch.
-func FloorScript(batch int, ids FloorIDs) string {
-	s := &floorScript{batch: batch, ids: ids}
+func floorScript(batch int, ids floorIDs) string {
+	s := &floorWriter{batch: batch, ids: ids}
 	s.create()
 	for r := range stepsPerTask {
 		s.claim(r)
@@ -426,33 +368,33 @@ func FloorScript(batch int, ids FloorIDs) string {
 	return s.String()
 }
 
-type floorScript struct {
+type floorWriter struct {
 	strings.Builder
 	batch int
-	ids   FloorIDs
+	ids   floorIDs
 }
 
-func (s *floorScript) line(format string, args ...any) { fmt.Fprintf(s, format+"\n", args...) }
+func (s *floorWriter) line(format string, args ...any) { fmt.Fprintf(s, format+"\n", args...) }
 
 // tasks and steps are the batch's task ids and the ids of its tasks' step r.
-func (s *floorScript) tasks() string {
+func (s *floorWriter) tasks() string {
 	return fmt.Sprintf("ARRAY(SELECT %s.id(:b, 1, i) FROM generate_series(0, %d) AS i)", floorSchema, s.batch-1)
 }
 
-func (s *floorScript) steps(r int) string {
+func (s *floorWriter) steps(r int) string {
 	return fmt.Sprintf("ARRAY(SELECT %s.id(:b, 2, i * %d + %d) FROM generate_series(0, %d) AS i)",
 		floorSchema, stepsPerTask, r, s.batch-1)
 }
 
-func (s *floorScript) create() {
+func (s *floorWriter) create() {
 	all := fmt.Sprintf("generate_series(0, %d) AS i, generate_series(0, %d) AS s", s.batch-1, stepsPerTask-1)
 	step := floorSchema + ".id(:b, 2, i * " + strconv.Itoa(stepsPerTask) + " + s)"
 	s.line("BEGIN;")
 	s.line(`SELECT nextval('%s.batch') AS b \gset`, floorSchema)
 	s.line(`INSERT INTO tasker.tasks (task_uuid, named_task_uuid, identity_hash, correlation_id, context, initiator, source_system, reason)`+
-		` SELECT t, '%s', t::text, t, '{"even_number": 8}', 'floor', 'floor', 'floor' FROM unnest(%s) AS t;`, s.ids.NamedTask, s.tasks())
+		` SELECT t, '%s', t::text, t, '{"even_number": 8}', 'floor', 'floor', 'floor' FROM unnest(%s) AS t;`, s.ids.namedTask, s.tasks())
 	s.line(`INSERT INTO tasker.workflow_steps (workflow_step_uuid, task_uuid, named_step_uuid)`+
-		` SELECT %s, %s.id(:b, 1, i), ('{%s}'::uuid[])[s + 1] FROM %s;`, step, floorSchema, strings.Join(s.ids.NamedSteps, ","), all)
+		` SELECT %s, %s.id(:b, 1, i), ('{%s}'::uuid[])[s + 1] FROM %s;`, step, floorSchema, strings.Join(s.ids.namedSteps, ","), all)
 	s.line(`INSERT INTO tasker.workflow_step_edges (from_step_uuid, to_step_uuid)`+
 		` SELECT %s, %s.id(:b, 2, i * %d + s + 1) FROM %s WHERE s < %d;`, step, floorSchema, stepsPerTask, all, stepsPerTask-1)
 	s.line(`INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, from_state, to_state, sort_key, most_recent)`+
@@ -464,8 +406,8 @@ func (s *floorScript) create() {
 	s.line("COMMIT;")
 }
 
-func (s *floorScript) claim(r int) {
-	q := workflow.WorkerQueue(floorNamespace)
+func (s *floorWriter) claim(r int) {
+	q := workflow.WorkerQueue(benchNamespace)
 	s.line("BEGIN;")
 	s.take(q)
 	s.lock("tasker.workflow_steps", "workflow_step_uuid", s.steps(r))
@@ -481,7 +423,7 @@ const floorResult = `{"success": true, "result": 4096, "metadata": {"handler": "
 	`"padding": "` + "................................................................................" +
 	"................................................................................" + `"}`
 
-func (s *floorScript) submit(r int) {
+func (s *floorWriter) submit(r int) {
 	s.line("BEGIN;")
 	s.line(`UPDATE tasker.workflow_steps AS ws SET results = '%s', in_process = false, claimed_by = NULL, claim_expires_at = NULL,`+
 		` updated_at = now() WHERE ws.workflow_step_uuid = ANY (%s);`, floorResult, s.steps(r))
@@ -490,7 +432,7 @@ func (s *floorScript) submit(r int) {
 	s.line("COMMIT;")
 }
 
-func (s *floorScript) handle(r int) {
+func (s *floorWriter) handle(r int) {
 	s.line("BEGIN;")
 	s.take(messaging.QueueStepResults)
 	s.lock("tasker.tasks", "task_uuid", s.tasks())
@@ -517,14 +459,14 @@ func (s *floorScript) handle(r int) {
 }
 
 // enqueue moves step r of each task from pending to enqueued and sends its message.
-func (s *floorScript) enqueue(r int) {
+func (s *floorWriter) enqueue(r int) {
 	s.flip(r, "pending", "enqueued", `{"processor_uuid": "`+floorProcessor+`"}`)
-	s.send(workflow.WorkerQueue(floorNamespace), r, "{}")
+	s.send(workflow.WorkerQueue(benchNamespace), r, "{}")
 }
 
 // flip is the compare-and-set of step r of each task: the current transition stops being
 // the most recent and the next one is inserted.
-func (s *floorScript) flip(r int, from, to, meta string) {
+func (s *floorWriter) flip(r int, from, to, meta string) {
 	s.line(`WITH prev AS (UPDATE tasker.workflow_step_transitions AS t SET most_recent = false`+
 		` WHERE t.workflow_step_uuid = ANY (%s) AND t.most_recent AND t.to_state = '%s' RETURNING t.workflow_step_uuid, t.sort_key)`+
 		` INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, from_state, to_state, metadata, sort_key, most_recent)`+
@@ -533,7 +475,7 @@ func (s *floorScript) flip(r int, from, to, meta string) {
 
 // send puts a message per step r of each task on queue, with its two notifications (its
 // namespace's channel and the global one), and keeps the message ids in :m for take.
-func (s *floorScript) send(queue string, r int, extra string) {
+func (s *floorWriter) send(queue string, r int, extra string) {
 	s.line(`WITH sent AS (INSERT INTO pgmq.q_%s (vt, message) SELECT clock_timestamp(),`+
 		` jsonb_build_object('step_uuid', x, 'task_uuid', x, 'correlation_id', x) || '%s'::jsonb FROM unnest(%s) AS x RETURNING msg_id)`+
 		` SELECT array_agg(msg_id)::text AS m, count(pg_notify('%s%s', msg_id::text)) + count(pg_notify('%s', msg_id::text)) AS n FROM sent \gset`,
@@ -542,13 +484,13 @@ func (s *floorScript) send(queue string, r int, extra string) {
 
 // take archives the messages the last send put on queue: deleted, and copied to the
 // archive.
-func (s *floorScript) take(queue string) {
+func (s *floorWriter) take(queue string) {
 	s.line(`WITH taken AS (DELETE FROM pgmq.q_%[1]s WHERE msg_id = ANY (:m::bigint[]) RETURNING msg_id, read_ct, enqueued_at, vt, message, headers)`+
 		` INSERT INTO pgmq.a_%[1]s (msg_id, read_ct, enqueued_at, vt, message, headers)`+
 		` SELECT msg_id, read_ct + 1, enqueued_at, vt, message, headers FROM taken;`, queue)
 }
 
 // lock takes the row locks the processes take before a compare-and-set.
-func (s *floorScript) lock(table, key, ids string) {
+func (s *floorWriter) lock(table, key, ids string) {
 	s.line(`SELECT count(*) FROM (SELECT x.%[2]s FROM %[1]s AS x WHERE x.%[2]s = ANY (%[3]s) ORDER BY 1 FOR UPDATE) AS l;`, table, key, ids)
 }

@@ -6,6 +6,8 @@ import (
 	"io"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/tasker-sim/tasker-sim/pkg/lifecycle"
 )
 
 // HopLatency is the median time of one hop of a task's way from create to complete, over
@@ -76,9 +78,7 @@ SELECT h.n,
 // LatencyHops breaks the latency of the given tasks into the hops between their audit
 // rows: where a single task's time goes. Steps that never reached a state leave that hop
 // out; a hop no task made has median 0 and PerTask 0.
-func LatencyHops(ctx context.Context, db interface {
-	Query(context.Context, string, ...any) (pgx.Rows, error)
-}, tasks []string) ([]HopLatency, error) {
+func LatencyHops(ctx context.Context, db lifecycle.DB, tasks []string) ([]HopLatency, error) {
 	rows, err := db.Query(ctx, hopsSQL, tasks)
 	if err != nil {
 		return nil, fmt.Errorf("latency hops: %w", err)

@@ -36,8 +36,21 @@ import (
 	"github.com/tasker-sim/tasker-sim/pkg/pgprovision"
 )
 
-// stepsPerTask is how many steps a mathematical_sequence task has.
-const stepsPerTask = 4
+// The benchmarks' task: mathematical_sequence of the rust_e2e_linear namespace, four steps
+// in a line.
+const (
+	benchNamespace = "rust_e2e_linear"
+	benchTask      = "mathematical_sequence"
+	benchVersion   = "1.0.0"
+	stepsPerTask   = 4
+)
+
+// benchTaskRequest is a request for one benchmark task with a context of its own.
+func benchTaskRequest(even int, reason string) *api.TaskRequest {
+	body, _ := json.Marshal(map[string]any{"even_number": even, "_run_id": uuid.NewString()})
+	return &api.TaskRequest{Name: benchTask, Namespace: benchNamespace, Version: benchVersion,
+		Context: body, Initiator: "taskerctl", SourceSystem: "bench", Reason: reason}
+}
 
 // Throughput goals, printed beside the figures.
 const (
@@ -115,19 +128,17 @@ type ThroughputRound struct {
 	StepsPerTPS float64 `json:"steps_per_second_over_tps,omitempty"`
 }
 
-// score is what ranks rounds: the ratio to the reference, or steps/s without one.
-func (r *ThroughputRound) score() float64 {
-	if r.Reference != nil {
-		return r.StepsPerTPS
-	}
-	return r.Run.StepsPerSecond
-}
-
-// MedianRound returns the index of the median round by ratio to the reference (by steps/s
-// when there is none); of an even count, the lower of the middle two, so that the median
-// is always a round that ran. -1 for none.
+// MedianRound returns the index of the median round by ratio to the reference when every
+// round has one (by steps/s otherwise); of an even count, the lower of the middle two, so
+// that the median is always a round that ran. -1 for none.
 func MedianRound(rounds []ThroughputRound) int {
-	return medianIndex(len(rounds), func(i int) float64 { return rounds[i].score() })
+	byRatio := !slices.ContainsFunc(rounds, func(r ThroughputRound) bool { return r.Reference == nil })
+	return medianIndex(len(rounds), func(i int) float64 {
+		if byRatio {
+			return rounds[i].StepsPerTPS
+		}
+		return rounds[i].Run.StepsPerSecond
+	})
 }
 
 // medianIndex is the index, among n items, of the one with the median key; of an even
@@ -153,11 +164,10 @@ func medianScaleOut(rounds []ThroughputRound) float64 {
 			ratios = append(ratios, r.ScaleOutRatio)
 		}
 	}
-	if len(ratios) == 0 {
-		return 0
+	if i := medianIndex(len(ratios), func(i int) float64 { return ratios[i] }); i >= 0 {
+		return ratios[i]
 	}
-	slices.Sort(ratios)
-	return ratios[(len(ratios)-1)/2]
+	return 0
 }
 
 // ThroughputGoals are the goals the figures are judged against.
@@ -465,9 +475,7 @@ func runBurst(ctx context.Context, clients []*client.Client, tasks, conc int, do
 // createBenchTask creates one mathematical_sequence task with a unique context, retrying a
 // refusal (503 while a breaker is open, a dropped connection) a few times.
 func createBenchTask(ctx context.Context, c *client.Client) (string, error) {
-	body, _ := json.Marshal(map[string]any{"even_number": 6, "_run_id": uuid.NewString()})
-	req := &api.TaskRequest{Name: "mathematical_sequence", Namespace: "rust_e2e_linear", Version: "1.0.0",
-		Context: body, Initiator: "taskerctl", SourceSystem: "bench", Reason: "throughput benchmark"}
+	req := benchTaskRequest(6, "throughput benchmark")
 	var err error
 	for attempt := range 5 {
 		var t *api.TaskResponse
@@ -920,7 +928,6 @@ func (m *cpuMeter) read() cpuReading {
 	return r
 }
 
-// since is each process's CPU between before and r.
 // dbSince is PostgreSQL's CPU since before, when both readings know it.
 func (r cpuReading) dbSince(before cpuReading) (time.Duration, bool) {
 	if !r.dbKnown || !before.dbKnown {
@@ -929,6 +936,7 @@ func (r cpuReading) dbSince(before cpuReading) (time.Duration, bool) {
 	return r.db - before.db, true
 }
 
+// since is each process's CPU between before and r.
 func (r cpuReading) since(before cpuReading, m *cpuMeter) []ProcessCPU {
 	out := make([]ProcessCPU, len(m.procs))
 	for i, p := range m.procs {
@@ -948,36 +956,72 @@ const (
 func (b *benchServer) pgbench(ctx context.Context, seconds int, logf func(string, ...any)) (*PgbenchResult, error) {
 	bin, err := findPgbench()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w; or pass --reference-seconds 0 to skip the reference", err)
 	}
-	name := fmt.Sprintf("tasker_sim_pgbench_%d", time.Now().UnixNano())
-	url, err := b.cluster.CreateDatabase(ctx, name, "")
+	url, drop, err := b.scratchDatabase(ctx, "tasker_sim_pgbench")
 	if err != nil {
 		return nil, err
 	}
-	defer func() { _ = b.cluster.DropDatabase(context.WithoutCancel(ctx), name) }()
+	defer drop()
 	logf("pgbench -i -s %d (%s)", pgbenchScale, bin)
 	if _, err := runPgbenchCmd(ctx, bin, "-i", "-s", strconv.Itoa(pgbenchScale), "-q", url); err != nil {
 		return nil, err
 	}
 	logf("pgbench -c %d -j %d -T %d -M prepared", pgbenchClients, pgbenchThreads, seconds)
+	run, err := b.meteredPgbench(ctx, bin, "-c", strconv.Itoa(pgbenchClients), "-j", strconv.Itoa(pgbenchThreads),
+		"-T", strconv.Itoa(seconds), "-M", "prepared", url)
+	if err != nil {
+		return nil, err
+	}
+	res := &PgbenchResult{Scale: pgbenchScale, Clients: pgbenchClients, Threads: pgbenchThreads, Seconds: seconds, TPS: run.tps}
+	if run.dbCPU != nil && run.runs > 0 {
+		perTx := 1000 * run.dbCPU.Seconds() / float64(run.runs)
+		res.DBCPUMSPerTransaction = &perTx
+	}
+	return res, nil
+}
+
+// scratchDatabase creates a database named after prefix on the server; drop drops it.
+func (b *benchServer) scratchDatabase(ctx context.Context, prefix string) (url string, drop func(), err error) {
+	name := fmt.Sprintf("%s_%d", prefix, time.Now().UnixNano())
+	if url, err = b.cluster.CreateDatabase(ctx, name, ""); err != nil {
+		return "", nil, err
+	}
+	return url, func() { _ = b.cluster.DropDatabase(context.WithoutCancel(ctx), name) }, nil
+}
+
+// pgbenchRun is what one pgbench run reports.
+type pgbenchRun struct {
+	tps       float64
+	runs      int     // script runs (transactions) that completed
+	latencyMS float64 // average per script run
+	dbCPU     *time.Duration
+}
+
+// meteredPgbench runs pgbench with args and reads its figures and, when known,
+// PostgreSQL's CPU over the run.
+func (b *benchServer) meteredPgbench(ctx context.Context, bin string, args ...string) (*pgbenchRun, error) {
 	m := &cpuMeter{postmaster: b.postmaster}
 	before := m.read()
-	out, err := runPgbenchCmd(ctx, bin, "-c", strconv.Itoa(pgbenchClients), "-j", strconv.Itoa(pgbenchThreads),
-		"-T", strconv.Itoa(seconds), "-M", "prepared", url)
+	out, err := runPgbenchCmd(ctx, bin, args...)
 	after := m.read()
 	if err != nil {
 		return nil, err
 	}
-	res := &PgbenchResult{Scale: pgbenchScale, Clients: pgbenchClients, Threads: pgbenchThreads, Seconds: seconds}
-	if res.TPS, err = parsePgbenchTPS(out); err != nil {
+	run := &pgbenchRun{}
+	if run.tps, err = parsePgbenchTPS(out); err != nil {
 		return nil, err
 	}
-	if d, ok := after.dbSince(before); ok && res.TPS > 0 {
-		perTx := 1000 * d.Seconds() / (res.TPS * float64(seconds))
-		res.DBCPUMSPerTransaction = &perTx
+	if run.runs, err = parsePgbenchProcessed(out); err != nil {
+		return nil, err
 	}
-	return res, nil
+	if run.latencyMS, err = parsePgbenchLatency(out); err != nil {
+		return nil, err
+	}
+	if d, ok := after.dbSince(before); ok {
+		run.dbCPU = &d
+	}
+	return run, nil
 }
 
 // findPgbench looks on PATH, then in the highest-versioned /usr/lib/postgresql/*/bin.
@@ -993,8 +1037,7 @@ func findPgbench() (string, error) {
 		}
 	}
 	return "", errors.New("pgbench not found on PATH or in /usr/lib/postgresql/*/bin: install it " +
-		"(apt-get install postgresql-client; on Debian and Ubuntu pgbench comes with the server, apt-get install postgresql), " +
-		"or pass --reference-seconds 0 to skip the reference")
+		"(apt-get install postgresql-client; on Debian and Ubuntu pgbench comes with the server, apt-get install postgresql)")
 }
 
 // cmpVersionDirs orders /usr/lib/postgresql/<version>/bin directories by version,
@@ -1036,11 +1079,34 @@ func runPgbenchCmd(ctx context.Context, bin string, args ...string) (string, err
 // time)" since PostgreSQL 14, "(excluding connections establishing)" before.
 var pgbenchTPS = regexp.MustCompile(`(?m)^tps = ([0-9]+(?:\.[0-9]+)?) \((?:without initial connection time|excluding connections establishing)\)`)
 
+// pgbenchProcessed matches pgbench's count of script runs that completed.
+var pgbenchProcessed = regexp.MustCompile(`(?m)^number of transactions actually processed: ([0-9]+)`)
+
+// pgbenchLatency matches pgbench's "latency average = 1.234 ms".
+var pgbenchLatency = regexp.MustCompile(`(?m)^latency average = ([0-9]+(?:\.[0-9]+)?) ms`)
+
 // parsePgbenchTPS reads the transactions per second from pgbench's output.
 func parsePgbenchTPS(out string) (float64, error) {
-	m := pgbenchTPS.FindStringSubmatch(out)
+	return pgbenchFigure(out, pgbenchTPS, "tps = N (without initial connection time)")
+}
+
+// parsePgbenchProcessed reads how many times the script ran to its end.
+func parsePgbenchProcessed(out string) (int, error) {
+	n, err := pgbenchFigure(out, pgbenchProcessed, "number of transactions actually processed: N")
+	return int(n), err
+}
+
+// parsePgbenchLatency reads the average latency of one script run, in ms.
+func parsePgbenchLatency(out string) (float64, error) {
+	return pgbenchFigure(out, pgbenchLatency, "latency average = N ms")
+}
+
+// pgbenchFigure reads the number re captures from pgbench's output; line names the line
+// in the error when there is none.
+func pgbenchFigure(out string, re *regexp.Regexp, line string) (float64, error) {
+	m := re.FindStringSubmatch(out)
 	if m == nil {
-		return 0, fmt.Errorf("pgbench printed no \"tps = N (without initial connection time)\" line:\n%s", out)
+		return 0, fmt.Errorf("pgbench printed no %q line:\n%s", line, out)
 	}
 	return strconv.ParseFloat(m[1], 64)
 }
